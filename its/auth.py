@@ -1,0 +1,324 @@
+"""Authentication and audiences: app keys, dispatcher sessions, rate limits.
+
+Each route declares its audience with one dependency: :func:`public`, :func:`app_key`,
+:func:`dispatcher` or :func:`admin` (each carries an ``audience`` attribute so a test can
+walk the route table and prove nothing is left open).
+
+- App keys look like ``its_<key_id>_<secret>``; only a SHA-256 of the key is stored (keys are
+  random 256-bit secrets, so a slow hash adds nothing). Revocation is seen by every process
+  within ``KEY_CACHE_S`` seconds and at once by the process that revoked it.
+- Dispatcher passwords are hashed with Argon2id (argon2-cffi); sessions are server-side
+  rows whose token travels in an HttpOnly, SameSite=Strict cookie (Secure behind TLS) or
+  an ``Authorization: Bearer`` header; state-changing control routes need the session's
+  CSRF token in ``X-CSRF-Token``.
+- Rate limits are token buckets per client IP (public) or per key (its quota); a refusal is
+  429 with ``Retry-After``. Failed logins are throttled per user and per IP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+
+from its.db import Database
+from its.errors import ApiError
+from its.settings import Settings
+
+__all__ = [
+    "AUDIENCES",
+    "SESSION_COOKIE",
+    "Authenticator",
+    "Principal",
+    "RateLimiter",
+    "admin",
+    "app_key",
+    "create_api_key",
+    "create_user",
+    "dispatcher",
+    "hash_password",
+    "list_api_keys",
+    "public",
+    "revoke_api_key",
+    "verify_password",
+]
+
+SESSION_COOKIE = "its_session"
+KEY_CACHE_S = 1.0
+AUDIENCES = ("public", "app", "dispatcher", "admin")
+ROLES = ("dispatcher", "admin")
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- admin ops
+
+def create_user(db: Database, username: str, password: str, role: str = "dispatcher") -> None:
+    """Create or replace a dispatcher/admin user."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError("username: 1-64 letters, digits, '-', '_' or '.'")
+    if len(password) < 8:
+        raise ValueError("password: at least 8 characters")
+    db.execute(
+        "INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s)"
+        " ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, role = EXCLUDED.role",
+        (username, hash_password(password), role),
+    )
+
+
+def create_api_key(db: Database, name: str, quota_per_min: int) -> str:
+    """Create an app key; return the full key (shown once, only its hash is kept)."""
+    key_id = secrets.token_hex(4)
+    key = f"its_{key_id}_{secrets.token_urlsafe(32)}"
+    db.execute(
+        "INSERT INTO api_keys (key_id, name, key_hash, quota_per_min) VALUES (%s, %s, %s, %s)",
+        (key_id, name, _sha(key), quota_per_min),
+    )
+    return key
+
+
+def list_api_keys(db: Database) -> list[dict[str, Any]]:
+    rows = db.fetchall("SELECT key_id, name, quota_per_min, created_at, revoked_at FROM api_keys ORDER BY created_at")
+    return [dict(zip(("key_id", "name", "quota_per_min", "created_at", "revoked_at"), r, strict=True)) for r in rows]
+
+
+def revoke_api_key(db: Database, key_id: str) -> bool:
+    return db.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL", (key_id,)) > 0
+
+
+# --------------------------------------------------------------------------- rate limits
+
+class RateLimiter:
+    """Token buckets keyed by client; ``rate_per_min`` tokens refill per minute, burst = rate/6."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str, rate_per_min: int, burst: float | None = None) -> float:
+        """Take one token; return 0 when allowed, else the seconds until one is available."""
+        now = time.monotonic()
+        rate = rate_per_min / 60.0
+        burst = burst if burst is not None else max(1.0, rate_per_min / 6.0)
+        with self._lock:
+            tokens, last = self._buckets.get(key, (burst, now))
+            tokens = min(burst, tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > 200_000:
+                self._buckets.clear()
+            return (1.0 - tokens) / rate
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an anonymous client, an app key or a dispatcher/admin user."""
+
+    kind: str  # "anonymous" | "app" | "user"
+    name: str
+    role: str | None = None
+    quota_per_min: int | None = None
+    csrf_token: str | None = None
+    session_hash: str | None = None
+
+
+class Authenticator:
+    """Per-process auth state: key and session caches and rate limiters."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.limiter = RateLimiter()
+        self.login_limiter = RateLimiter()
+        self._keys: dict[str, tuple[float, Principal | None]] = {}
+        self._sessions: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    # keys
+    def principal_for_key(self, key: str) -> Principal | None:
+        digest = _sha(key)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._keys.get(digest)
+        if hit and now - hit[0] < KEY_CACHE_S:
+            return hit[1]
+        rows = self.db.fetchall(
+            "SELECT key_id, quota_per_min FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (digest,)
+        )
+        principal = Principal("app", rows[0][0], quota_per_min=int(rows[0][1])) if rows else None
+        with self._lock:
+            if len(self._keys) > 50_000:
+                self._keys.clear()
+            self._keys[digest] = (now, principal)
+        return principal
+
+    def forget_keys(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+    # sessions
+    def login(self, username: str, password: str, client: str) -> tuple[str, Principal]:
+        for key in (f"user:{username}", f"ip:{client}"):
+            wait = self.login_limiter.check(key, self.settings.login_attempts_per_min,
+                                            burst=float(self.settings.login_attempts_per_min))
+            if wait:
+                raise ApiError(429, "rate_limited", "too many login attempts", {"Retry-After": str(int(wait) + 1)})
+        rows = self.db.fetchall("SELECT password_hash, role FROM users WHERE username = %s AND NOT disabled", (username,))
+        if not rows or not verify_password(rows[0][0], password):
+            raise ApiError(401, "unauthorized", "wrong username or password")
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(24)
+        expires = datetime.now(UTC) + timedelta(seconds=self.settings.session_ttl_s)
+        self.db.execute(
+            "INSERT INTO sessions (token_hash, username, role, csrf_token, expires_at) VALUES (%s, %s, %s, %s, %s)",
+            (_sha(token), username, rows[0][1], csrf, expires),
+        )
+        return token, Principal("user", username, role=rows[0][1], csrf_token=csrf, session_hash=_sha(token))
+
+    def principal_for_session(self, token: str) -> Principal | None:
+        digest = _sha(token)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._sessions.get(digest)
+        if hit and now - hit[0] < KEY_CACHE_S:
+            return hit[1]
+        rows = self.db.fetchall(
+            "SELECT s.username, u.role, s.csrf_token FROM sessions s JOIN users u USING (username)"
+            " WHERE s.token_hash = %s AND s.expires_at > now() AND NOT u.disabled",
+            (digest,),
+        )
+        principal = Principal("user", rows[0][0], role=rows[0][1], csrf_token=rows[0][2], session_hash=digest) if rows else None
+        with self._lock:
+            if len(self._sessions) > 50_000:
+                self._sessions.clear()
+            self._sessions[digest] = (now, principal)
+        return principal
+
+    def logout(self, principal: Principal) -> None:
+        if principal.session_hash:
+            self.db.execute("DELETE FROM sessions WHERE token_hash = %s", (principal.session_hash,))
+            with self._lock:
+                self._sessions.pop(principal.session_hash, None)
+
+
+# --------------------------------------------------------------------------- dependencies
+
+def _auth(request: Request) -> Authenticator:
+    auth = getattr(request.app.state, "auth", None)
+    if auth is None:
+        raise ApiError(503, "unavailable", "authentication not ready")
+    return auth  # type: ignore[no-any-return]
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _limit(auth: Authenticator, key: str, rate: int) -> None:
+    wait = auth.limiter.check(key, rate)
+    if wait:
+        raise ApiError(429, "rate_limited", "rate limit exceeded", {"Retry-After": str(int(wait) + 1)})
+
+
+def _key_principal(request: Request, auth: Authenticator) -> Principal | None:
+    key = request.headers.get("x-api-key")
+    if key is None:
+        return None
+    if len(key) > 200:
+        raise ApiError(401, "unauthorized", "invalid API key")
+    principal = auth.principal_for_key(key)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "invalid or revoked API key")
+    return principal
+
+
+def _session_principal(request: Request, auth: Authenticator) -> Principal | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    if not token or len(token) > 200:
+        return None
+    return auth.principal_for_session(token)
+
+
+def public(request: Request) -> Principal:
+    """Anyone; rate-limited per client IP, or per app key (its quota) when one is sent."""
+    auth = _auth(request)
+    principal = _key_principal(request, auth)
+    if principal is not None:
+        _limit(auth, f"key:{principal.name}", principal.quota_per_min or auth.settings.app_key_quota_per_min)
+        return principal
+    _limit(auth, f"ip:{_client_ip(request)}", auth.settings.public_rate_per_min)
+    return Principal("anonymous", _client_ip(request))
+
+
+def app_key(request: Request) -> Principal:
+    """Apps with a valid ``X-API-Key``; rate-limited by the key's quota."""
+    auth = _auth(request)
+    principal = _key_principal(request, auth)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "X-API-Key header required")
+    _limit(auth, f"key:{principal.name}", principal.quota_per_min or auth.settings.app_key_quota_per_min)
+    return principal
+
+
+def _user(request: Request, roles: tuple[str, ...]) -> Principal:
+    auth = _auth(request)
+    principal = _session_principal(request, auth)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "login required")
+    if principal.role not in roles:
+        raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.headers.get("x-csrf-token", "")
+        if not principal.csrf_token or not secrets.compare_digest(sent, principal.csrf_token):
+            raise ApiError(403, "forbidden", "missing or wrong X-CSRF-Token")
+    return principal
+
+
+def dispatcher(request: Request) -> Principal:
+    """Logged-in dispatchers and admins (CSRF token required on state changes)."""
+    return _user(request, ("dispatcher", "admin"))
+
+
+def admin(request: Request) -> Principal:
+    """Logged-in admins only."""
+    return _user(request, ("admin",))
+
+
+for _fn, _aud in ((public, "public"), (app_key, "app"), (dispatcher, "dispatcher"), (admin, "admin")):
+    _fn.audience = _aud  # type: ignore[attr-defined]
+
+PublicUser = Annotated[Principal, Depends(public)]
+DispatcherUser = Annotated[Principal, Depends(dispatcher)]
+AdminUser = Annotated[Principal, Depends(admin)]
+AppUser = Annotated[Principal, Depends(app_key)]
+Audience = Callable[[Request], Principal]

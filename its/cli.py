@@ -1,0 +1,253 @@
+"""The ``its`` command line: thin wrappers over library functions."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+
+from its.composition import domain_commands
+from its.settings import Settings, SettingsError, get_settings
+
+app = typer.Typer(help="ITS data platform: arrivals, parking, camera counts, congestion.", no_args_is_help=True)
+
+GROUPS: dict[str, typer.Typer] = {}
+GROUP_HELP = {
+    "db": "Database schema.",
+    "gtfs": "GTFS static feeds.",
+    "maps": "Road networks.",
+    "parking": "Parking sites.",
+    "video": "Camera workers.",
+    "simulate": "Simulators publishing realistic telemetry.",
+    "eval": "Score the platform on real data (fixed methodology).",
+    "bench": "Benchmarks against a bare baseline in the same run.",
+    "users": "Dispatcher accounts.",
+    "keys": "App API keys.",
+    "devices": "MQTT device credentials.",
+}
+
+
+def group(name: str) -> typer.Typer:
+    if name not in GROUPS:
+        GROUPS[name] = typer.Typer(help=GROUP_HELP.get(name, name), no_args_is_help=True)
+        app.add_typer(GROUPS[name], name=name)
+    return GROUPS[name]
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def open_database(settings: Settings):  # type: ignore[no-untyped-def]
+    """Start what the settings leave unset, migrate, and return (runtime, db)."""
+    from its.db import Database, migrate
+    from its.runtime import start_runtime
+
+    rt = start_runtime(settings)
+    assert rt.settings.database_url
+    db = Database(rt.settings.database_url)
+    migrate(db)
+    return rt, db
+
+
+for name in ("db", "gtfs", "maps", "parking", "video", "simulate", "eval", "bench", "users", "keys", "devices"):
+    group(name)
+
+
+@group("db").command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (idempotent, safe to run concurrently)."""
+    from its.db import Database, migrate, timeseries_backend
+    from its.runtime import start_runtime
+
+    settings = settings_or_exit()
+    rt = start_runtime(settings.model_copy(update={"mqtt_url": settings.mqtt_url or "mqtt://unused:1"}))
+    assert rt.settings.database_url
+    db = Database(rt.settings.database_url)
+    applied = migrate(db)
+    typer.echo(f"applied {len(applied)} migrations ({', '.join(applied) or 'none pending'}); "
+               f"time-series backend: {timeseries_backend(db)}")
+    db.close()
+    rt.stop()
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default ITS_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default ITS_API_PORT).")] = None,
+) -> None:
+    """Run the HTTP API with every domain service and the control centre."""
+    import uvicorn
+
+    from its.app import build_context, create_app
+    from its.composition import domain_services
+
+    settings = settings_or_exit()
+    _logging(settings.log_level)
+    rt, db = open_database(settings)
+    db.close()
+    ctx = build_context(rt.settings, rt.broker_kind)
+    application = create_app(rt.settings, domain_services(), context=ctx, extra_routers=_extra_routers())
+    try:
+        uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port,
+                    log_level="warning", access_log=False)
+    finally:
+        rt.stop()
+
+
+def _extra_routers() -> list[object]:
+    from its.control import control_routers
+
+    return list(control_routers())
+
+
+@app.command("collect")
+def collect(
+    client_id: Annotated[str | None, typer.Option(help="Persistent MQTT session id.")] = None,
+) -> None:
+    """Run a collector: MQTT telemetry into the database, ack after commit."""
+    from its.collector import Collector
+    from its.composition import domain_routes
+
+    settings = settings_or_exit()
+    _logging(settings.log_level)
+    rt, db = open_database(settings)
+    collector = Collector(rt.settings, db, domain_routes(), client_id=client_id)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    collector.start()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.stop()
+        db.close()
+        rt.stop()
+
+
+@group("users").command("create")
+def users_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="dispatcher or admin")] = "dispatcher",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
+) -> None:
+    """Create or update a control-centre user."""
+    from its.auth import create_user
+
+    rt, db = open_database(settings_or_exit())
+    try:
+        create_user(db, username, password, role)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.close()
+        rt.stop()
+    typer.echo(f"user {username} ({role}) saved")
+
+
+@group("keys").command("create")
+def keys_create(
+    name: str,
+    quota: Annotated[int | None, typer.Option(help="Requests per minute (default ITS_APP_KEY_QUOTA_PER_MIN).")] = None,
+) -> None:
+    """Create an app API key; prints it once."""
+    from its.auth import create_api_key
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings)
+    key = create_api_key(db, name, quota or settings.app_key_quota_per_min)
+    db.close()
+    rt.stop()
+    typer.echo(key)
+
+
+@group("keys").command("list")
+def keys_list() -> None:
+    """List app keys (ids, names, quotas, revocation)."""
+    from its.auth import list_api_keys
+
+    rt, db = open_database(settings_or_exit())
+    for k in list_api_keys(db):
+        state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+        typer.echo(f"{k['key_id']}\t{k['name']}\t{k['quota_per_min']}/min\t{state}")
+    db.close()
+    rt.stop()
+
+
+@group("keys").command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an app key (effective within a second everywhere)."""
+    from its.auth import revoke_api_key
+
+    rt, db = open_database(settings_or_exit())
+    ok = revoke_api_key(db, key_id)
+    db.close()
+    rt.stop()
+    if not ok:
+        typer.echo(f"no active key {key_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command("config")
+def config(markdown: Annotated[bool, typer.Option(help="Print the README configuration table.")] = False) -> None:
+    """Show every ITS_* setting with its default."""
+    from its.config_doc import settings_table
+
+    typer.echo(settings_table() if markdown else settings_table(markdown=False))
+
+
+@group("bench").command("ingest")
+def bench_ingest(
+    messages: Annotated[int, typer.Option(help="Messages to publish.")] = 100_000,
+    broker: Annotated[str | None, typer.Option(help="Broker URL (default: an embedded Mosquitto started here).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+) -> None:
+    """Collector drain rate against a bare paho client on the same backlog."""
+    from its.bench.ingest import run_ingest_bench
+    from its.console import print_json_line
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings.model_copy(update={"mqtt_url": settings.mqtt_url or "mqtt://unused:1"}))
+    db.close()
+    result = run_ingest_bench(rt.settings, messages=messages, broker_url=broker)
+    rt.stop()
+    typer.echo(
+        f"collector {result['collector_msgs_per_s']:.0f} msg/s, bare paho {result['bare_client_msgs_per_s']:.0f} msg/s, "
+        f"ratio {result['ratio']:.2f}; stored {result['stored']}/{result['messages']}, lost {result['lost']}, "
+        f"duplicates {result['duplicates']}"
+    )
+    if json_out:
+        print_json_line(result)
+
+
+def _register_domain_commands() -> None:
+    for grp, name, fn in domain_commands():
+        group(grp).command(name)(fn)
+
+
+_register_domain_commands()
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

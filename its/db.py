@@ -1,0 +1,385 @@
+"""Database access: connection pool, migrations, batch COPY writes, time-series backend.
+
+The one place that knows whether TimescaleDB is present. Time-series tables are created by
+the SQL helper ``its_create_timeseries`` (see ``migrations/0001_core.sql``); on the native
+path this module creates the daily partitions a batch needs before it writes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.pool
+from psycopg2 import sql
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "Database",
+    "copy_rows",
+    "drop_expired_partitions",
+    "ensure_partitions",
+    "migrate",
+    "timeseries_backend",
+    "upsert_rows",
+]
+
+log = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 7_310_2024  # advisory lock key held while migrating
+
+
+class Database:
+    """A psycopg2 threaded connection pool.
+
+    Parameters
+    ----------
+    url : str
+        libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``.
+    minconn, maxconn : int
+        Pool bounds.
+    """
+
+    def __init__(self, url: str, minconn: int = 1, maxconn: int = 8) -> None:
+        self.url = url
+        self._pool = psycopg2.pool.ThreadedConnectionPool(
+            minconn, maxconn, url, application_name="its", connect_timeout=5
+        )
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """Yield a pooled connection; commit on success, roll back on error.
+
+        A connection that failed at the socket level is discarded, not returned.
+        """
+        conn = self._pool.getconn()
+        broken = False
+        try:
+            yield conn
+            conn.commit()
+        except BaseException as exc:
+            broken = isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+            try:
+                if not conn.closed:
+                    conn.rollback()
+            except psycopg2.Error:
+                broken = True
+            raise
+        finally:
+            self._pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def fetchall(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and return all rows."""
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            return list(cur.fetchall())
+
+    def execute(self, query: str | sql.Composable, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
+        """Run a statement; return the affected row count."""
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(query, params)
+            return int(cur.rowcount)
+
+    def ping(self) -> bool:
+        """True when the server answers ``SELECT 1``."""
+        try:
+            return self.fetchall("SELECT 1") == [(1,)]
+        except psycopg2.Error:
+            return False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool.closeall()
+
+
+# --------------------------------------------------------------------------- migrations
+
+def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply every migration not yet recorded, in file-name order.
+
+    Safe to run concurrently (session advisory lock) and repeatedly (idempotent).
+
+    Returns
+    -------
+    list of str
+        Versions applied by this call.
+    """
+    applied_now: list[str] = []
+    with db.connection() as conn:
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+                try:
+                    _enable_timescale(cur)
+                    cur.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
+                    cur.execute("SELECT version FROM schema_migrations")
+                    done = {r[0] for r in cur.fetchall()}
+                    for path in sorted(directory.glob("*.sql")):
+                        version = path.stem
+                        if version in done:
+                            continue
+                        log.info("applying migration %s", version)
+                        cur.execute("BEGIN")
+                        try:
+                            cur.execute(path.read_text())
+                            cur.execute("INSERT INTO schema_migrations(version) VALUES (%s)", (version,))
+                            cur.execute("COMMIT")
+                        except Exception:
+                            cur.execute("ROLLBACK")
+                            raise
+                        applied_now.append(version)
+                    _materialize_rollups(cur)
+                finally:
+                    cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+        finally:
+            conn.autocommit = False
+    _native_cache.pop(_dsn(db), None)
+    ensure_partitions(db, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=7))
+    return applied_now
+
+
+def _enable_timescale(cur: psycopg2.extensions.cursor) -> None:
+    cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+    if not cur.fetchone():
+        return
+    cur.execute("SHOW shared_preload_libraries")
+    row = cur.fetchone()
+    if not row or "timescaledb" not in str(row[0]):
+        log.info("timescaledb installed but not preloaded; using native partitions")
+        return
+    try:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except psycopg2.Error as exc:  # not preloaded: use the native path
+        log.info("timescaledb present but not loadable (%s); using native partitions", exc.pgerror)
+
+
+def _materialize_rollups(cur: psycopg2.extensions.cursor) -> None:
+    """Create the views registered with ``its_register_rollup`` (outside a transaction)."""
+    timescale = _has_timescale(cur)
+    cur.execute(
+        "SELECT view_name, source_table, time_column, bucket::text, query FROM its_rollups"
+        " WHERE NOT materialized ORDER BY view_name"
+    )
+    for view, source, tcol, bucket, query in cur.fetchall():
+        if timescale:
+            bucket_sql = f"time_bucket('{bucket}'::interval, {tcol})"
+            body = query.replace("{bucket}", bucket_sql)
+            cur.execute(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} WITH (timescaledb.continuous) AS {body} WITH NO DATA")
+            cur.execute(
+                "SELECT add_continuous_aggregate_policy(%s, start_offset => NULL,"
+                " end_offset => %s::interval, schedule_interval => %s::interval, if_not_exists => true)",
+                (view, bucket, bucket),
+            )
+            cur.execute("ALTER MATERIALIZED VIEW " + view + " SET (timescaledb.materialized_only = false)")
+        else:
+            bucket_sql = f"date_bin('{bucket}'::interval, {tcol}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+            body = query.replace("{bucket}", bucket_sql)
+            cur.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
+        cur.execute("UPDATE its_rollups SET materialized = true WHERE view_name = %s", (view,))
+        _ = source
+
+
+def _has_timescale(cur: psycopg2.extensions.cursor) -> bool:
+    cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    return cur.fetchone() is not None
+
+
+def _dsn(db: Database) -> str:
+    with db.connection() as conn:
+        return str(conn.dsn)
+
+
+def timeseries_backend(db: Database) -> str:
+    """``"timescaledb"`` when the extension is installed in this database, else ``"native"``."""
+    rows = db.fetchall("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    return "timescaledb" if rows else "native"
+
+
+# --------------------------------------------------------------------------- partitions
+
+_known_partitions: dict[tuple[str, str], set[date]] = {}
+_partition_lock = threading.Lock()
+
+
+def _native_tables(cur: psycopg2.extensions.cursor) -> dict[str, str]:
+    cur.execute("SELECT table_name, time_column FROM its_timeseries WHERE backend = 'native'")
+    return {r[0]: r[1] for r in cur.fetchall()}
+
+
+def ensure_partitions(db: Database, start: datetime, end: datetime, table: str | None = None) -> None:
+    """Create the daily partitions covering ``[start, end]`` (UTC) for native time-series tables."""
+    with db.connection() as conn, conn.cursor() as cur:
+        _ensure_partitions_cur(conn, cur, start, end, table)
+
+
+def _ensure_partitions_cur(
+    conn: psycopg2.extensions.connection,
+    cur: psycopg2.extensions.cursor,
+    start: datetime,
+    end: datetime,
+    table: str | None,
+) -> None:
+    tables = _native_tables(cur)
+    if table is not None:
+        tables = {table: tables[table]} if table in tables else {}
+    first, last = start.astimezone(UTC).date(), end.astimezone(UTC).date()
+    if (last - first).days > 3700:
+        raise ValueError(f"refusing to create {(last - first).days} daily partitions at once")
+    key = conn.dsn
+    for name in tables:
+        with _partition_lock:
+            known = _known_partitions.setdefault((key, name), set())
+            wanted = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+            missing = [d for d in wanted if d not in known]
+        if missing:
+            cur.execute(
+                "SELECT its_ensure_partitions(%s, %s::date, %s::date)",
+                (name, min(missing), max(missing)),
+            )
+            with _partition_lock:
+                known.update(missing)
+
+
+def drop_expired_partitions(db: Database, retention_days: int) -> list[str]:
+    """Drop native daily partitions entirely older than ``retention_days``; return their names."""
+    if retention_days <= 0:
+        return []
+    rows = db.fetchall("SELECT its_drop_partitions_before(now() - %s * interval '1 day')", (retention_days,))
+    return list(rows[0][0] or []) if rows else []
+
+
+# --------------------------------------------------------------------------- batch writes
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\\\x" + bytes(value).hex()
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    text = str(value)
+    if any(c in text for c in "\\\t\n\r"):
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _stage(
+    conn: psycopg2.extensions.connection,
+    cur: psycopg2.extensions.cursor,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> str:
+    stage = f"_stage_{table}"
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS").format(
+            sql.Identifier(stage), sql.Identifier(table)
+        )
+    )
+    buf = io.StringIO()
+    for row in rows:
+        buf.write("\t".join(_copy_text(v) for v in row))
+        buf.write("\n")
+    buf.seek(0)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    cur.copy_expert(sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(stage), cols).as_string(conn), buf)
+    tables = _native_tables_cached(conn, cur)
+    if table in tables:
+        tcol = tables[table]
+        cur.execute(sql.SQL("SELECT min({c}), max({c}) FROM {s}").format(c=sql.Identifier(tcol), s=sql.Identifier(stage)))
+        lo, hi = cur.fetchone()
+        if lo is not None:
+            _ensure_partitions_cur(conn, cur, lo, hi, table)
+    return stage
+
+
+_native_cache: dict[str, dict[str, str]] = {}
+
+
+def _native_tables_cached(conn: psycopg2.extensions.connection, cur: psycopg2.extensions.cursor) -> dict[str, str]:
+    tables = _native_cache.get(conn.dsn)
+    if tables is None:
+        tables = _native_tables(cur)
+        _native_cache[conn.dsn] = tables
+    return tables
+
+
+def copy_rows(
+    conn: psycopg2.extensions.connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> int:
+    """COPY rows into ``table``, skipping rows whose key already exists.
+
+    Rows go through a temporary staging table, then ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``, so redelivered messages are harmless. Runs inside the caller's transaction.
+
+    Returns
+    -------
+    int
+        Number of rows inserted (duplicates excluded).
+    """
+    with conn.cursor() as cur:
+        stage = _stage(conn, cur, table, columns, rows)
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        cur.execute(
+            sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM {s} ON CONFLICT DO NOTHING").format(
+                t=sql.Identifier(table), c=cols, s=sql.Identifier(stage)
+            )
+        )
+        inserted = int(cur.rowcount)
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
+        return inserted
+
+
+def upsert_rows(
+    conn: psycopg2.extensions.connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    key_columns: Sequence[str],
+) -> int:
+    """COPY rows into ``table``, updating the non-key columns of rows whose key exists.
+
+    Within one batch the last row for a key wins.
+    """
+    with conn.cursor() as cur:
+        stage = _stage(conn, cur, table, columns, rows)
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        keys = sql.SQL(", ").join(map(sql.Identifier, key_columns))
+        others = [c for c in columns if c not in key_columns]
+        update = (
+            sql.SQL("DO UPDATE SET ")
+            + sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in others)
+            if others
+            else sql.SQL("DO NOTHING")
+        )
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {t} ({c}) SELECT DISTINCT ON ({k}) {c} FROM (SELECT *, ctid AS _o FROM {s}) x"
+                " ORDER BY {k}, _o DESC ON CONFLICT ({k}) "
+            ).format(t=sql.Identifier(table), c=cols, k=keys, s=sql.Identifier(stage))
+            + update
+        )
+        n = int(cur.rowcount)
+        cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
+        return n

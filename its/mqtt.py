@@ -1,0 +1,200 @@
+"""MQTT client factory: paho-mqtt 2.x, MQTT v5 with a 3.1.1 fallback, TLS, auth, reconnect.
+
+Persistent sessions (clean start off, session expiry) and manual acknowledgement are
+options of :func:`connect`, so the collector can acknowledge a message only after the row
+that holds it is committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from its.settings import mqtt_endpoint
+
+__all__ = ["MqttConnection", "connect", "publisher"]
+
+log = logging.getLogger(__name__)
+
+MessageCallback = Callable[[mqtt.Client, object, mqtt.MQTTMessage], None]
+
+
+class MqttConnection:
+    """A connected paho client with its network loop running in a background thread.
+
+    Attributes
+    ----------
+    client : paho.mqtt.client.Client
+    protocol : int
+        ``mqtt.MQTTv5`` or ``mqtt.MQTTv311`` (after a broker refused v5).
+    session_present : bool
+        Whether the broker resumed a stored session at the last connect.
+    """
+
+    def __init__(self, client: mqtt.Client, protocol: int) -> None:
+        self.client = client
+        self.protocol = protocol
+        self.session_present = False
+        self.connected = threading.Event()
+        self._subscriptions: list[tuple[str, int]] = []
+
+    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
+        """Subscribe now and again after every reconnect."""
+        self._subscriptions.append((topic_filter, qos))
+        if self.connected.is_set():
+            self.client.subscribe(topic_filter, qos)
+
+    def _resubscribe(self) -> None:
+        for topic_filter, qos in self._subscriptions:
+            self.client.subscribe(topic_filter, qos)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def close(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+
+def connect(
+    url: str,
+    client_id: str = "",
+    *,
+    persistent: bool = False,
+    manual_ack: bool = False,
+    receive_maximum: int = 1000,
+    on_message: MessageCallback | None = None,
+    ca_file: Path | None = None,
+    will: tuple[str, bytes, bool] | None = None,
+    session_expiry_s: int = 7 * 24 * 3600,
+    timeout_s: float = 10.0,
+    prefer_v5: bool = True,
+) -> MqttConnection:
+    """Connect to ``url`` and start the network loop.
+
+    Parameters
+    ----------
+    url : str
+        ``mqtt://[user:pass@]host:port`` or ``mqtts://...``.
+    client_id : str
+        Needed for a persistent session.
+    persistent : bool
+        Clean start off and a session expiry, so QoS 1 messages wait for us at the broker.
+    manual_ack : bool
+        Messages are acknowledged only by ``client.ack(mid, qos)``.
+    receive_maximum : int
+        MQTT v5 limit of unacknowledged QoS 1 messages the broker sends us (our in-flight bound).
+    will : (topic, payload, retain), optional
+        Last Will published by the broker if we vanish.
+    prefer_v5 : bool
+        Try MQTT v5 first and fall back to 3.1.1 when the broker refuses it.
+    """
+    protocols = [mqtt.MQTTv5, mqtt.MQTTv311] if prefer_v5 else [mqtt.MQTTv311]
+    last_error: Exception | None = None
+    for protocol in protocols:
+        try:
+            return _connect(url, client_id, protocol, persistent, manual_ack, receive_maximum,
+                            on_message, ca_file, will, session_expiry_s, timeout_s)
+        except _ProtocolRefused as exc:
+            log.warning("broker refused MQTT %s (%s); falling back", "v5" if protocol == mqtt.MQTTv5 else "3.1.1", exc)
+            last_error = exc
+    raise ConnectionError(f"could not connect to {url}: {last_error}")
+
+
+class _ProtocolRefused(Exception):
+    pass
+
+
+def _connect(
+    url: str,
+    client_id: str,
+    protocol: int,
+    persistent: bool,
+    manual_ack: bool,
+    receive_maximum: int,
+    on_message: MessageCallback | None,
+    ca_file: Path | None,
+    will: tuple[str, bytes, bool] | None,
+    session_expiry_s: int,
+    timeout_s: float,
+) -> MqttConnection:
+    host, port, tls, username, password = mqtt_endpoint(url)
+    v5 = protocol == mqtt.MQTTv5
+    kwargs: dict[str, object] = {}
+    if not v5:
+        kwargs["clean_session"] = not persistent if client_id else True
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,  # type: ignore[arg-type]
+        manual_ack=manual_ack, **kwargs,  # type: ignore[arg-type]
+    )
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        client.tls_set_context(context)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=will[2])
+    conn = MqttConnection(client, protocol)
+    outcome: dict[str, object] = {}
+
+    def on_connect(c: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: object, _p: object = None) -> None:
+        code = getattr(rc, "value", rc)
+        outcome["rc"] = rc
+        if code == 0:
+            conn.session_present = bool(flags.session_present)
+            conn.connected.set()
+            conn._resubscribe()
+        else:
+            outcome["failed"] = True
+
+    def on_disconnect(c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
+        conn.connected.clear()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    if on_message is not None:
+        client.on_message = on_message
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry_s if persistent else 0
+        properties.ReceiveMaximum = max(1, min(65535, receive_maximum))
+    try:
+        client.connect(host, port, keepalive=30, clean_start=(not persistent) if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                       properties=properties)
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"cannot reach MQTT broker at {host}:{port}: {exc}") from exc
+    client.loop_start()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if conn.connected.is_set():
+            return conn
+        if outcome.get("failed") or (v5 and not client.is_connected() and "rc" in outcome):
+            break
+        time.sleep(0.01)
+    client.loop_stop()
+    with contextlib.suppress(Exception):
+        client.disconnect()
+    rc = outcome.get("rc")
+    if v5 and (rc is None or "failed" in outcome):
+        raise _ProtocolRefused(str(rc))
+    raise ConnectionError(f"MQTT connect to {host}:{port} failed: {rc}")
+
+
+def publisher(url: str, client_id: str = "", ca_file: Path | None = None) -> MqttConnection:
+    """A plain publishing connection (clean session)."""
+    return connect(url, client_id, ca_file=ca_file)

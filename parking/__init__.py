@@ -1,0 +1,1 @@
+"""parking package."""

@@ -1,0 +1,1 @@
+"""telematics package."""
