@@ -15,11 +15,10 @@ import base64
 import hashlib
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -211,7 +210,10 @@ class Collector:
         self.client_id = client_id or f"{settings.collector_client_id}-{os.uname().nodename}"
         self.shared = shared
         self.spool = Spool(settings.data_dir / "spool" / f"{self.client_id}.jsonl")
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=settings.collector_inflight + 1000)
+        # deque appends/pops are atomic; the broker bounds it (MQTT v5 receive maximum), and
+        # _on_message applies backpressure for 3.1.1 brokers that ignore that bound
+        self._inbox: deque[Message] = deque()
+        self._inbox_cap = settings.collector_inflight + 1000
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self.conn: MqttConnection | None = None
@@ -242,7 +244,7 @@ class Collector:
     def stop(self, drain_s: float = 5.0) -> None:
         """Commit what is queued (bounded by ``drain_s``), then disconnect."""
         deadline = time.monotonic() + drain_s
-        while not self._queue.empty() and time.monotonic() < deadline and self.db_available:
+        while self._inbox and time.monotonic() < deadline and self.db_available:
             time.sleep(0.02)
         self._stop.set()
         if self._writer:
@@ -267,28 +269,30 @@ class Collector:
 
     # ------------------------------------------------------------------ intake
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), datetime.now(UTC)))
-        metrics.QUEUE_DEPTH.set(self._queue.qsize())
+        while len(self._inbox) >= self._inbox_cap and not self._stop.is_set():
+            time.sleep(0.01)  # backpressure: the network thread stops reading
+        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), datetime.now(UTC)))
+
+    def pending(self) -> int:
+        """Messages received and not yet committed."""
+        return len(self._inbox)
 
     def _take_batch(self) -> list[Message]:
-        batch: list[Message] = []
-        try:
-            batch.append(self._queue.get(timeout=0.2))
-        except queue.Empty:
-            return batch
+        inbox = self._inbox
+        if not inbox:
+            time.sleep(0.002)
+            if not inbox:
+                return []
         deadline = time.monotonic() + self.settings.collector_batch_ms / 1000.0
         limit = self.settings.collector_batch_size
+        batch: list[Message] = []
         while len(batch) < limit:
             try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                batch.append(inbox.popleft())
+            except IndexError:
+                if time.monotonic() >= deadline:
                     break
-                try:
-                    batch.append(self._queue.get(timeout=min(remaining, 0.01)))
-                except queue.Empty:
-                    continue
+                time.sleep(0.002)
         return batch
 
     # ------------------------------------------------------------------ writing
@@ -336,7 +340,7 @@ class Collector:
                     except psycopg2.Error as exc2:
                         self._dead_letter(m, f"database rejected row: {str(exc2).strip()[:300]}")
                         self._ack([m])
-            metrics.QUEUE_DEPTH.set(self._queue.qsize())
+            metrics.QUEUE_DEPTH.set(len(self._inbox))
 
     def _commit(self, batch: Sequence[Message]) -> None:
         started = time.perf_counter()

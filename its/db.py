@@ -264,21 +264,27 @@ def drop_expired_partitions(db: Database, retention_days: int) -> list[str]:
 
 # --------------------------------------------------------------------------- batch writes
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 def _copy_text(value: Any) -> str:
+    """One value in COPY text format (``\\N`` for NULL, escapes for tab/newline/backslash)."""
+    kind = type(value)
+    if kind is str:
+        return value.translate(_COPY_ESCAPES)  # type: ignore[no-any-return]
+    if kind is float:
+        return "NaN" if value != value else repr(value)
+    if kind is int:
+        return str(value)
     if value is None:
         return "\\N"
-    if isinstance(value, bool):
+    if kind is bool:
         return "t" if value else "f"
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return "\\\\x" + bytes(value).hex()
-    if isinstance(value, float) and value != value:
-        return "NaN"
-    text = str(value)
-    if any(c in text for c in "\\\t\n\r"):
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def _stage(

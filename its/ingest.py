@@ -126,9 +126,10 @@ def json_object(payload: bytes, *, max_depth: int = 4) -> dict[str, Any]:
         raise PayloadError(f"invalid JSON: {str(exc)[:120]}") from None
     if not isinstance(obj, dict):
         raise PayloadError(f"payload must be a JSON object, got {type(obj).__name__}")
-    if _depth(obj) > max_depth:
+    flat = not any(type(v) in (dict, list) for v in obj.values())
+    if not flat and _depth(obj) > max_depth:
         raise PayloadError(f"payload nested deeper than {max_depth} levels")
-    if len(_KEY_END.findall(payload)) != _count_keys(obj):
+    if len(_KEY_END.findall(payload)) != (len(obj) if flat else _count_keys(obj)):
         # the text has more `"...":` than the decoded object kept keys: look for duplicates
         json.loads(payload, object_pairs_hook=_reject_duplicate_keys)
     return obj

@@ -80,6 +80,7 @@ def connect(
     session_expiry_s: int = 7 * 24 * 3600,
     timeout_s: float = 10.0,
     prefer_v5: bool = True,
+    max_inflight: int = 1000,
 ) -> MqttConnection:
     """Connect to ``url`` and start the network loop.
 
@@ -99,13 +100,15 @@ def connect(
         Last Will published by the broker if we vanish.
     prefer_v5 : bool
         Try MQTT v5 first and fall back to 3.1.1 when the broker refuses it.
+    max_inflight : int
+        Our own unacknowledged QoS 1 publications allowed at once.
     """
     protocols = [mqtt.MQTTv5, mqtt.MQTTv311] if prefer_v5 else [mqtt.MQTTv311]
     last_error: Exception | None = None
     for protocol in protocols:
         try:
             return _connect(url, client_id, protocol, persistent, manual_ack, receive_maximum,
-                            on_message, ca_file, will, session_expiry_s, timeout_s)
+                            on_message, ca_file, will, session_expiry_s, timeout_s, max_inflight)
         except _ProtocolRefused as exc:
             log.warning("broker refused MQTT %s (%s); falling back", "v5" if protocol == mqtt.MQTTv5 else "3.1.1", exc)
             last_error = exc
@@ -128,6 +131,7 @@ def _connect(
     will: tuple[str, bytes, bool] | None,
     session_expiry_s: int,
     timeout_s: float,
+    max_inflight: int = 1000,
 ) -> MqttConnection:
     host, port, tls, username, password = mqtt_endpoint(url)
     v5 = protocol == mqtt.MQTTv5
@@ -138,7 +142,7 @@ def _connect(
         mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,  # type: ignore[arg-type]
         manual_ack=manual_ack, **kwargs,  # type: ignore[arg-type]
     )
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(max_inflight)
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     if username:

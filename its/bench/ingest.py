@@ -31,9 +31,7 @@ TOPIC = "its/v1/vehicles/{agency}/{vehicle}/position"
 
 
 def _publish(url: str, agency: str, n: int, t0: float) -> None:
-    pub = connect(url, f"bench-pub-{uuid.uuid4().hex[:6]}")
-    pub.client.max_inflight_messages_set(2000)
-    pub.client.max_queued_messages_set(0)
+    pub = connect(url, f"bench-pub-{uuid.uuid4().hex[:6]}", max_inflight=2000)
     infos = []
     for i in range(n):
         payload = orjson.dumps({"ts": t0 + i // 200, "lat": -16.92 + (i % 200) * 1e-4, "lon": 145.77, "speed_mps": 8.5})
