@@ -12,6 +12,9 @@ from typing import Annotated
 import typer
 
 from its.composition import domain_commands
+from its.db import Database
+from its.runtime import Runtime
+from its.runtime import open_database as _open_database
 from its.settings import Settings, SettingsError, get_settings
 
 app = typer.Typer(help="ITS data platform: arrivals, parking, camera counts, congestion.", no_args_is_help=True)
@@ -52,16 +55,9 @@ def _logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def open_database(settings: Settings):  # type: ignore[no-untyped-def]
+def open_database(settings: Settings) -> tuple[Runtime, Database]:
     """Start what the settings leave unset, migrate, and return (runtime, db)."""
-    from its.db import Database, migrate
-    from its.runtime import start_runtime
-
-    rt = start_runtime(settings)
-    assert rt.settings.database_url
-    db = Database(rt.settings.database_url)
-    migrate(db)
-    return rt, db
+    return _open_database(settings)
 
 
 for name in ("db", "gtfs", "maps", "parking", "video", "simulate", "eval", "bench", "users", "keys", "devices"):

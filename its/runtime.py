@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from its.broker import AmqttBroker, MosquittoBroker, mosquitto_binary
+from its.db import Database, migrate
 from its.settings import Settings
 
-__all__ = ["AMQTT_WARNING", "Runtime", "start_runtime"]
+__all__ = ["AMQTT_WARNING", "Runtime", "open_database", "start_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -84,3 +85,15 @@ def start_runtime(settings: Settings) -> Runtime:
         log.info("embedded %s broker at %s", rt.broker_kind, broker.url)
     rt.settings = settings.model_copy(update=updates)
     return rt
+
+
+def open_database(settings: Settings) -> tuple[Runtime, Database]:
+    """Start what the settings leave unset, migrate, and return ``(runtime, db)``.
+
+    The caller closes ``db`` and calls ``runtime.stop()``. For CLI commands of any package.
+    """
+    rt = start_runtime(settings)
+    assert rt.settings.database_url
+    db = Database(rt.settings.database_url)
+    migrate(db)
+    return rt, db

@@ -1,0 +1,53 @@
+"""The broker is killed and restarted mid-stream: persistent sessions on both sides."""
+
+from __future__ import annotations
+
+import time
+
+from its.broker import MosquittoBroker
+from its.collector import Collector
+from its.db import Database
+from its.devices import DEVICE_STATUS_ROUTE
+from its.mqtt import MqttConnection
+from its.settings import Settings
+
+from .conftest import assert_exactly_once, publish_statuses, wait_count
+
+
+def test_broker_sigkill_and_restart_loses_nothing(settings: Settings, db: Database, own_broker: MosquittoBroker,
+                                                  publisher: MqttConnection) -> None:
+    cfg = settings.model_copy(update={"mqtt_url": own_broker.url})
+    collector = Collector(cfg, db, [DEVICE_STATUS_ROUTE], client_id="fault-broker-collector")
+    collector.start()
+    try:
+        publish_statuses(publisher, 0, 3000)
+        time.sleep(1.5)  # Mosquitto persists its state every second (autosave_interval 1)
+        own_broker.kill()
+        time.sleep(2.0)
+        own_broker.start()  # same port, same persistence file
+        assert publisher.connected.wait(30) and collector.conn and collector.conn.connected.wait(30)
+        publish_statuses(publisher, 3000, 3000)
+        assert wait_count(db, 6000, 60)
+        time.sleep(1.0)
+    finally:
+        collector.stop()
+    assert_exactly_once(db, 6000)
+
+
+def test_broker_graceful_restart_with_collector_away(settings: Settings, db: Database,
+                                                     own_broker: MosquittoBroker, publisher: MqttConnection) -> None:
+    """Messages queued for an offline collector survive a broker restart."""
+    cfg = settings.model_copy(update={"mqtt_url": own_broker.url})
+    collector = Collector(cfg, db, [DEVICE_STATUS_ROUTE], client_id="fault-away-collector")
+    collector.start()
+    collector.stop()
+    publish_statuses(publisher, 0, 4000)
+    own_broker.stop()
+    own_broker.start()
+    collector = Collector(cfg, db, [DEVICE_STATUS_ROUTE], client_id="fault-away-collector")
+    collector.start()
+    try:
+        assert wait_count(db, 4000, 60)
+    finally:
+        collector.stop()
+    assert_exactly_once(db, 4000)
