@@ -21,8 +21,8 @@ CREATE TABLE IF NOT EXISTS parking_sites (
 CREATE TABLE IF NOT EXISTS parking_spaces (
     site_id       text NOT NULL REFERENCES parking_sites (site_id) ON DELETE CASCADE,
     space_id      text NOT NULL,
-    lat           float8,
-    lon           float8,
+    lat           float8 NOT NULL,                  -- WGS84 degrees
+    lon           float8 NOT NULL,
     vehicle_type  text NOT NULL DEFAULT 'car' CHECK (vehicle_type IN ('car', 'disabled', 'ev', 'motorcycle')),
     sensor_id     text NOT NULL,                    -- device id of its sensor (status topic)
     PRIMARY KEY (site_id, space_id)

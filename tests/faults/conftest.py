@@ -72,7 +72,7 @@ def wait_subscribed(db: Database, pub: MqttConnection, timeout_s: float = 60.0) 
         try:
             if db.fetchall("SELECT count(*) FROM device_status WHERE kind = 'probe'")[0][0]:
                 return
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     raise TimeoutError("collector never subscribed")
 
@@ -83,7 +83,7 @@ def wait_count(db: Database, n: int, timeout_s: float) -> bool:
         try:
             if count_sensor_rows(db) >= n:
                 return True
-        except Exception:  # noqa: BLE001 - the database may be the thing that is down
+        except Exception:
             pass
         time.sleep(0.2)
     return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -31,10 +32,8 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, object]]:
     pgdata.mkdir()
     server = PostgresServer(pgdata, cleanup_mode="stop")
     yield server.get_uri("postgres"), server
-    try:
+    with contextlib.suppress(Exception):  # already stopped
         _stop_postgres(server)
-    except Exception:  # noqa: BLE001 - already stopped
-        pass
     shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 

@@ -1,0 +1,371 @@
+"""The parking service: live availability in memory, fed by MQTT, rebuilt from the store at start.
+
+Messages update the affected site at once (well within a second); a background tick every
+``TICK_S`` re-evaluates staleness and opening hours, raises/clears alerts (car park full,
+sensor offline), appends changed availability to ``parking_occupancy`` (the history and its
+15-minute rollup) and refits the forecaster from that rollup every ``REFIT_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from fastapi import APIRouter
+
+from its.devices import parse_device_status
+from its.ingest import PayloadError
+from its.service import Context, Service
+from parking.availability import ParkingStatus, SiteAvailability
+from parking.config import ParkingSettings
+from parking.datex2 import datex2_publication
+from parking.forecast import HORIZONS_MIN, SiteForecaster
+from parking.ingest import SENSOR_KIND, parse_count, parse_space
+from parking.state import ParkingState, SiteChange, distance_m
+from parking.store import (
+    latest_counts,
+    latest_device_status,
+    latest_space_events,
+    load_sites,
+    save_occupancy,
+)
+
+__all__ = ["ParkingService", "create_service"]
+
+log = logging.getLogger(__name__)
+TICK_S = 1.0
+SITES_RELOAD_S = 30.0
+REFIT_S = 3600.0
+REBUILD_LOOKBACK = timedelta(days=7)
+FORECAST_LOOKBACK = timedelta(days=70)
+
+
+class ParkingService(Service):
+    """Live parking availability, forecasts and the ``/v1/parking`` API."""
+
+    name = "parking"
+
+    def __init__(self, settings: ParkingSettings | None = None) -> None:
+        self.settings = settings or ParkingSettings()
+        self.state = ParkingState(self.settings)
+        self.ctx: Context | None = None
+        self.forecaster: SiteForecaster | None = None
+        self._ready = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pending: dict[tuple[str, datetime], tuple[Any, ...]] = {}
+        self._pending_lock = threading.Lock()
+        self._offline: set[str] = set()
+        self._snapshot: tuple[int, str, bytes] | None = None
+        self._last_sites_load = 0.0
+        self._last_fit = 0.0
+        self._held: list[tuple[Any, str, bytes]] | None = None
+        self._held_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, ctx: Context) -> None:
+        self.ctx = ctx
+        # subscribe first and hold live messages until the store has been replayed, so
+        # nothing published during the rebuild is missed or applied out of order
+        with self._held_lock:
+            self._held = []
+        ctx.subscribe("its/v1/parking/+/spaces/+", self._on_space)
+        ctx.subscribe("its/v1/parking/+/counts", self._on_count)
+        ctx.subscribe(f"its/v1/devices/{SENSOR_KIND}/+/status", self._on_status)
+        self.reload_sites()
+        self.rebuild(datetime.now(UTC))
+        with self._held_lock:
+            held, self._held = self._held or [], None
+        for handler, topic, payload in held:
+            handler(topic, payload)
+        self._ready = True
+        self._thread = threading.Thread(target=self._run, name="parking-tick", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def router(self) -> APIRouter:
+        from parking.api import build_router
+
+        return build_router(self)
+
+    # ------------------------------------------------------------------ store
+    def reload_sites(self) -> None:
+        """Read site definitions from the store (new and changed sites take effect)."""
+        assert self.ctx is not None
+        self.state.set_sites(load_sites(self.ctx.read_db))
+        self._last_sites_load = time.monotonic()
+
+    def rebuild(self, now: datetime) -> None:
+        """Replay recent counter, sensor and device-status rows from the store into the state."""
+        assert self.ctx is not None
+        since = now - REBUILD_LOOKBACK
+        db = self.ctx.read_db
+        for site_id, t, occupied, entries, exits in latest_counts(db, since):
+            self.state.apply_count(site_id, t, occupied, entries, exits)
+        for site_id, space_id, t, occupied in latest_space_events(db, since):
+            self.state.apply_space(site_id, space_id, t, occupied)
+        for device_id, t, online in latest_device_status(db, SENSOR_KIND, since):
+            self.state.apply_device_status(device_id, t, online)
+        self._after(self.state.refresh(now), now, alerts=False)
+        self._offline = self.state.offline_sensors(now)
+
+    def flush(self) -> int:
+        """Append queued availability records to ``parking_occupancy``."""
+        with self._pending_lock:
+            rows, self._pending = list(self._pending.values()), {}
+        if not rows or self.ctx is None:
+            return 0
+        try:
+            return save_occupancy(self.ctx.db, rows)
+        except Exception:
+            log.exception("saving %d parking occupancy rows failed; kept for retry", len(rows))
+            with self._pending_lock:
+                for row in rows:
+                    self._pending.setdefault((row[0], row[1]), row)
+            return 0
+
+    def fit_forecaster(self, now: datetime) -> SiteForecaster:
+        """Fit forecasts on the 15-minute occupancy rollup of the last ``FORECAST_LOOKBACK``."""
+        assert self.ctx is not None
+        rows = self.ctx.read_db.fetchall(
+            "SELECT site_id, bucket, capacity, mean_occupied FROM parking_occupancy_15m"
+            " WHERE bucket >= %s AND mean_occupied IS NOT NULL ORDER BY site_id, bucket",
+            (now - FORECAST_LOOKBACK,),
+        )
+        frames = []
+        if rows:
+            frame = pd.DataFrame(rows, columns=["site_id", "time", "capacity", "occupied"])
+            frame["time"] = pd.to_datetime(frame["time"], utc=True)
+            for site_id, part in frame.groupby("site_id"):
+                if str(site_id) not in self.state.sites:
+                    continue
+                local = part["time"].dt.tz_convert(self.state.zone(str(site_id))).dt.tz_localize(None)
+                frames.append(part.assign(
+                    local_min=(local.dt.hour * 60 + local.dt.minute).astype(float),
+                    local_date=local.dt.normalize(),
+                    occupied=part["occupied"].round().astype(np.int64),
+                ))
+        cleaned = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=["site_id", "time", "capacity", "occupied", "local_min", "local_date"])
+        self.forecaster = SiteForecaster(
+            cleaned, self.settings.forecast_slot_min, self.settings.forecast_min_days, self.settings.forecast_band_quantile
+        )
+        self._last_fit = time.monotonic()
+        return self.forecaster
+
+    # ------------------------------------------------------------------ live input
+    def _on_space(self, topic: str, payload: bytes) -> None:
+        if self._hold(self._on_space, topic, payload):
+            return
+        try:
+            ((site_id, space_id, t, occupied, _b, _r),) = parse_space(topic, payload)
+        except PayloadError:
+            return  # the collector stores the rejection
+        if self.state.apply_space(site_id, space_id, t, occupied):
+            self._update([site_id])
+
+    def _on_count(self, topic: str, payload: bytes) -> None:
+        if self._hold(self._on_count, topic, payload):
+            return
+        try:
+            ((site_id, t, occupied, entries, exits),) = parse_count(topic, payload)
+        except PayloadError:
+            return
+        if self.state.apply_count(site_id, t, occupied, entries, exits):
+            self._update([site_id])
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        if self._hold(self._on_status, topic, payload):
+            return
+        try:
+            ((_kind, device_id, t, online),) = parse_device_status(topic, payload)
+        except PayloadError:
+            return
+        site_id = self.state.apply_device_status(device_id, t, online)
+        if site_id is not None:
+            self._update([site_id], check_sensors=True)
+
+    def _hold(self, handler: Any, topic: str, payload: bytes) -> bool:
+        with self._held_lock:
+            if self._held is None:
+                return False
+            self._held.append((handler, topic, payload))
+            return True
+
+    def _update(self, site_ids: list[str], check_sensors: bool = False) -> None:
+        now = datetime.now(UTC)
+        self._after(self.state.refresh(now, site_ids), now)
+        if check_sensors:
+            self._check_sensors(now)
+
+    # ------------------------------------------------------------------ changes
+    def _after(self, changes: list[SiteChange], now: datetime, alerts: bool = True) -> None:
+        if not changes:
+            return
+        with self._pending_lock:
+            for ch in changes:
+                a = ch.after
+                if a.observed_at is not None:
+                    self._pending[(a.site_id, a.observed_at)] = (
+                        a.site_id, a.observed_at, a.capacity, a.occupied, a.free, a.unknown, a.status.value)
+        for ch in changes:
+            if self.ctx is not None:
+                self.ctx.publish(f"its/v1/state/parking/{ch.site_id}", orjson.dumps(ch.after.as_dict(now)), retain=True)
+            if alerts:
+                self._alert_full(ch)
+
+    def _alert_full(self, ch: SiteChange) -> None:
+        if self.ctx is None:
+            return
+        was_full = ch.before is not None and ch.before.status is ParkingStatus.FULL
+        site = self.state.sites[ch.site_id]
+        if ch.after.status is ParkingStatus.FULL and not was_full:
+            self.ctx.alerts.raise_alert(
+                "parking_full", ch.site_id, f"{site.name} is full ({site.capacity} spaces)",
+                severity="info", lat=site.lat, lon=site.lon,
+            )
+        elif was_full and ch.after.status is not ParkingStatus.FULL:
+            self.ctx.alerts.clear("parking_full", ch.site_id)
+
+    def _check_sensors(self, now: datetime) -> None:
+        offline = self.state.offline_sensors(now)
+        if self.ctx is not None:
+            for device_id in sorted(offline - self._offline):
+                found = self.state.sensor_site(device_id)
+                where = f"space {found[1]} of {found[0]}" if found else "unknown space"
+                self.ctx.alerts.raise_alert(
+                    "parking_sensor_offline", device_id, f"parking sensor {device_id} ({where}) is offline or silent",
+                    severity="warning",
+                )
+            for device_id in sorted(self._offline - offline):
+                self.ctx.alerts.clear("parking_sensor_offline", device_id)
+        self._offline = offline
+
+    def tick(self, now: datetime | None = None) -> list[SiteChange]:
+        """One maintenance round: staleness, alerts, persistence, periodic reloads."""
+        now = now or datetime.now(UTC)
+        if time.monotonic() - self._last_sites_load > SITES_RELOAD_S:
+            self.reload_sites()
+        changes = self.state.refresh(now)
+        self._after(changes, now)
+        self._check_sensors(now)
+        self.flush()
+        if self.forecaster is None or time.monotonic() - self._last_fit > REFIT_S:
+            self.fit_forecaster(now)
+        return changes
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("parking tick failed")
+            self._stop.wait(TICK_S)
+
+    # ------------------------------------------------------------------ reads
+    def snapshot(self) -> tuple[str, bytes]:
+        """(ETag, body) of the bulk availability; the tag changes only with the content."""
+        version = self.state.version
+        cached = self._snapshot
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        now = datetime.now(UTC)
+        tag = f'"{self.state.content_tag()}"'
+        body = orjson.dumps({
+            "generated_at": now.isoformat(),
+            "sites": [a.as_dict(now) for a in self.state.all_current()],
+        })
+        self._snapshot = (version, tag, body)
+        return tag, body
+
+    def site_record(self, site_id: str, now: datetime) -> dict[str, Any]:
+        """Site definition plus its current availability."""
+        site = self.state.sites[site_id]
+        avail = self.state.current(site_id) or self.state.compute(site_id, now)
+        return {
+            "site_id": site.site_id, "name": site.name, "kind": site.kind, "lat": site.lat, "lon": site.lon,
+            "geometry": site.geometry,
+            "capacity_by_type": {t: site.capacity_for(t) for t in ("car", "disabled", "ev", "motorcycle")},
+            "opening_hours": site.opening_hours, "tariff": site.tariff,
+            "availability": avail.as_dict(now),
+        }
+
+    def near(
+        self, lat: float, lon: float, radius_m: float, vehicle_type: str | None, min_free: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Sites within ``radius_m`` (m) of a point, nearest first, filtered by type and free spaces."""
+        now = datetime.now(UTC)
+        order, lats, lons = self.state.index
+        if not order:
+            return []
+        dist = distance_m(lat, lon, lats, lons)
+        out: list[dict[str, Any]] = []
+        for i in np.argsort(dist, kind="stable"):
+            if dist[i] > radius_m or len(out) >= limit:
+                break
+            site = self.state.sites[order[i]]
+            avail = self.state.current(site.site_id)
+            if vehicle_type is not None and site.capacity_for(vehicle_type) <= 0:
+                continue
+            if min_free > 0 and not _has_free(avail, vehicle_type, min_free):
+                continue
+            record = self.site_record(site.site_id, now)
+            record["distance_m"] = round(float(dist[i]), 1)
+            out.append(record)
+        return out
+
+    def forecast(self, site_id: str, now: datetime) -> dict[str, Any]:
+        """Free spaces at +15/+30/+60 min with bands, or a reason per horizon."""
+        forecaster = self.forecaster or self.fit_forecaster(now)
+        site = self.state.sites[site_id]
+        avail = self.state.current(site_id) or self.state.compute(site_id, now)
+        base: dict[str, Any] = {"site_id": site_id, "capacity": site.capacity,
+                                "observed_at": avail.observed_at.isoformat() if avail.observed_at else None}
+        if avail.occupied is None or avail.observed_at is None:
+            base["forecasts"] = [{"horizon_min": h, "free": None, "free_low": None, "free_high": None,
+                                  "reason": "no current observation"} for h in HORIZONS_MIN]
+            return base
+        local = avail.observed_at.astimezone(self.state.zone(site_id))
+        points = forecaster.forecast(
+            site_id, local.weekday(), local.hour * 60 + local.minute + local.second / 60.0,
+            float(avail.occupied), float(avail.capacity - avail.unknown),
+        )
+        base["forecasts"] = [
+            {"horizon_min": p.horizon_min, "at": (avail.observed_at + timedelta(minutes=p.horizon_min)).isoformat(),
+             "free": p.free, "free_low": p.free_low, "free_high": p.free_high, "reason": p.reason}
+            for p in points
+        ]
+        return base
+
+    def datex2(self, now: datetime) -> dict[str, Any]:
+        """DATEX II Parking Publication Light compatible document of all sites."""
+        sites = [self.state.sites[s] for s in self.state.order]
+        current = {a.site_id: a for a in self.state.all_current()}
+        return datex2_publication(sites, current, now)
+
+
+def _has_free(avail: SiteAvailability | None, vehicle_type: str | None, min_free: int) -> bool:
+    if avail is None or avail.free is None:
+        return False
+    if vehicle_type is not None and avail.free_by_type:
+        return avail.free_by_type.get(vehicle_type, 0) >= min_free
+    return avail.free >= min_free
+
+
+def create_service() -> ParkingService:
+    """Factory the platform's composition root calls."""
+    return ParkingService()

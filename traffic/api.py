@@ -1,0 +1,131 @@
+"""HTTP routes of the traffic domain (public): congestion GeoJSON, incidents, travel time."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query
+
+from its import auth
+from its.errors import ApiError, bad_request
+from maps.geojson import edges_geojson
+from maps.routing import NoRouteError
+from traffic.congestion import LEVELS, SOURCES
+
+if TYPE_CHECKING:
+    from traffic.service import TrafficService, _Snapshot
+
+__all__ = ["build_router", "parse_bbox_param", "parse_latlon"]
+
+
+def parse_latlon(value: str, name: str) -> tuple[float, float]:
+    """``"lat,lon"`` degrees → (lon, lat); 422 naming the parameter when malformed or out of range."""
+    parts = value.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        lat, lon = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise bad_request(f"parameter {name!r} must be 'lat,lon' in degrees, got {value[:60]!r}") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise bad_request(f"parameter {name!r}: latitude must be in [-90, 90] and longitude in [-180, 180]")
+    return lon, lat
+
+
+def parse_bbox_param(value: str) -> tuple[float, float, float, float]:
+    """``"west,south,east,north"`` degrees; 422 when malformed."""
+    try:
+        w, s, e, n = (float(x) for x in value.split(","))
+    except ValueError:
+        raise bad_request(f"parameter 'bbox' must be 'west,south,east,north' in degrees, got {value[:80]!r}") from None
+    if not all(math.isfinite(x) for x in (w, s, e, n)) or not (w <= e and s <= n) \
+            or not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
+        raise bad_request("parameter 'bbox': need west <= east, south <= north, within [-180, 180] x [-90, 90]")
+    return w, s, e, n
+
+
+def build_router(service: TrafficService) -> APIRouter:
+    """Routes over ``service``'s latest snapshot."""
+    public = APIRouter(prefix="/v1/traffic", tags=["traffic"], dependencies=[Depends(auth.public)])
+
+    def snapshot() -> _Snapshot:
+        snap = service.snapshot
+        if snap is None or service.network is None:
+            raise ApiError(503, "no_network", "no road network is loaded for congestion estimates")
+        return snap
+
+    def freshness(snap: _Snapshot) -> dict[str, Any]:
+        return {"observed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.updated_at)),
+                "age_s": round(max(0.0, time.time() - snap.updated_at), 1)}
+
+    @public.get("/congestion")
+    def congestion(bbox: str | None = Query(None, description="west,south,east,north (degrees).")) -> dict[str, Any]:
+        """Every edge's current speed, level, confidence and source mix as GeoJSON."""
+        snap = snapshot()
+        box = parse_bbox_param(bbox) if bbox is not None else None
+        st = snap.state
+        assert service.network is not None
+        props: dict[str, Any] = {
+            "speed_mps": st.speed_mps, "usual_mps": st.profile_mps, "confidence": st.confidence,
+            "travel_time_s": st.travel_time_s, "level": np.asarray(LEVELS)[st.level],
+        }
+        for k, name in enumerate(SOURCES):
+            props[f"share_{name}"] = st.source_mix[:, k].astype(np.float64)
+        fc = edges_geojson(service.network, props, bbox=box)
+        fc.update(freshness(snap))
+        return fc
+
+    @public.get("/incidents")
+    def incidents() -> dict[str, Any]:
+        """Edges and corridors far below their usual speed for this time of day."""
+        snap = snapshot()
+        return {"incidents": [{
+            "kind": i.kind, "subject": i.subject, "speed_mps": round(i.speed_mps, 2),
+            "usual_mps": round(i.usual_mps, 2), "ratio": round(i.ratio, 3), "confidence": round(i.confidence, 3),
+            "lat": i.lat, "lon": i.lon, "edges": list(i.edges[:50]),
+        } for i in snap.incidents], **freshness(snap)}
+
+    @public.get("/indices")
+    def indices(limit: int = Query(20, ge=1, le=500, description="Corridors and areas listed (worst first).")) -> dict[str, Any]:
+        """Travel time index (current / free-flow travel time) of the network, areas and corridors."""
+        snap = snapshot()
+        names = service.corridor_index[1]
+        worst_c = np.argsort(-snap.corridors.tti)[:limit]
+        worst_a = np.argsort(-snap.areas.tti)[:limit]
+        return {
+            "network_tti": round(snap.network_tti, 4),
+            "corridors": [{"name": str(names[snap.corridors.group[i]]), "tti": round(float(snap.corridors.tti[i]), 4),
+                           "length_m": round(float(snap.corridors.length_m[i]), 1)} for i in worst_c],
+            "areas": [{"area": int(snap.areas.group[i]), "tti": round(float(snap.areas.tti[i]), 4),
+                       "edges": int(snap.areas.edges[i])} for i in worst_a],
+            **freshness(snap),
+        }
+
+    @public.get("/travel-time")
+    def travel_time(
+        origin: str = Query(..., alias="from", description="Origin 'lat,lon' (degrees)."),
+        dest: str = Query(..., alias="to", description="Destination 'lat,lon' (degrees)."),
+    ) -> dict[str, Any]:
+        """Fastest route under current congestion, its length, current and free-flow time."""
+        o, d = parse_latlon(origin, "from"), parse_latlon(dest, "to")
+        snap = snapshot()
+        try:
+            r = service.route(o, d)
+        except NoRouteError as exc:
+            raise ApiError(404, "no_route", str(exc)) from None
+        net = service.network
+        assert net is not None
+        coords = np.concatenate([net.coords[net.geom_offsets[e]:net.geom_offsets[e + 1]] for e in r.edges]) \
+            if len(r.edges) else np.zeros((0, 2))
+        return {
+            "from": {"lat": o[1], "lon": o[0]}, "to": {"lat": d[1], "lon": d[0]},
+            "length_m": round(r.length_m, 1), "travel_time_s": round(r.time_s, 1),
+            "freeflow_time_s": round(r.freeflow_time_s, 1), "edges": r.edges.tolist(),
+            "geometry": {"type": "LineString", "coordinates": np.round(coords, 6).tolist()},
+            **freshness(snap),
+        }
+
+    return public

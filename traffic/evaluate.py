@@ -1,0 +1,162 @@
+"""Congestion evaluation with the fixed methodology of issue 6.
+
+For each timestamp of the test speeds a seeded random subset of segments (the observed
+fraction, ``rng = numpy.random.default_rng(seed)``, one ``rng.permutation`` per timestamp)
+is visible. The live :class:`traffic.congestion.CongestionEstimator` — the same code the
+service runs — receives the visible speeds of that timestamp (having received all earlier
+ones) and predicts every segment; the mean absolute error is taken over the hidden
+segments that have a true speed. History (the historical profile, free-flow speeds) comes
+only from TRAIN. Baselines in the same run: ``free_flow`` = 95th percentile of the
+segment's TRAIN speeds; ``historical`` = the segment's mean TRAIN speed at that time of day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from traffic.config import TrafficSettings
+from traffic.congestion import CongestionEstimator, SpeedProfile
+from traffic.segment_graph import SegmentGraph, SpeedTable, read_segment_graph, read_speeds
+
+__all__ = ["CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
+
+KMH = 3.6
+
+
+@dataclass(frozen=True)
+class CongestionEval:
+    """Scores of one evaluation run (km/h)."""
+
+    timestamps: int
+    hidden: int
+    mae_kmh: float
+    free_flow_mae_kmh: float
+    historical_mae_kmh: float
+    observed_frac: float
+    seed: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The issue's JSON object."""
+        return {
+            "timestamps": self.timestamps,
+            "hidden": self.hidden,
+            "mae_kmh": round(self.mae_kmh, 4),
+            "baselines": {"free_flow": round(self.free_flow_mae_kmh, 4),
+                          "historical": round(self.historical_mae_kmh, 4)},
+        }
+
+    def summary(self) -> str:
+        """One human-readable paragraph."""
+        def gain(base: float) -> str:
+            return f"{100 * (1 - self.mae_kmh / base):.1f}% below" if base > 0 else "n/a"
+        return (
+            f"congestion eval: {self.timestamps} timestamps, {self.hidden} hidden values "
+            f"(observed fraction {self.observed_frac:g}, seed {self.seed})\n"
+            f"  estimator  MAE {self.mae_kmh:.3f} km/h\n"
+            f"  free_flow  MAE {self.free_flow_mae_kmh:.3f} km/h ({gain(self.free_flow_mae_kmh)})\n"
+            f"  historical MAE {self.historical_mae_kmh:.3f} km/h ({gain(self.historical_mae_kmh)})"
+        )
+
+
+def split_by_days(speeds: SpeedTable, train_days: int) -> tuple[SpeedTable, SpeedTable]:
+    """First ``train_days`` local calendar days → train, the remaining days → test."""
+    day = speeds.local_day()
+    days = np.unique(day)
+    if not 0 < train_days < len(days):
+        raise ValueError(f"--train-days must be between 1 and {len(days) - 1} (the data has {len(days)} days)")
+    is_train = day < days[train_days]
+    return speeds.rows(is_train), speeds.rows(~is_train)
+
+
+def _slot_seconds(times: npt.NDArray[np.float64]) -> int:
+    """Profile slot: the data's sampling interval when it divides a day, else 900 s."""
+    if len(times) > 1:
+        step = int(np.median(np.diff(times)))
+        if step > 0 and 86_400 % step == 0:
+            return step
+    return 900
+
+
+def evaluate_congestion(
+    graph: SegmentGraph,
+    train: SpeedTable,
+    test: SpeedTable,
+    observed_frac: float = 0.5,
+    seed: int = 0,
+    settings: TrafficSettings | None = None,
+) -> CongestionEval:
+    """Run the methodology on in-memory data (speeds km/h; estimator works in m/s)."""
+    if not 0.0 < observed_frac < 1.0:
+        raise ValueError("observed fraction must be in (0, 1)")
+    if not len(train.time_s) or not len(test.time_s):
+        raise ValueError("train and test speeds must both have rows")
+    n = graph.n
+    train_mps = train.speed_kmh / KMH
+    with np.errstate(all="ignore"):
+        freeflow = np.nanpercentile(train_mps, 95, axis=0)
+    fallback = float(np.nanmedian(freeflow)) if np.isfinite(freeflow).any() else 25.0
+    freeflow = np.where(np.isfinite(freeflow) & (freeflow > 0), freeflow, fallback)
+    rows, cols = np.nonzero(np.isfinite(train_mps))
+    profile = SpeedProfile.from_observations(
+        cols, train.time_s[rows], train_mps[rows, cols], n,
+        slot_s=_slot_seconds(train.time_s), utc_offset_s=train.utc_offset_s,
+    )
+    estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings)
+    rng = np.random.default_rng(seed)
+    k = round(observed_frac * n)
+    err_est: list[npt.NDArray[np.float64]] = []
+    err_ff: list[npt.NDArray[np.float64]] = []
+    err_hist: list[npt.NDArray[np.float64]] = []
+    for t, truth_kmh in zip(test.time_s, test.speed_kmh, strict=True):
+        visible = np.zeros(n, dtype=bool)
+        visible[rng.permutation(n)[:k]] = True
+        seen = visible & np.isfinite(truth_kmh)
+        estimator.observe(np.nonzero(seen)[0], t, truth_kmh[seen] / KMH)
+        state = estimator.update(float(t))
+        hidden = ~visible & np.isfinite(truth_kmh)
+        truth = truth_kmh[hidden]
+        err_est.append(np.abs(state.speed_mps[hidden] * KMH - truth))
+        err_ff.append(np.abs(freeflow[hidden] * KMH - truth))
+        hist = profile.at(float(t))[hidden]
+        hist = np.where(np.isfinite(hist), hist, freeflow[hidden])
+        err_hist.append(np.abs(hist * KMH - truth))
+    e = np.concatenate(err_est)
+    return CongestionEval(
+        timestamps=len(test.time_s), hidden=len(e), mae_kmh=float(e.mean()),
+        free_flow_mae_kmh=float(np.concatenate(err_ff).mean()),
+        historical_mae_kmh=float(np.concatenate(err_hist).mean()),
+        observed_frac=observed_frac, seed=seed,
+    )
+
+
+def evaluate_files(
+    segments: str | Path,
+    adjacency: str | Path,
+    speeds: str | Path,
+    train: str | Path | None = None,
+    train_days: int | None = None,
+    observed_frac: float = 0.5,
+    seed: int = 0,
+    settings: TrafficSettings | None = None,
+) -> CongestionEval:
+    """Evaluate from segment-graph files.
+
+    With ``train`` given, SPEEDS is the test set and TRAIN the history. Without it, SPEEDS
+    is split by local calendar day: the first ``train_days`` (default: all but the last day)
+    are history and the rest is the test set.
+    """
+    graph = read_segment_graph(segments, adjacency)
+    table = read_speeds(speeds, graph.segment_id)
+    if train is not None:
+        if train_days is not None:
+            raise ValueError("give either --train or --train-days, not both")
+        train_table, test_table = read_speeds(train, graph.segment_id), table
+    else:
+        days = len(np.unique(table.local_day()))
+        train_table, test_table = split_by_days(table, train_days if train_days is not None else days - 1)
+    return evaluate_congestion(graph, train_table, test_table, observed_frac, seed, settings)
