@@ -218,7 +218,7 @@ def keys_revoke(key_id: str) -> None:
 @group("devices").command("add")
 def devices_add(
     device_id: str,
-    kind: Annotated[str, typer.Option(help="vehicle, space_sensor, counter or camera")],
+    kind: Annotated[str, typer.Option(help="vehicle, parking-sensor (id SITE.SPACE), parking-counter or camera")],
     broker_dir: Annotated[Path | None, typer.Option(help="Write passwd and acl here (default data dir/broker-auth).")] = None,
 ) -> None:
     """Register a device; prints its MQTT password once and rewrites the broker's passwd/ACL."""

@@ -20,10 +20,11 @@ __all__ = ["DEVICE_KINDS", "PLATFORM_USERS", "acl_text", "add_device", "list_dev
            "mosquitto_password_hash", "revoke_device", "write_broker_auth"]
 
 #: What each kind of device may publish; ``{id}`` is the device id (= its MQTT username).
+#: A parking space sensor's id is ``{site}.{space}`` (as the parking package names it).
 DEVICE_KINDS: dict[str, tuple[str, ...]] = {
     "vehicle": ("its/v1/vehicles/+/{id}/position", "its/v1/vehicles/+/{id}/position/gtfsrt"),
-    "space_sensor": ("its/v1/parking/+/spaces/{id}",),
-    "counter": ("its/v1/parking/{id}/counts",),
+    "parking-sensor": ("its/v1/parking/{site}/spaces/{space}",),
+    "parking-counter": ("its/v1/parking/{id}/counts",),
     "camera": ("its/v1/cameras/{id}/counts",),
 }
 #: Platform accounts: collectors read telemetry; the API also publishes derived state.
@@ -45,6 +46,8 @@ def add_device(db: Database, device_id: str, kind: str) -> str:
         raise ValueError(f"kind must be one of {sorted(DEVICE_KINDS)}")
     if not _ID.match(device_id) or device_id in PLATFORM_USERS:
         raise ValueError("device id: 1-64 letters, digits, '_', '-', '.' (not a platform account name)")
+    if kind == "parking-sensor" and device_id.count(".") != 1:
+        raise ValueError("a parking-sensor id is SITE.SPACE")
     password = secrets.token_urlsafe(18)
     db.execute(
         "INSERT INTO devices (device_id, kind, password_hash) VALUES (%s, %s, %s)"
@@ -73,7 +76,8 @@ def acl_text(devices: list[tuple[str, str]]) -> str:
     lines += ["user platform", "topic read its/v1/#", "topic write its/v1/state/#", ""]
     for device_id, kind in devices:
         lines.append(f"user {device_id}")
-        lines += [f"topic write {t.format(id=device_id)}" for t in DEVICE_KINDS[kind]]
+        site, _, space = device_id.partition(".")
+        lines += [f"topic write {t.format(id=device_id, site=site, space=space or site)}" for t in DEVICE_KINDS[kind]]
         lines.append(f"topic write its/v1/devices/{kind}/{device_id}/status")
         lines.append("topic read its/v1/state/#")
         lines.append("")

@@ -12,7 +12,12 @@ import pytest
 
 from its.broker import MosquittoBroker, mosquitto_binary
 from its.db import Database
-from its.device_registry import add_device, mosquitto_password_hash, revoke_device, write_broker_auth
+from its.device_registry import (
+    add_device,
+    mosquitto_password_hash,
+    revoke_device,
+    write_broker_auth,
+)
 from its.mqtt import connect
 
 pytestmark = pytest.mark.skipif(mosquitto_binary(None) is None, reason="no mosquitto binary")
@@ -50,6 +55,7 @@ def test_password_hash_matches_mosquitto_passwd(tmp_path: Path) -> None:
 def test_devices_publish_only_under_their_own_id(db: Database, tmp_path: Path) -> None:
     pw_bus = add_device(db, "bus-17", "vehicle")
     pw_cam = add_device(db, "cam-1", "camera")
+    pw_sensor = add_device(db, "lot7.s12", "parking-sensor")
     passwd, acl = write_broker_auth(db, tmp_path / "auth", PLATFORM)
     broker = MosquittoBroker(tmp_path / "mq", password_file=passwd, acl_file=acl)
     broker.start()
@@ -62,8 +68,14 @@ def test_devices_publish_only_under_their_own_id(db: Database, tmp_path: Path) -
         cam = connect(_url(broker, "cam-1", pw_cam), "cam-1")
         cam.publish("its/v1/cameras/cam-1/counts", b"{}").wait_for_publish(5)
         cam.publish("its/v1/cameras/cam-2/counts", b"{}").wait_for_publish(5)
+        sensor = connect(_url(broker, "lot7.s12", pw_sensor), "lot7.s12")
+        sensor.publish("its/v1/parking/lot7/spaces/s12", b"{}").wait_for_publish(5)
+        sensor.publish("its/v1/parking/lot7/spaces/s13", b"{}").wait_for_publish(5)
+        sensor.publish("its/v1/devices/parking-sensor/lot7.s12/status", b"{}").wait_for_publish(5)
+        sensor.close()
         time.sleep(1.0)
-        assert sorted(seen) == ["its/v1/cameras/cam-1/counts", "its/v1/vehicles/cairns/bus-17/position"]
+        assert sorted(seen) == ["its/v1/cameras/cam-1/counts", "its/v1/devices/parking-sensor/lot7.s12/status",
+                                "its/v1/parking/lot7/spaces/s12", "its/v1/vehicles/cairns/bus-17/position"]
         bus.close()
         cam.close()
         # anonymous clients and wrong passwords are refused

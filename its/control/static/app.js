@@ -1,0 +1,106 @@
+// Control-centre page: wires the session, the map, the live alert feed and the panels.
+
+import { el, formatAge, formatDelay, getJSON, hasRoute, loadSession, postJSON, session } from "./api.js";
+import { AlertFeed } from "./alerts.js";
+import { MapView } from "./map.js";
+import { CamerasPanel, FleetPanel, ParkingPanel, TrafficPanel } from "./panels.js";
+
+const $ = (id) => document.getElementById(id);
+
+function kmh(mps) {
+  return Number.isFinite(mps) ? `${Math.round(mps * 3.6)} km/h` : "–";
+}
+
+/** Details of a clicked map feature as a definition list. */
+function describe(f) {
+  if (!f) return [["", "Nothing here. Click a road, bus, stop, car park or camera."]];
+  switch (f.kind) {
+    case "road": return [["Road", f.props.name || `edge ${f.id}`], ["Class", f.props.road_class],
+      ["Level", f.level || "no estimate"], ["Speed", kmh(f.props.speed_mps)], ["Usual", kmh(f.props.usual_mps)],
+      ["Free flow", kmh(f.props.freeflow_mps)], ["Length", `${Math.round(f.props.length_m)} m`]];
+    case "vehicle": return [["Bus", f.vehicle_id], ["Route", f.route_name], ["Trip", f.trip_id],
+      ["Delay", formatDelay(f.delay_s)], ["Speed", kmh(f.speed_mps)], ["Next stop", f.next_stop_id],
+      ["Last update", `${formatAge(f.age_s)} ago${f.stale ? " (stale)" : ""}`]];
+    case "stop": return [["Stop", f.name || f.stop_id], ["Code", f.code || f.stop_code], ["Id", f.stop_id]];
+    case "parking": return [["Car park", f.name || f.site_id], ["Free", `${f.free ?? "?"} of ${f.capacity}`],
+      ["Status", f.status], ["Observed", `${formatAge(f.age_s)} ago`]];
+    case "camera": return [["Camera", f.camera_id], ["Online", f.online === false ? "no" : "yes"],
+      ["Counts", `${formatAge(f.age_s)} ago${f.stale ? " (stale)" : ""}`]];
+    case "alert": return [["Alert", f.kind_name], ["Subject", f.subject], ["Message", f.message], ["Severity", f.severity]];
+    default: return [["", String(f.id)]];
+  }
+}
+
+function showDetails(f) {
+  const dl = el("dl", { class: "kv" });
+  for (const [k, v] of describe(f)) dl.append(el("dt", {}, k), el("dd", {}, v ?? "–"));
+  $("map-details").replaceChildren(dl);
+}
+
+async function loadStops(map, view) {
+  if (view.zoom < 15 || !hasRoute("/v1/stops")) {
+    if (map.layers.stops.length) map.setPoints("stops", []);
+    return;
+  }
+  const radius = Math.min(5000, Math.max(200, 111320 * Math.abs(view.north - view.south) * 0.75));
+  const data = await getJSON(`/v1/stops?lat=${view.lat.toFixed(6)}&lon=${view.lon.toFixed(6)}&radius_m=${Math.round(radius)}&limit=100`);
+  if (data) map.setPoints("stops", data.stops.map((s) => ({ ...s, kind: "stop", id: s.stop_id })));
+}
+
+function summarise(map) {
+  const L = map.layers;
+  const parts = [];
+  if (L.vehicles.length) parts.push(`${L.vehicles.length} buses`);
+  if (L.roads.length) parts.push(`${L.roads.length} roads`);
+  if (L.parking.length) parts.push(`${L.parking.length} car parks`);
+  if (L.cameras.length) parts.push(`${L.cameras.length} cameras`);
+  if (L.alerts.length) parts.push(`${L.alerts.length} alerts`);
+  $("map-summary").textContent = parts.length ? parts.join(" · ") : "no data yet";
+}
+
+async function main() {
+  await loadSession();
+  $("user-name").textContent = `${session.user} (${session.role})`;
+  const map = new MapView($("map"), { onSelect: showDetails, tileUrl: session.config.basemap_tile_url || null });
+  const redrawSummary = map.redraw.bind(map);
+  map.redraw = () => { redrawSummary(); summarise(map); };
+  let stopsTimer = null;
+  map.onViewChange = (view) => {
+    clearTimeout(stopsTimer);
+    stopsTimer = setTimeout(() => loadStops(map, view), 300);
+  };
+  $("zoom-in").addEventListener("click", () => map.zoomBy(1));
+  $("zoom-out").addEventListener("click", () => map.zoomBy(-1));
+  $("zoom-fit").addEventListener("click", () => { map.userMoved = false; map.fit(); });
+
+  const feed = new AlertFeed({
+    list: $("alerts"), empty: $("alerts-empty"), count: $("alerts-count"), status: $("feed-status"),
+    onLocate: (a) => {
+      map.flyTo(a.lon, a.lat, Math.max(map.zoom, 16));
+      map.select(map.layers.alerts.find((p) => p.id === a.alert_id) || null);
+    },
+    onChange: (alerts) => map.setPoints("alerts", alerts.filter((a) => !a.acked_at).map((a) => ({
+      ...a, kind: "alert", kind_name: a.kind, id: a.alert_id }))),
+  });
+  feed.connect();
+
+  $("logout").addEventListener("click", async () => {
+    feed.close();
+    try {
+      await postJSON("/v1/auth/logout");
+    } finally {
+      window.location.assign("/control/login");
+    }
+  });
+
+  const panels = [new FleetPanel($("fleet"), map), new ParkingPanel($("parking"), map),
+    new CamerasPanel($("cameras"), map), new TrafficPanel($("traffic"), map)];
+  for (const panel of panels) panel.start();
+  window.itsControl = { map, feed, panels, session };
+}
+
+main().catch((exc) => {
+  if (exc && exc.status === 401) return; // already on the way to the login page
+  $("feed-status").textContent = `cannot start: ${exc.message || exc}`;
+  $("feed-status").classList.add("stale");
+});

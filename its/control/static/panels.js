@@ -1,0 +1,363 @@
+// Side panels fed from the domain routes (fleet, parking, cameras, traffic); each also feeds a
+// map layer. A panel whose routes the API does not serve says "no data yet" and polls nothing.
+
+import { ageSeconds, delayClass, el, formatAge, formatDelay, getJSON, hasRoute, poll } from "./api.js";
+
+const MAX_ROUTES = 60;
+const MAX_SITES = 200;
+
+function noData(box, why = "no data yet") {
+  box.replaceChildren(el("p", { class: "empty" }, why));
+}
+
+async function limited(items, limit, task) {
+  const out = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await task(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Line chart (or bars) of `values` on a canvas, sized to its CSS box. */
+export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", min = null, max = null } = {}) {
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 100;
+  const h = canvas.clientHeight || 24;
+  canvas.width = Math.round(w * ratio);
+  canvas.height = Math.round(h * ratio);
+  const c = canvas.getContext("2d");
+  c.setTransform(ratio, 0, 0, ratio, 0, 0);
+  c.clearRect(0, 0, w, h);
+  const finite = values.filter(Number.isFinite);
+  if (!finite.length) return;
+  const lo = min ?? Math.min(...finite);
+  const hi = Math.max(max ?? Math.max(...finite), lo + 1e-9);
+  const y = (v) => h - 2 - ((v - lo) / (hi - lo)) * (h - 4);
+  c.fillStyle = color;
+  c.strokeStyle = color;
+  c.lineWidth = 1.5;
+  if (bars) {
+    const bw = w / values.length;
+    values.forEach((v, i) => { if (Number.isFinite(v)) c.fillRect(i * bw + 1, y(v), Math.max(1, bw - 2), h - y(v)); });
+    return;
+  }
+  c.beginPath();
+  let started = false;
+  values.forEach((v, i) => {
+    if (!Number.isFinite(v)) return;
+    const x = values.length > 1 ? (i / (values.length - 1)) * (w - 2) + 1 : w / 2;
+    if (started) c.lineTo(x, y(v)); else c.moveTo(x, y(v));
+    started = true;
+  });
+  c.stroke();
+}
+
+// ---------------------------------------------------------------------- fleet
+export class FleetPanel {
+  constructor(box, map) {
+    this.box = box;
+    this.map = map;
+    this.routes = new Map();
+    this.routesAt = 0;
+    this.vehicles = [];
+  }
+
+  start() {
+    if (!hasRoute("/v1/routes") || !hasRoute("/v1/routes/{route_id}/vehicles")) return noData(this.box);
+    poll(() => this.refresh(), 5000);
+  }
+
+  async activeRouteIds() {
+    if (!this.routes.size || Date.now() - this.routesAt > 300000) {
+      const data = await getJSON("/v1/routes");
+      if (data === null) return null;
+      this.routes = new Map(data.routes.map((r) => [r.route_id, r]));
+      this.routesAt = Date.now();
+    }
+    if (hasRoute("/gtfs-rt/vehicle-positions")) {
+      const feed = await getJSON("/gtfs-rt/vehicle-positions?format=json");
+      if (feed === null) return null;
+      const ids = new Set();
+      for (const e of feed.entity || []) {
+        const trip = e.vehicle && e.vehicle.trip;
+        if (trip && trip.route_id && this.routes.has(trip.route_id)) ids.add(trip.route_id);
+      }
+      return [...ids];
+    }
+    return [...this.routes.keys()].slice(0, MAX_ROUTES);
+  }
+
+  async refresh() {
+    const ids = await this.activeRouteIds();
+    if (ids === null) return null;
+    const answers = await limited(ids.slice(0, MAX_ROUTES), 4, (id) => getJSON(`/v1/routes/${encodeURIComponent(id)}/vehicles`));
+    const vehicles = [];
+    answers.forEach((a) => {
+      if (!a) return;
+      const route = a.route || {};
+      for (const v of a.vehicles) {
+        vehicles.push({ ...v, kind: "vehicle", id: v.vehicle_id, route_name: route.short_name || route.route_id || v.route_id,
+          label: route.short_name || v.route_id });
+      }
+    });
+    this.vehicles = vehicles;
+    this.map.setPoints("vehicles", vehicles);
+    this.map.autoFit();
+    this.render();
+    return vehicles;
+  }
+
+  render() {
+    if (!this.vehicles.length) return noData(this.box, "no vehicles on the road");
+    const byRoute = new Map();
+    for (const v of this.vehicles) {
+      if (!byRoute.has(v.route_name)) byRoute.set(v.route_name, []);
+      byRoute.get(v.route_name).push(v);
+    }
+    const rows = [];
+    for (const [name, list] of [...byRoute].sort((a, b) => String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true }))) {
+      const late = list.filter((v) => (v.delay_s ?? 0) > 300).length;
+      rows.push(el("tr", { class: "route-head" }, el("td", { colspan: 3 }, `Route ${name} · ${list.length} vehicles${late ? ` · ${late} late` : ""}`)));
+      for (const v of list) {
+        rows.push(el("tr", { "data-vehicle-id": v.vehicle_id },
+          el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.locate(v) }, v.vehicle_id)),
+          el("td", { class: `num ${delayClass(v.delay_s)}` }, formatDelay(v.delay_s)),
+          el("td", { class: `num${v.stale ? " late" : ""}` }, formatAge(v.age_s ?? ageSeconds(v.observed_at)))));
+      }
+    }
+    this.box.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, "Vehicle"), el("th", { class: "num" }, "Delay"), el("th", { class: "num" }, "Updated"))),
+      el("tbody", {}, ...rows)));
+  }
+
+  locate(v) {
+    this.map.flyTo(v.lon, v.lat, Math.max(this.map.zoom, 15));
+    this.map.select(this.map.layers.vehicles.find((x) => x.id === v.vehicle_id) || null);
+  }
+}
+
+// ---------------------------------------------------------------------- parking
+export class ParkingPanel {
+  constructor(box, map) {
+    this.box = box;
+    this.map = map;
+    this.sites = new Map();   // site_id -> definition (name, lat, lon)
+    this.history = new Map(); // site_id -> [free...]
+    this.forecasts = new Map();
+    this.current = [];
+  }
+
+  start() {
+    if (!hasRoute("/v1/parking/availability")) return noData(this.box);
+    poll(() => this.refresh(), 10000);
+    if (hasRoute("/v1/parking/sites/{site_id}/history")) poll(() => this.loadHistory(), 300000);
+    if (hasRoute("/v1/parking/sites/{site_id}/forecast")) poll(() => this.loadForecasts(), 60000);
+  }
+
+  async refresh() {
+    const data = await getJSON("/v1/parking/availability");
+    if (data === null) return null;
+    this.current = data.sites.slice(0, MAX_SITES);
+    const missing = this.current.filter((s) => !this.sites.has(s.site_id)).map((s) => s.site_id);
+    if (missing.length && hasRoute("/v1/parking/sites/{site_id}")) {
+      const defs = await limited(missing, 4, (id) => getJSON(`/v1/parking/sites/${encodeURIComponent(id)}`));
+      defs.forEach((d, i) => this.sites.set(missing[i], d || { site_id: missing[i] }));
+      if (!this.history.size) this.loadHistory();
+      if (!this.forecasts.size) this.loadForecasts();
+    }
+    this.map.setPoints("parking", this.current.map((s) => {
+      const def = this.sites.get(s.site_id) || {};
+      return { ...s, kind: "parking", id: s.site_id, name: def.name, lat: def.lat, lon: def.lon };
+    }));
+    this.map.autoFit();
+    this.render();
+    return data;
+  }
+
+  async loadHistory() {
+    if (!hasRoute("/v1/parking/sites/{site_id}/history") || !this.current.length) return null;
+    const ids = this.current.map((s) => s.site_id);
+    const answers = await limited(ids, 3, (id) => getJSON(`/v1/parking/sites/${encodeURIComponent(id)}/history?interval=15m`));
+    answers.forEach((a, i) => {
+      if (a) this.history.set(ids[i], a.records.map((r) => r.mean_free ?? r.free ?? null));
+    });
+    this.render();
+    return answers;
+  }
+
+  async loadForecasts() {
+    if (!hasRoute("/v1/parking/sites/{site_id}/forecast") || !this.current.length) return null;
+    const ids = this.current.map((s) => s.site_id);
+    const answers = await limited(ids, 3, (id) => getJSON(`/v1/parking/sites/${encodeURIComponent(id)}/forecast`));
+    answers.forEach((a, i) => { if (a) this.forecasts.set(ids[i], a.forecasts || []); });
+    this.render();
+    return answers;
+  }
+
+  render() {
+    if (!this.current.length) return noData(this.box);
+    const rows = this.current.map((s) => {
+      const def = this.sites.get(s.site_id) || {};
+      const spark = el("canvas", { class: "spark", "aria-label": `free spaces over the last 24 h at ${def.name || s.site_id}` });
+      const series = this.history.get(s.site_id);
+      const fc = (this.forecasts.get(s.site_id) || []).map((f) => (f.free === null ? "–" : Math.round(f.free))).join(" / ");
+      requestAnimationFrame(() => drawSeries(spark, series || [], { min: 0, max: s.capacity, color: "#3ccf6b" }));
+      return el("tr", { "data-site-id": s.site_id },
+        el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.locate(s.site_id) }, def.name || s.site_id)),
+        el("td", { class: `num status-${s.status}` }, `${s.free ?? "?"}/${s.capacity}`),
+        el("td", {}, series && series.length ? spark : "–"),
+        el("td", { class: "num" }, fc || "–"));
+    });
+    this.box.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, "Site"), el("th", { class: "num" }, "Free"),
+        el("th", {}, "24 h"), el("th", { class: "num", title: "forecast free spaces at +15 / +30 / +60 min" }, "+15/30/60"))),
+      el("tbody", {}, ...rows)));
+  }
+
+  locate(siteId) {
+    const p = this.map.layers.parking.find((x) => x.id === siteId);
+    if (!p) return;
+    this.map.flyTo(p.lon, p.lat, Math.max(this.map.zoom, 16));
+    this.map.select(p);
+  }
+}
+
+// ---------------------------------------------------------------------- cameras
+export class CamerasPanel {
+  constructor(box, map) {
+    this.box = box;
+    this.map = map;
+    this.cameras = [];
+    this.selected = null;
+    this.series = new Map(); // camera_id -> Map(interval_start -> total count)
+  }
+
+  start() {
+    if (!hasRoute("/v1/cameras")) return noData(this.box);
+    poll(() => this.refresh(), 10000);
+  }
+
+  async refresh() {
+    const data = await getJSON("/v1/cameras");
+    if (data === null) return null;
+    this.cameras = data.cameras;
+    this.map.setPoints("cameras", this.cameras.map((c) => ({ ...c, kind: "camera", id: c.camera_id })));
+    if (!this.cameras.length) {
+      noData(this.box, "no cameras yet");
+      return data;
+    }
+    if (!this.selected || !this.cameras.some((c) => c.camera_id === this.selected)) this.selected = this.cameras[0].camera_id;
+    const detail = hasRoute("/v1/cameras/{camera_id}") ? await getJSON(`/v1/cameras/${encodeURIComponent(this.selected)}`) : null;
+    if (detail && detail.interval_start) {
+      const series = this.series.get(this.selected) || new Map();
+      series.set(detail.interval_start, detail.counts.reduce((n, r) => n + r.count, 0));
+      while (series.size > 60) series.delete(series.keys().next().value);
+      this.series.set(this.selected, series);
+    }
+    this.render(detail);
+    return data;
+  }
+
+  render(detail) {
+    const select = el("select", { id: "camera-select", "aria-label": "Camera" },
+      ...this.cameras.map((c) => el("option", { value: c.camera_id, selected: c.camera_id === this.selected },
+        `${c.camera_id}${c.online === false ? " (offline)" : c.stale ? " (stale)" : ""}`)));
+    select.addEventListener("change", () => { this.selected = select.value; this.refresh(); });
+    const parts = [select];
+    if (hasRoute("/v1/cameras/{camera_id}/snapshot.jpg") && detail && detail.interval_start) {
+      parts.push(el("img", { class: "snapshot", alt: `latest annotated snapshot of camera ${this.selected}`,
+        src: `/v1/cameras/${encodeURIComponent(this.selected)}/snapshot.jpg?t=${Date.now()}` }));
+    }
+    if (detail && detail.counts && detail.counts.length) {
+      const chart = el("canvas", { class: "chart", "aria-label": "vehicles counted per interval" });
+      const values = [...(this.series.get(this.selected) || new Map()).values()];
+      requestAnimationFrame(() => drawSeries(chart, values, { bars: true, min: 0, color: "#b48cff" }));
+      parts.push(el("p", { class: "meta" }, `counts per ${detail.interval_s} s interval, latest ${formatAge(detail.age_s)} ago`), chart);
+      parts.push(el("table", {}, el("tbody", {}, ...detail.counts.map((r) => el("tr", {},
+        el("td", {}, `${r.line_id} ${r.direction}`), el("td", {}, r.vehicle_class), el("td", { class: "num" }, r.count))))));
+    } else {
+      parts.push(el("p", { class: "empty" }, "no counts yet"));
+    }
+    this.box.replaceChildren(...parts);
+  }
+}
+
+// ---------------------------------------------------------------------- traffic
+/** Network travel time index (current / free-flow travel time, length weighted) and slowest named roads. */
+export function congestionSummary(geojson) {
+  let tt = 0;
+  let ff = 0;
+  const byName = new Map();
+  for (const f of geojson.features || []) {
+    const p = f.properties || {};
+    if (!(p.speed_mps > 0) || !(p.freeflow_mps > 0) || !(p.length_m > 0)) continue;
+    tt += p.length_m / p.speed_mps;
+    ff += p.length_m / p.freeflow_mps;
+    if (!p.name) continue;
+    const g = byName.get(p.name) || { name: p.name, tt: 0, ff: 0, length: 0, lon: 0, lat: 0 };
+    g.tt += p.length_m / p.speed_mps;
+    g.ff += p.length_m / p.freeflow_mps;
+    g.length += p.length_m;
+    const mid = f.geometry.coordinates[Math.floor(f.geometry.coordinates.length / 2)];
+    if (mid) { g.lon = mid[0]; g.lat = mid[1]; }
+    byName.set(p.name, g);
+  }
+  const corridors = [...byName.values()].filter((g) => g.length >= 300)
+    .map((g) => ({ ...g, tti: g.tt / g.ff })).sort((a, b) => b.tti - a.tti).slice(0, 8);
+  return { tti: ff > 0 ? tt / ff : null, corridors };
+}
+
+export class TrafficPanel {
+  constructor(box, map) {
+    this.box = box;
+    this.map = map;
+    this.key = `its-tti-${new Date().toISOString().slice(0, 10)}`;
+    this.samples = JSON.parse(sessionStorage.getItem(this.key) || "[]");
+    this.incidents = [];
+    this.summary = null;
+  }
+
+  start() {
+    if (!hasRoute("/v1/traffic/congestion")) return noData(this.box);
+    poll(() => this.refresh(), 30000);
+  }
+
+  async refresh() {
+    const geo = await getJSON("/v1/traffic/congestion");
+    if (geo === null) return null;
+    this.map.setRoads(geo);
+    this.map.autoFit();
+    this.summary = congestionSummary(geo);
+    if (this.summary.tti !== null) {
+      this.samples.push([Date.now(), this.summary.tti]);
+      const since = Date.now() - 24 * 3600 * 1000;
+      this.samples = this.samples.filter(([t]) => t >= since).slice(-2000);
+      sessionStorage.setItem(this.key, JSON.stringify(this.samples));
+    }
+    const inc = hasRoute("/v1/traffic/incidents") ? await getJSON("/v1/traffic/incidents") : null;
+    this.incidents = inc ? inc.incidents : [];
+    this.render(geo);
+    return geo;
+  }
+
+  render(geo) {
+    const s = this.summary;
+    if (!s || s.tti === null) return noData(this.box, `no speed estimates yet (${(geo.features || []).length} roads)`);
+    const chart = el("canvas", { class: "chart", "aria-label": "travel time index today" });
+    requestAnimationFrame(() => drawSeries(chart, this.samples.map(([, v]) => v), { min: 1, color: "#f0b429" }));
+    const rows = s.corridors.map((g) => el("tr", {},
+      el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.map.flyTo(g.lon, g.lat, 15) }, g.name)),
+      el("td", { class: "num" }, g.tti.toFixed(2)),
+      el("td", { class: "num" }, `${(g.length / 1000).toFixed(1)} km`)));
+    this.box.replaceChildren(
+      el("p", {}, `Travel time index now: `, el("strong", {}, s.tti.toFixed(2)), ` · ${this.incidents.length} incidents`),
+      chart,
+      el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Slowest corridors"), el("th", { class: "num" }, "TTI"),
+        el("th", { class: "num" }, "Length"))), el("tbody", {}, ...rows)));
+  }
+}
