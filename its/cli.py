@@ -317,6 +317,34 @@ def bench_ingest(
         print_json_line(result)
 
 
+@group("bench").command("api")
+def bench_api(
+    duration: Annotated[float, typer.Option(help="Seconds per measurement.")] = 5.0,
+    rate: Annotated[float, typer.Option(help="Paced rate for the p99 measurement, requests/s.")] = 1000.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+) -> None:
+    """Read endpoints (arrivals, parking) against a bare FastAPI endpoint of similar size."""
+    import tempfile
+
+    from its.bench.api import run_api_bench
+    from its.console import print_json_line
+    from its.demo import cairns_feed
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings)
+    db.close()
+    try:
+        feed = cairns_feed(Path(tempfile.mkdtemp(prefix="its-bench-")))
+        results = run_api_bench(rt.settings, feed, duration_s=duration, rate=rate)
+    finally:
+        rt.stop()
+    for r in results:
+        typer.echo(f"{r['endpoint']:<22} {r['rps']:>8.0f} req/s (bare {r['bare_rps']:.0f}, ratio {r['ratio']}), "
+                   f"p99 {r['p99_ms']} ms at {r['p99_ms_at_rps']:.0f} req/s")
+    if json_out:
+        print_json_line({"endpoints": results})
+
+
 def _register_domain_commands() -> None:
     for grp, name, fn in domain_commands():
         group(grp).command(name)(fn)

@@ -89,7 +89,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
     env_done = data / "demo.loaded"
     plan = DemoPlan()
     if not env_done.exists():
-        _run([*its, "gtfs", "import", str(feed), "--agency", "cairns"], settings)
+        _run([*its, "gtfs", "import", str(feed), "--agency", "cairns", "--rebase-calendar"], settings)
         if osm is not None:
             _run([*its, "maps", "import", str(osm), "--name", "demo"], settings)
         else:

@@ -199,6 +199,29 @@ export class MapView {
     for (const p of this.layers.vehicles) this.drawVehicle(c, p);
     for (const p of this.layers.alerts) this.drawAlert(c, p);
     if (this.selected) this.drawSelection(c, this.selected);
+    this.drawScale(c, w, h);
+  }
+
+  /** Scale bar (metres at the map centre's latitude) in the bottom-right corner. */
+  drawScale(c, w, h) {
+    const lat = unproject(...this.center)[1];
+    const metresPerPx = (40075016.686 * Math.cos((lat * Math.PI) / 180)) / this.scale();
+    const target = metresPerPx * 120;
+    const step = 10 ** Math.floor(Math.log10(target));
+    const nice = [5, 2, 1].map((k) => k * step).find((m) => m <= target) || step;
+    const px = nice / metresPerPx;
+    const x = w - px - 12;
+    const y = h - 12;
+    c.strokeStyle = "#e8eef4";
+    c.lineWidth = 2;
+    c.beginPath();
+    c.moveTo(x, y - 5); c.lineTo(x, y); c.lineTo(x + px, y); c.lineTo(x + px, y - 5);
+    c.stroke();
+    c.fillStyle = "#e8eef4";
+    c.font = "11px system-ui, sans-serif";
+    c.textAlign = "center";
+    c.textBaseline = "bottom";
+    c.fillText(nice >= 1000 ? `${nice / 1000} km` : `${nice} m`, x + px / 2, y - 3);
   }
 
   drawTiles(c, w, h) {
