@@ -165,6 +165,15 @@ class _OpsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        query = scope.get("query_string", b"")
+        if "\x00" in scope["path"] or b"%00" in query or b"\x00" in query:
+            # NUL can never be part of an id or a value; refuse it before it reaches SQL
+            body = b'{"error":{"code":"invalid_parameter","message":"NUL characters are not allowed"}}'
+            await send({"type": "http.response.start", "status": 422,
+                        "headers": [(b"content-type", b"application/json"), *_COMMON_HEADERS]})
+            await send({"type": "http.response.body", "body": body})
+            metrics.HTTP_REQUESTS.labels("rejected", "422").inc()
+            return
         control = scope["path"].startswith("/control")
         status = [500]
 

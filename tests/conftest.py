@@ -104,3 +104,12 @@ def broker_url(broker: MosquittoBroker) -> str:
 def settings(tmp_path: Path, db_url: str, broker_url: str) -> Settings:
     """Settings pointing at a fresh database and a test broker, data dir under tmp."""
     return load_settings(database_url=db_url, mqtt_url=broker_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def city_settings(settings: Settings, shared_data: Path) -> Settings:
+    """``settings`` whose database holds the demo city: Cairns GTFS, its road network, parking sites."""
+    from its.bench.api import load_demo_city
+
+    load_demo_city(settings, shared_data / "gtfs" / "cairns_gtfs.zip")
+    return settings

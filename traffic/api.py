@@ -64,8 +64,8 @@ def build_router(service: TrafficService) -> APIRouter:
     @public.get("/congestion")
     def congestion(bbox: str | None = Query(None, description="west,south,east,north (degrees).")) -> dict[str, Any]:
         """Every edge's current speed, level, confidence and source mix as GeoJSON."""
+        box = parse_bbox_param(bbox) if bbox is not None else None  # bad input first: 422, not 503
         snap = snapshot()
-        box = parse_bbox_param(bbox) if bbox is not None else None
         st = snap.state
         assert service.network is not None
         props: dict[str, Any] = {

@@ -57,10 +57,12 @@ def _get(url: str, headers: dict[str, str]) -> bytes:
         return bytes(r.read())
 
 
-def load_demo_city(settings: Settings, feed: Path, sites: Path) -> None:
-    """Import the Cairns feed and the demo parking sites through the CLI (as an operator would)."""
+def load_demo_city(settings: Settings, feed: Path, sites: Path = ROOT / "parking" / "data" / "demo_sites.geojson") -> None:
+    """Import the Cairns feed, its road network and the demo parking sites through the CLI."""
     env = _env(settings, 0)
-    for argv in (["gtfs", "import", str(feed), "--agency", "cairns", "--rebase-calendar"], ["parking", "import", str(sites)]):
+    for argv in (["gtfs", "import", str(feed), "--agency", "cairns", "--rebase-calendar"],
+                 ["maps", "import", "--gtfs", str(feed), "--name", "demo"],
+                 ["parking", "import", str(sites)]):
         done = subprocess.run([sys.executable, "-m", "its.cli", *argv], env=env, capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"its {' '.join(argv[:2])} failed: {done.stderr[-1500:]}")

@@ -18,8 +18,8 @@ control_router = APIRouter(prefix="/v1/control", tags=["control"])
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    password: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")
 
 
 def _auth(request: Request) -> Authenticator:

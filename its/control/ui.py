@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from its.auth import AdminUser, DispatcherUser, Principal, dispatcher, public
 from its.errors import ApiError, bad_request, not_found
+from its.routes import iter_api_routes
 from its.service import Context
 
 from .views import AlertHub, event_stream
@@ -78,13 +79,14 @@ def _check_tile_url(url: str | None) -> str | None:
 
 
 def _data_routes(request: Request) -> list[str]:
-    """GET route templates of the API's data (``/v1/...``, ``/gtfs-rt/...``) that this app serves.
-
-    Read from the app's OpenAPI document (built once by FastAPI, and complete however the
-    routers were included).
-    """
-    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
-    return sorted(p for p, ops in paths.items() if "get" in ops and p.startswith(("/v1/", "/gtfs-rt/")))
+    """GET route templates of the API's data (``/v1/...``, ``/gtfs-rt/...``) that this app serves
+    (computed once per app from its route table)."""
+    cached: list[str] | None = getattr(request.app.state, "control_data_routes", None)
+    if cached is None:
+        cached = sorted({path for path, route in iter_api_routes(request.app.routes)
+                         if "GET" in (route.methods or ()) and path.startswith(("/v1/", "/gtfs-rt/"))})
+        request.app.state.control_data_routes = cached
+    return cached
 
 
 # --------------------------------------------------------------------------- pages

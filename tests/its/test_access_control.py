@@ -26,7 +26,8 @@ LOGIN = {"/v1/auth/login"}
 
 
 @pytest.fixture
-def app_client(settings: Settings, db: Database) -> Iterator[tuple[FastAPI, TestClient]]:
+def app_client(city_settings: Settings, db: Database) -> Iterator[tuple[FastAPI, TestClient]]:
+    settings = city_settings
     ctx = build_context(settings)
     app = create_app(settings, domain_services(), context=ctx, extra_routers=control_routers())
     with TestClient(app) as client:

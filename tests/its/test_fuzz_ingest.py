@@ -68,7 +68,7 @@ def _json_safe(obj: object) -> bool:
 
 
 @pytest.mark.skipif(not ROUTES, reason="no routes")
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(messages())
 def test_parsers_return_rows_or_payload_error(msg: tuple[Route, str, bytes]) -> None:
     route, topic, payload = msg
@@ -108,5 +108,5 @@ def test_collector_received_equals_stored_plus_rejected(settings: Settings, db: 
     assert 0 < distinct_rejected <= collector.totals.rejected
 
 
-settings_for_sampling = settings(max_examples=300, deadline=None, database=None,
+settings_for_sampling = settings(max_examples=300, deadline=None, database=None, derandomize=True,
                                  suppress_health_check=list(HealthCheck))

@@ -1,13 +1,13 @@
 // Live alert feed over server-sent events: reconnection with backoff, freshness indicator,
 // alert list with acknowledge and show-on-map actions.
 
-import { ApiError, el, formatAge, postJSON } from "./api.js";
+import { ApiError, el, formatAge, postJSON, swap } from "./api.js";
 
 export const STALE_AFTER_S = 15;
 
 export class AlertFeed {
-  constructor({ list, empty, count, status, onLocate = () => {}, onChange = () => {} }) {
-    Object.assign(this, { list, empty, count, status, onLocate, onChange });
+  constructor({ list, empty, count, status, onLocate = () => {}, onChange = () => {}, onEvent = () => {} }) {
+    Object.assign(this, { list, empty, count, status, onLocate, onChange, onEvent });
     this.alerts = new Map();
     this.source = null;
     this.retries = 0;
@@ -34,6 +34,7 @@ export class AlertFeed {
       else this.alerts.set(alert.alert_id, alert);
       this.touch();
       this.render();
+      this.onEvent(event, alert);
     });
     source.addEventListener("heartbeat", () => this.touch());
     source.addEventListener("resync", () => this.reconnect());
@@ -94,7 +95,7 @@ export class AlertFeed {
 
   render() {
     const items = this.sorted();
-    this.list.replaceChildren(...items.map((a) => this.item(a)));
+    swap(this.list, ...items.map((a) => this.item(a)));
     this.empty.hidden = items.length > 0;
     const open = items.filter((a) => !a.acked_at).length;
     this.count.textContent = items.length ? `(${open} open / ${items.length})` : "";
@@ -105,12 +106,12 @@ export class AlertFeed {
     const located = Number.isFinite(a.lat) && Number.isFinite(a.lon);
     const raised = new Date(a.raised_at);
     const ack = el("button", {
-      type: "button", class: "ack", disabled: Boolean(a.acked_at),
+      type: "button", class: "ack", disabled: Boolean(a.acked_at), "data-focus-key": `ack:${a.alert_id}`,
       "aria-label": `Acknowledge ${a.kind} ${a.subject}`,
       onclick: (e) => this.acknowledge(a, e.currentTarget),
     }, a.acked_at ? "Acknowledged" : "Acknowledge");
     const locate = located ? el("button", {
-      type: "button", class: "locate", "aria-label": `Show ${a.subject} on the map`,
+      type: "button", class: "locate", "data-focus-key": `locate:${a.alert_id}`, "aria-label": `Show ${a.subject} on the map`,
       onclick: () => this.onLocate(a),
     }, "Show on map") : null;
     const acked = a.acked_at

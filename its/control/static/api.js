@@ -140,3 +140,19 @@ export function el(tag, attrs = {}, ...children) {
   }
   return node;
 }
+
+/**
+ * Replace a container's children, keeping keyboard focus on the element with the same
+ * `data-focus-key` (live panels re-render often; focus must not jump away).
+ */
+export function swap(box, ...nodes) {
+  const active = document.activeElement;
+  const key = active && box.contains(active) ? active.getAttribute("data-focus-key") : null;
+  box.replaceChildren(...nodes);
+  if (key) {
+    const keyed = [...box.querySelectorAll("[data-focus-key]")];
+    const at = keyed.findIndex((n) => n.getAttribute("data-focus-key") === key);
+    const target = at < 0 ? null : keyed.slice(at).find((n) => !n.disabled);  // a now-disabled button passes focus on
+    if (target) target.focus();
+  }
+}

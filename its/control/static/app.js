@@ -73,6 +73,8 @@ async function main() {
   $("zoom-out").addEventListener("click", () => map.zoomBy(-1));
   $("zoom-fit").addEventListener("click", () => { map.userMoved = false; map.fit(); });
 
+  const fleet = new FleetPanel($("fleet"), map);
+  const parking = new ParkingPanel($("parking"), map);
   const feed = new AlertFeed({
     list: $("alerts"), empty: $("alerts-empty"), count: $("alerts-count"), status: $("feed-status"),
     onLocate: (a) => {
@@ -81,6 +83,12 @@ async function main() {
     },
     onChange: (alerts) => map.setPoints("alerts", alerts.filter((a) => !a.acked_at).map((a) => ({
       ...a, kind: "alert", kind_name: a.kind, id: a.alert_id }))),
+    // a parking alert means availability changed: refresh that panel now rather than at its next poll
+    onEvent: (event, a) => {
+      if (event === "raised" && a.kind.startsWith("parking") && hasRoute("/v1/parking/availability")) {
+        parking.refresh().catch(() => {});
+      }
+    },
   });
   feed.connect();
 
@@ -93,8 +101,7 @@ async function main() {
     }
   });
 
-  const panels = [new FleetPanel($("fleet"), map), new ParkingPanel($("parking"), map),
-    new CamerasPanel($("cameras"), map), new TrafficPanel($("traffic"), map)];
+  const panels = [fleet, parking, new CamerasPanel($("cameras"), map), new TrafficPanel($("traffic"), map)];
   for (const panel of panels) panel.start();
   window.itsControl = { map, feed, panels, session };
 }

@@ -1,13 +1,13 @@
 // Side panels fed from the domain routes (fleet, parking, cameras, traffic); each also feeds a
 // map layer. A panel whose routes the API does not serve says "no data yet" and polls nothing.
 
-import { ageSeconds, delayClass, el, formatAge, formatDelay, getJSON, hasRoute, poll } from "./api.js";
+import { ageSeconds, delayClass, el, formatAge, formatDelay, getJSON, hasRoute, poll, swap } from "./api.js";
 
 const MAX_ROUTES = 60;
 const MAX_SITES = 200;
 
 function noData(box, why = "no data yet") {
-  box.replaceChildren(el("p", { class: "empty" }, why));
+  swap(box, el("p", { class: "empty" }, why));
 }
 
 async function limited(items, limit, task) {
@@ -44,6 +44,14 @@ export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", mi
   if (bars) {
     const bw = w / values.length;
     values.forEach((v, i) => { if (Number.isFinite(v)) c.fillRect(i * bw + 1, y(v), Math.max(1, bw - 2), h - y(v)); });
+    return;
+  }
+  if (finite.length === 1) {
+    const i = values.findIndex(Number.isFinite);
+    const x = values.length > 1 ? (i / (values.length - 1)) * (w - 2) + 1 : w / 2;
+    c.beginPath();
+    c.arc(x, y(values[i]), 2.5, 0, 2 * Math.PI);
+    c.fill();
     return;
   }
   c.beginPath();
@@ -125,12 +133,12 @@ export class FleetPanel {
       rows.push(el("tr", { class: "route-head" }, el("td", { colspan: 3 }, `Route ${name} · ${list.length} vehicles${late ? ` · ${late} late` : ""}`)));
       for (const v of list) {
         rows.push(el("tr", { "data-vehicle-id": v.vehicle_id },
-          el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.locate(v) }, v.vehicle_id)),
+          el("td", {}, el("button", { type: "button", class: "link", "data-focus-key": `v:${v.vehicle_id}`, onclick: () => this.locate(v) }, v.vehicle_id)),
           el("td", { class: `num ${delayClass(v.delay_s)}` }, formatDelay(v.delay_s)),
           el("td", { class: `num${v.stale ? " late" : ""}` }, formatAge(v.age_s ?? ageSeconds(v.observed_at)))));
       }
     }
-    this.box.replaceChildren(el("table", {},
+    swap(this.box, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Vehicle"), el("th", { class: "num" }, "Delay"), el("th", { class: "num" }, "Updated"))),
       el("tbody", {}, ...rows)));
   }
@@ -162,7 +170,9 @@ export class ParkingPanel {
   async refresh() {
     const data = await getJSON("/v1/parking/availability");
     if (data === null) return null;
-    this.current = data.sites.slice(0, MAX_SITES);
+    const rank = { full: 0, almostFull: 1, spacesAvailable: 2, unknown: 3, closed: 4 };
+    this.current = data.sites.slice(0, MAX_SITES)
+      .sort((a, b) => (rank[a.status] ?? 5) - (rank[b.status] ?? 5) || String(a.site_id).localeCompare(String(b.site_id)));
     const missing = this.current.filter((s) => !this.sites.has(s.site_id)).map((s) => s.site_id);
     if (missing.length && hasRoute("/v1/parking/sites/{site_id}")) {
       const defs = await limited(missing, 4, (id) => getJSON(`/v1/parking/sites/${encodeURIComponent(id)}`));
@@ -208,12 +218,12 @@ export class ParkingPanel {
       const fc = (this.forecasts.get(s.site_id) || []).map((f) => (f.free === null ? "–" : Math.round(f.free))).join(" / ");
       requestAnimationFrame(() => drawSeries(spark, series || [], { min: 0, max: s.capacity, color: "#3ccf6b" }));
       return el("tr", { "data-site-id": s.site_id },
-        el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.locate(s.site_id) }, def.name || s.site_id)),
+        el("td", {}, el("button", { type: "button", class: "link", "data-focus-key": `p:${s.site_id}`, onclick: () => this.locate(s.site_id) }, def.name || s.site_id)),
         el("td", { class: `num status-${s.status}` }, `${s.free ?? "?"}/${s.capacity}`),
         el("td", {}, series && series.length ? spark : "–"),
         el("td", { class: "num" }, fc || "–"));
     });
-    this.box.replaceChildren(el("table", {},
+    swap(this.box, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Site"), el("th", { class: "num" }, "Free"),
         el("th", {}, "24 h"), el("th", { class: "num", title: "forecast free spaces at +15 / +30 / +60 min" }, "+15/30/60"))),
       el("tbody", {}, ...rows)));
@@ -264,14 +274,22 @@ export class CamerasPanel {
   }
 
   render(detail) {
-    const select = el("select", { id: "camera-select", "aria-label": "Camera" },
+    const select = el("select", { id: "camera-select", "aria-label": "Camera", "data-focus-key": "camera-select" },
       ...this.cameras.map((c) => el("option", { value: c.camera_id, selected: c.camera_id === this.selected },
         `${c.camera_id}${c.online === false ? " (offline)" : c.stale ? " (stale)" : ""}`)));
     select.addEventListener("change", () => { this.selected = select.value; this.refresh(); });
     const parts = [select];
-    if (hasRoute("/v1/cameras/{camera_id}/snapshot.jpg") && detail && detail.interval_start) {
-      parts.push(el("img", { class: "snapshot", alt: `latest annotated snapshot of camera ${this.selected}`,
-        src: `/v1/cameras/${encodeURIComponent(this.selected)}/snapshot.jpg?t=${Date.now()}` }));
+    // request the JPEG only when the camera has one: snapshot_at when the API gives it, else once it counts
+    const hasSnapshot = detail && ("snapshot_at" in detail ? detail.snapshot_at !== null : Boolean(detail.interval_start));
+    if (hasRoute("/v1/cameras/{camera_id}/snapshot.jpg") && hasSnapshot) {
+      // one <img> per camera, reloaded only when a new interval has been counted
+      const key = `${this.selected}@${detail.snapshot_at || detail.interval_start}`;
+      if (!this.image || this.imageKey !== key) {
+        this.image = el("img", { class: "snapshot", alt: `latest annotated snapshot of camera ${this.selected}`,
+          src: `/v1/cameras/${encodeURIComponent(this.selected)}/snapshot.jpg?t=${encodeURIComponent(detail.snapshot_at || detail.interval_start)}` });
+        this.imageKey = key;
+      }
+      parts.push(this.image);
     }
     if (detail && detail.counts && detail.counts.length) {
       const chart = el("canvas", { class: "chart", "aria-label": "vehicles counted per interval" });
@@ -283,7 +301,7 @@ export class CamerasPanel {
     } else {
       parts.push(el("p", { class: "empty" }, "no counts yet"));
     }
-    this.box.replaceChildren(...parts);
+    swap(this.box, ...parts);
   }
 }
 
@@ -351,13 +369,16 @@ export class TrafficPanel {
     const chart = el("canvas", { class: "chart", "aria-label": "travel time index today" });
     requestAnimationFrame(() => drawSeries(chart, this.samples.map(([, v]) => v), { min: 1, color: "#f0b429" }));
     const rows = s.corridors.map((g) => el("tr", {},
-      el("td", {}, el("button", { type: "button", class: "link", onclick: () => this.map.flyTo(g.lon, g.lat, 15) }, g.name)),
+      el("td", {}, el("button", { type: "button", class: "link", "data-focus-key": `c:${g.name}`, onclick: () => this.map.flyTo(g.lon, g.lat, 15) }, g.name)),
       el("td", { class: "num" }, g.tti.toFixed(2)),
       el("td", { class: "num" }, `${(g.length / 1000).toFixed(1)} km`)));
-    this.box.replaceChildren(
-      el("p", {}, `Travel time index now: `, el("strong", {}, s.tti.toFixed(2)), ` · ${this.incidents.length} incidents`),
-      chart,
-      el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Slowest corridors"), el("th", { class: "num" }, "TTI"),
-        el("th", { class: "num" }, "Length"))), el("tbody", {}, ...rows)));
+    const head = el("thead", {}, el("tr", {}, el("th", {}, "Slowest corridors"), el("th", { class: "num" }, "TTI"),
+      el("th", { class: "num" }, "Length")));
+    const corridors = rows.length ? el("table", {}, head, el("tbody", {}, ...rows))
+      : el("p", { class: "empty" }, "no named corridors in this road network");
+    swap(this.box,
+      el("p", {}, "Travel time index now: ", el("strong", {}, s.tti.toFixed(2)), ` · ${this.incidents.length} incidents`),
+      chart, el("p", { class: "meta" }, `index over the day as sampled by this screen (${this.samples.length} samples)`),
+      corridors);
   }
 }

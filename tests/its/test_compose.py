@@ -1,0 +1,60 @@
+"""docker-compose.yml cannot run here (no Docker engine): parse it and check it is coherent."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import yaml
+from typer.main import get_command
+
+from its.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def test_compose_has_every_service_with_healthy_dependencies() -> None:
+    services = _compose()["services"]
+    assert {"db", "broker", "migrate", "api", "collector", "video", "traffic", "simulator"} <= set(services)
+    assert "timescale" in services["db"]["image"]
+    assert services["simulator"]["profiles"] == ["demo"]
+    for name in ("db", "broker", "api"):
+        assert "healthcheck" in services[name], name
+    for name in ("api", "collector", "video", "traffic"):
+        deps = services[name]["depends_on"]
+        assert deps["db"]["condition"] == "service_healthy"
+        assert deps["broker"]["condition"] == "service_healthy"
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_every_service_command_is_a_real_its_command() -> None:
+    root = get_command(app)
+    for name, svc in _compose()["services"].items():
+        command = svc.get("command")
+        if command is None:
+            continue
+        argv = command if isinstance(command, list) else shlex.split(command)
+        assert argv[0] == "its", name
+        cmd = root
+        args = argv[1:]
+        while args and hasattr(cmd, "commands") and args[0] in cmd.commands:  # type: ignore[attr-defined]
+            cmd = cmd.commands[args.pop(0)]  # type: ignore[attr-defined]
+        assert not hasattr(cmd, "commands"), f"{name}: '{' '.join(argv)}' is a group, not a command"
+        assert cmd is not root, f"{name}: unknown command {argv}"
+        # every option given must be one the command declares
+        known = {opt for p in cmd.params for opt in getattr(p, "opts", [])}
+        for arg in args:
+            if arg.startswith("--"):
+                assert arg in known, f"{name}: {arg} is not an option of its {' '.join(argv[1:3])}"
+
+
+def test_broker_config_raises_queue_limits_and_refuses_anonymous() -> None:
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf
+    assert "max_queued_messages 5000000" in conf
+    acl = (REPO / "deploy" / "mosquitto" / "acl").read_text()
+    assert "pattern write its/v1/vehicles/+/%u/position" in acl
