@@ -220,6 +220,8 @@ class Collector:
         self.db_available = True
         self.totals = BatchResult()
         self.last_commit_at: float | None = None
+        #: seconds from receipt to commit of the oldest message of the last batch
+        self.lag_s = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -347,6 +349,9 @@ class Collector:
         with self.db.connection() as conn:
             result = process_batch(conn, self.router, batch, self.settings.max_payload_bytes)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        if batch[0].mid:  # live messages (replayed spool entries are old by design)
+            self.lag_s = (datetime.now(UTC) - batch[0].received_at).total_seconds()
+            metrics.INGEST_LAG.observe(self.lag_s)
         self.totals.stored += result.stored
         self.totals.rejected += result.rejected
         self.totals.inserted += result.inserted

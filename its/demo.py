@@ -123,8 +123,9 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
 
 
 def _camera_config(clip: Path) -> str:
+    """The example camera config with its clip paths made absolute (it is written elsewhere)."""
     template = (Path(__file__).resolve().parents[1] / "video" / "data" / "cameras.example.yaml").read_text()
-    return template.replace("__CLIP__", str(clip))
+    return template.replace("../../../shared/data/video", str(clip.parent))
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -26,7 +26,7 @@ BATCH_SECONDS = Histogram(
 QUEUE_DEPTH = Gauge("its_collector_queue_depth", "Messages received but not yet committed")
 SPOOLED = Gauge("its_collector_spool_messages", "Messages held in the local spool while the database is away")
 INGEST_LAG = Histogram(
-    "its_ingest_lag_seconds", "Commit time minus source timestamp of the newest message of a batch",
+    "its_ingest_lag_seconds", "Seconds from a message's receipt to the commit of its batch (oldest of the batch)",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 

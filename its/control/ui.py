@@ -67,12 +67,13 @@ def _current_config(request: Request) -> ControlConfig:
     return ControlConfig(basemap_tile_url=_ctx(request).settings.basemap_tile_url)
 
 
-def _check_tile_url(url: str | None) -> str | None:
+def _check_tile_url(url: str | None, own_host: str) -> str | None:
+    """A tile template the page may load under its CSP (``img-src 'self' https:``)."""
     if url is None or url == "":
         return None
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise bad_request("basemap_tile_url must be an http(s) URL")
+    if not parts.netloc or not (parts.scheme == "https" or (parts.scheme == "http" and parts.netloc == own_host)):
+        raise bad_request("basemap_tile_url must be an https:// URL (or http:// on this server)")
     if not all(k in url for k in ("{z}", "{x}", "{y}")):
         raise bad_request("basemap_tile_url must contain {z}, {x} and {y}")
     return url
@@ -136,7 +137,7 @@ def get_config(request: Request, user: DispatcherUser) -> dict[str, Any]:
 @ui_router.put("/v1/control/config", tags=["control"])
 def put_config(body: ControlConfig, request: Request, _u: AdminUser) -> dict[str, Any]:
     """Change the UI settings of this API process (admin; overrides ``ITS_BASEMAP_TILE_URL``)."""
-    config = ControlConfig(basemap_tile_url=_check_tile_url(body.basemap_tile_url))
+    config = ControlConfig(basemap_tile_url=_check_tile_url(body.basemap_tile_url, request.headers.get("host", "")))
     request.app.state.control_config = config
     return config.model_dump()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +89,7 @@ class AlertHub:
 
 async def event_stream(
     hub: AlertHub, is_disconnected: Callable[[], Any], heartbeat_s: float = HEARTBEAT_S,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """SSE frames for one browser: the active alerts first, then changes and heartbeats.
 
     Parameters

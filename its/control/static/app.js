@@ -65,10 +65,10 @@ async function main() {
   const redrawSummary = map.redraw.bind(map);
   map.redraw = () => { redrawSummary(); summarise(map); };
   let stopsTimer = null;
-  map.onViewChange = (view) => {
+  map.onView((view) => {
     clearTimeout(stopsTimer);
     stopsTimer = setTimeout(() => loadStops(map, view), 300);
-  };
+  });
   $("zoom-in").addEventListener("click", () => map.zoomBy(1));
   $("zoom-out").addEventListener("click", () => map.zoomBy(-1));
   $("zoom-fit").addEventListener("click", () => { map.userMoved = false; map.fit(); });

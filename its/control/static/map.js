@@ -45,7 +45,7 @@ export class MapView {
     this.userMoved = false;
     this.layers = { roads: [], stops: [], parking: [], cameras: [], vehicles: [], alerts: [] };
     this.selected = null;
-    this.onViewChange = null;
+    this.viewListeners = [];
     this.pending = false;
     this.bindEvents();
     new ResizeObserver(() => this.redraw()).observe(canvas);
@@ -138,6 +138,11 @@ export class MapView {
     this.changed();
   }
 
+  /** Call `listener(view)` after every pan or zoom. */
+  onView(listener) {
+    this.viewListeners.push(listener);
+  }
+
   /** Visible area as lon/lat degrees [west, south, east, north] and the centre. */
   view() {
     const { w, h } = this.size();
@@ -149,7 +154,8 @@ export class MapView {
 
   changed() {
     this.redraw();
-    if (this.onViewChange) this.onViewChange(this.view());
+    const view = this.view();
+    for (const listener of this.viewListeners) listener(view);
   }
 
   // ------------------------------------------------------------------ geometry

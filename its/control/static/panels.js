@@ -330,6 +330,9 @@ export function congestionSummary(geojson) {
   return { tti: ff > 0 ? tt / ff : null, corridors };
 }
 
+const LARGE_NETWORK = 20000; // edges above which the map asks only for the roads in view
+const FULL_EVERY_MS = 300000;
+
 export class TrafficPanel {
   constructor(box, map) {
     this.box = box;
@@ -338,24 +341,48 @@ export class TrafficPanel {
     this.samples = JSON.parse(sessionStorage.getItem(this.key) || "[]");
     this.incidents = [];
     this.summary = null;
+    this.large = false;
+    this.fullAt = 0;
+    this.viewTimer = null;
   }
 
   start() {
     if (!hasRoute("/v1/traffic/congestion")) return noData(this.box);
     poll(() => this.refresh(), 30000);
+    this.map.onView(() => {
+      if (!this.large) return;
+      clearTimeout(this.viewTimer);
+      this.viewTimer = setTimeout(() => this.refresh().catch(() => {}), 600);
+    });
+  }
+
+  /** The whole network (small networks, and large ones every 5 min for the index), else the view's bbox. */
+  congestionPath() {
+    if (!this.large || !this.map.userMoved || Date.now() - this.fullAt > FULL_EVERY_MS) return null;
+    const v = this.map.view();
+    const padX = (v.east - v.west) * 0.25;
+    const padY = (v.north - v.south) * 0.25;
+    const box = [Math.max(-180, v.west - padX), Math.max(-90, v.south - padY),
+      Math.min(180, v.east + padX), Math.min(90, v.north + padY)];
+    return `/v1/traffic/congestion?bbox=${box.map((x) => x.toFixed(5)).join(",")}`;
   }
 
   async refresh() {
-    const geo = await getJSON("/v1/traffic/congestion");
+    const viewPath = this.congestionPath();
+    const geo = await getJSON(viewPath || "/v1/traffic/congestion");
     if (geo === null) return null;
     this.map.setRoads(geo);
     this.map.autoFit();
-    this.summary = congestionSummary(geo);
-    if (this.summary.tti !== null) {
-      this.samples.push([Date.now(), this.summary.tti]);
-      const since = Date.now() - 24 * 3600 * 1000;
-      this.samples = this.samples.filter(([t]) => t >= since).slice(-2000);
-      sessionStorage.setItem(this.key, JSON.stringify(this.samples));
+    if (!viewPath) {
+      this.fullAt = Date.now();
+      this.large = (geo.features || []).length > LARGE_NETWORK;
+      this.summary = congestionSummary(geo);
+      if (this.summary.tti !== null) {
+        this.samples.push([Date.now(), this.summary.tti]);
+        const since = Date.now() - 24 * 3600 * 1000;
+        this.samples = this.samples.filter(([t]) => t >= since).slice(-2000);
+        sessionStorage.setItem(this.key, JSON.stringify(this.samples));
+      }
     }
     const inc = hasRoute("/v1/traffic/incidents") ? await getJSON("/v1/traffic/incidents") : null;
     this.incidents = inc ? inc.incidents : [];
