@@ -38,7 +38,7 @@ def _serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ITS_DATABASE_URL": settings.database_url or "", "ITS_MQTT_URL": settings.mqtt_url or "",
            "ITS_DATA_DIR": str(settings.data_dir), "ITS_API_PORT": str(port)}
     return subprocess.Popen([sys.executable, "-m", "its.cli", "serve"], env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def _wait_ready(base: str, timeout_s: float) -> tuple[float, list[int]]:
