@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-embedded lint bench clean
+.PHONY: setup demo test test-embedded lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/its demo $(DEMO_ARGS)
 
+## Headless Chromium for the control-centre browser tests (Debian package).
+browser:
+	command -v chromium || (apt-get update && apt-get install -y chromium)
+
 ## Set up and run the tests (uses ITS_DATABASE_URL / ITS_MQTT_URL when set).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -m "not embedded" $(PYTEST_ARGS)
 
 ## The part of the suite that runs with both URLs unset (embedded PostgreSQL + Mosquitto).

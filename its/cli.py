@@ -345,6 +345,32 @@ def bench_api(
         print_json_line({"endpoints": results})
 
 
+@group("bench").command("soak")
+def bench_soak(
+    buses: Annotated[int, typer.Option(help="Buses publishing at 1 Hz.")] = 2000,
+    sensors: Annotated[int, typer.Option(help="Parking space sensors (one report a minute each).")] = 10000,
+    minutes: Annotated[float, typer.Option(help="Duration.")] = 10.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+) -> None:
+    """Sustained load through broker, collector, estimators and API; memory and lag over time."""
+    from its.bench.soak import run_soak
+    from its.console import print_json_line
+
+    settings = settings_or_exit()
+    rt, db = open_database(settings.model_copy(update={"mqtt_url": settings.mqtt_url or "mqtt://unused:1"}))
+    db.close()
+    try:
+        result = run_soak(rt.settings, buses=buses, sensors=sensors, minutes=minutes)
+    finally:
+        rt.stop()
+    typer.echo(f"{result['messages']} messages in {minutes} min: stored {result['stored']}, lost {result['lost']}, "
+               f"duplicates {result['duplicates']}; ingest lag p99 {result['ingest_lag_p99_s']} s; "
+               f"API p99 {result['api_p99_ms']} ms; RSS collector {result['rss_mb']['collector']} MB, "
+               f"api {result['rss_mb']['api']} MB")
+    if json_out:
+        print_json_line(result)
+
+
 def _register_domain_commands() -> None:
     for grp, name, fn in domain_commands():
         group(grp).command(name)(fn)

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 def bare_app(size: int) -> FastAPI:
     item = {"id": "stop-0000", "name": "A stop name", "lat": -16.92, "lon": 145.77, "value": 12.5}
     per = len(str(item)) + 2
-    body = {"items": [dict(item, id=f"stop-{i:04d}") for i in range(max(1, size // per))]}
+    body: dict[str, object] = {"items": [dict(item, id=f"stop-{i:04d}") for i in range(max(1, size // per))]}
     app = FastAPI()
 
     @app.get("/bare")

@@ -1,0 +1,161 @@
+"""Gather every domain's indicators for a period and area into one report.
+
+A report is ``{"period", "area", "generated_at", "sections": {section: {indicator: entry}}}``;
+each entry has ``unit``, ``defined_by`` (the function whose docstring defines it), and either
+``rows`` (a DataFrame) or ``value`` (a number), with ``reason`` saying why it is ``None``.
+`report_json` turns it into plain JSON; `report_tables` lists its tables.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import psycopg2
+
+from its.db import Database
+from its.reports.config import ReportSettings
+
+__all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "report_json", "report_tables"]
+
+log = logging.getLogger(__name__)
+Report = dict[str, Any]
+SECTIONS = ("public_transport", "parking", "traffic", "camera_counts", "platform")
+
+
+def day_bounds(first: date, last_exclusive: date, timezone: str) -> tuple[datetime, datetime]:
+    """UTC instants of local midnight starting ``first`` and ``last_exclusive``."""
+    zone = ZoneInfo(timezone)
+    return (datetime.combine(first, time(), zone).astimezone(UTC),
+            datetime.combine(last_exclusive, time(), zone).astimezone(UTC))
+
+
+def _guard(name: str, fn: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Run a domain section; a missing table or failed query makes it one null entry with the reason."""
+    try:
+        return fn()
+    except psycopg2.errors.UndefinedTable as exc:
+        reason = f"no data source: {str(exc).splitlines()[0]}"
+    except (psycopg2.Error, ValueError, KeyError) as exc:
+        log.exception("report section %s failed", name)
+        reason = f"could not compute: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return {"section": {"unit": "", "defined_by": None, "rows": None, "reason": reason}}
+
+
+def build_report(db: Database, start: datetime, end: datetime, area: str | None = None,
+                 settings: ReportSettings | None = None) -> Report:
+    """Every domain's indicators over ``[start, end)``.
+
+    ``area`` restricts public transport to that agency and traffic to that road network;
+    parking and camera counts are not area-scoped.
+    """
+    if end <= start:
+        raise ValueError(f"empty period: from {start.isoformat()} is not before to {end.isoformat()}")
+    s = settings or ReportSettings()
+    from its.composition import domain_routes
+    from its.reports import platform
+    from parking import kpi as parking_kpi
+    from telematics import kpi as telematics_kpi
+    from traffic import kpi as traffic_kpi
+    from video import kpi as video_kpi
+
+    sections = {
+        "public_transport": _guard("public_transport", lambda: telematics_kpi.section(
+            db, start, end, agency=area, timezone=s.timezone, early_s=s.on_time_early_s, late_s=s.on_time_late_s,
+            frequent_headway_s=s.frequent_headway_s, expected_interval_s=s.avl_interval_s,
+            max_gap_s=s.avl_max_gap_s)),
+        "parking": _guard("parking", lambda: parking_kpi.section(db, start, end, checkpoint_s=s.parking_checkpoint_s)),
+        "traffic": _guard("traffic", lambda: traffic_kpi.section(db, start, end, network=area, peak_tti=s.peak_tti)),
+        "camera_counts": _guard("camera_counts", lambda: video_kpi.section(db, start, end)),
+        "platform": _guard("platform", lambda: platform.section(db, start, end, domain_routes())),
+    }
+    return {"period": {"from": start.isoformat(), "to": end.isoformat()}, "area": area,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "sections": sections}
+
+
+def definition(fn: Callable[..., Any] | None) -> str | None:
+    """The defining text of an indicator: its function's docstring up to the numpydoc sections."""
+    if fn is None:
+        return None
+    doc = inspect.getdoc(fn) or ""
+    text = re.split(r"\n(?:Parameters|Returns)\n-+", doc)[0]
+    return " ".join(text.split())
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if isinstance(value, np.datetime64):
+        return None if np.isnat(value) else pd.Timestamp(value, tz="UTC").isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = list(map(str, frame.columns))
+    return [dict(zip(cols, map(_plain, row), strict=True)) for row in frame.itertuples(index=False, name=None)]
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as plain JSON (tables as lists of records, times ISO 8601, NaN as null)."""
+    sections: dict[str, Any] = {}
+    for name, entries in report["sections"].items():
+        out: dict[str, Any] = {}
+        for key, e in entries.items():
+            fn = e.get("defined_by")
+            item: dict[str, Any] = {"unit": e["unit"], "definition": definition(fn),
+                                    "defined_in": f"{fn.__module__}.{fn.__qualname__}" if fn else None}
+            if "rows" in e:
+                item["rows"] = None if e["rows"] is None else _records(e["rows"])
+            else:
+                item["value"] = _plain(e.get("value"))
+            item["reason"] = e.get("reason")
+            for extra in set(e) - {"unit", "defined_by", "rows", "value", "reason"}:
+                item[extra] = e[extra]
+            out[key] = item
+        sections[name] = out
+    return {"period": report["period"], "area": report["area"], "generated_at": report["generated_at"],
+            "sections": sections}
+
+
+def report_tables(report: Report) -> dict[str, pd.DataFrame]:
+    """Every table of the report, named ``<section>.<indicator>``, plus ``summary``.
+
+    ``summary`` has one row per indicator: its unit, value (scalars) or row count (tables)
+    and the reason when it is null.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    summary = []
+    for name, entries in report["sections"].items():
+        for key, e in entries.items():
+            rows = e.get("rows")
+            if rows is not None:
+                tables[f"{name}.{key}"] = rows
+            summary.append({"section": name, "indicator": key, "unit": e["unit"],
+                            "value": _plain(e.get("value")) if "value" in e else None,
+                            "rows": None if "value" in e else (0 if rows is None else len(rows)),
+                            "reason": e.get("reason")})
+    return {"summary": pd.DataFrame(summary), **tables}
+
+
+def yesterday(now: datetime, timezone: str) -> tuple[datetime, datetime]:
+    """Bounds of the local day before ``now``."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return day_bounds(today - timedelta(days=1), today, timezone)
