@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -369,6 +370,38 @@ def bench_soak(
                f"api {result['rss_mb']['api']} MB")
     if json_out:
         print_json_line(result)
+
+
+@group("bench").command("all")
+def bench_all(
+    out: Annotated[Path, typer.Option(help="Where the markdown table and plots go.")] = Path("bench-results"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
+) -> None:
+    """Every benchmark in sequence; writes bench.md and PNG plots under --out."""
+    from its.bench.all import plot, render_markdown, run_all
+    from its.console import print_json_line
+
+    settings = settings_or_exit()
+    env = dict(os.environ)
+    rt = None
+    if not settings.database_url:
+        from its.runtime import start_runtime
+
+        rt = start_runtime(settings.model_copy(update={"mqtt_url": settings.mqtt_url or "mqtt://unused:1"}))
+        env["ITS_DATABASE_URL"] = rt.settings.database_url or ""
+    try:
+        results = run_all(env)
+    finally:
+        if rt is not None:
+            rt.stop()
+    out.mkdir(parents=True, exist_ok=True)
+    table = render_markdown(results)
+    (out / "bench.md").write_text(table)
+    plots = plot(results, out)
+    typer.echo(table)
+    typer.echo(f"wrote {out / 'bench.md'} and {', '.join(str(p) for p in plots)}")
+    if json_out:
+        print_json_line(results)
 
 
 def _register_domain_commands() -> None:

@@ -93,3 +93,33 @@ def test_api_restart_rebuilds_state_from_the_store(city_settings: Settings, db: 
         api.send_signal(signal.SIGTERM)
         api.wait(20)
         collector.stop()
+
+
+def test_two_api_processes_serve_the_same_answers(city_settings: Settings, db: Database, tmp_path: Path) -> None:
+    settings = city_settings
+    collector = Collector(settings, db, domain_routes(), client_id="twin-collector")
+    collector.start()
+    ports = [free_port(), free_port()]
+    apis = [_serve(settings, p, tmp_path / f"api{p}.log") for p in ports]
+    bases = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        for base in bases:
+            _wait_ready(base, 120)
+        sites = list(_occupancy(bases[0]))[:4]
+        pub = connect(settings.mqtt_url or "", "twin-pub")
+        now = time.time()
+        for k, site in enumerate(sites):
+            pub.publish(f"its/v1/parking/{site}/counts", orjson.dumps({"ts": now - 2, "occupied": 20 + k})).wait_for_publish(5)
+        pub.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(
+                [_occupancy(b).get(s) for s in sites] != [20, 21, 22, 23] for b in bases):
+            time.sleep(0.2)
+        assert [_occupancy(bases[0])[s] for s in sites] == [_occupancy(bases[1])[s] for s in sites] == [20, 21, 22, 23]
+        stops = [orjson.loads(_get(b + "/v1/stops?lat=-16.925&lon=145.775&radius_m=800")[1]) for b in bases]
+        assert stops[0]["stops"] == stops[1]["stops"] and stops[0]["stops"]
+    finally:
+        for api in apis:
+            api.send_signal(signal.SIGTERM)
+            api.wait(20)
+        collector.stop()
