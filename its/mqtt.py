@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 
 from its.settings import mqtt_endpoint
 
-__all__ = ["MqttConnection", "connect", "publisher"]
+__all__ = ["MqttConnection", "connect", "drop_session", "publisher"]
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +202,9 @@ def _connect(
 def publisher(url: str, client_id: str = "", ca_file: Path | None = None) -> MqttConnection:
     """A plain publishing connection (clean session)."""
     return connect(url, client_id, ca_file=ca_file)
+
+
+def drop_session(url: str, client_id: str, ca_file: Path | None = None) -> None:
+    """Discard the broker's stored session of ``client_id`` (clean start, expiry 0)."""
+    conn = connect(url, client_id, persistent=False, ca_file=ca_file)
+    conn.close()

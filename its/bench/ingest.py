@@ -22,7 +22,7 @@ from its.broker import MosquittoBroker
 from its.collector import Collector
 from its.composition import domain_routes
 from its.db import Database
-from its.mqtt import connect
+from its.mqtt import connect, drop_session
 from its.settings import Settings
 
 __all__ = ["run_ingest_bench"]
@@ -105,6 +105,8 @@ def run_ingest_bench(settings: Settings, messages: int = 100_000, broker_url: st
         stored = db.fetchall("SELECT count(*) FROM vehicle_positions WHERE agency = %s", (agency,))[0][0]
         delivered = collector.totals.stored
         db.execute("DELETE FROM vehicle_positions WHERE agency = %s", (agency,))
+        for client_id in (bare_id, f"bench-collector-{run}"):
+            drop_session(broker_url, client_id)
     finally:
         db.close()
         if broker is not None:

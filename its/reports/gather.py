@@ -24,7 +24,8 @@ import psycopg2
 from its.db import Database
 from its.reports.config import ReportSettings
 
-__all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "report_json", "report_tables"]
+__all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "parse_period", "report_json",
+           "report_tables", "yesterday"]
 
 log = logging.getLogger(__name__)
 Report = dict[str, Any]
@@ -36,6 +37,52 @@ def day_bounds(first: date, last_exclusive: date, timezone: str) -> tuple[dateti
     zone = ZoneInfo(timezone)
     return (datetime.combine(first, time(), zone).astimezone(UTC),
             datetime.combine(last_exclusive, time(), zone).astimezone(UTC))
+
+
+def _instant(text: str, field: str, timezone: str, end: bool) -> datetime:
+    """A date (local midnight; for ``end`` the midnight after it) or an ISO 8601 date-time."""
+    value = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            day = date.fromisoformat(value)
+            return day_bounds(day + timedelta(days=1) if end else day, day, timezone)[0]
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{field}: expected a date YYYY-MM-DD or an ISO 8601 date-time, got {text!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(UTC)
+
+
+def parse_period(start: str | None, end: str | None, timezone: str, now: datetime | None = None,
+                 max_days: float | None = None) -> tuple[datetime, datetime]:
+    """The UTC period ``[from, to)`` of a request.
+
+    A date ``from`` starts at its local midnight; a date ``to`` includes that whole day (ends
+    at the next midnight); date-times are taken as given (local ``timezone`` when naive).
+    Both missing: yesterday. One missing: one day from/until the other.
+
+    Raises
+    ------
+    ValueError
+        Unparseable bounds, ``from >= to`` or a period longer than ``max_days``; the message
+        names the field.
+    """
+    if start is None and end is None:
+        return yesterday(now or datetime.now(UTC), timezone)
+    if start and end:
+        lo, hi = _instant(start, "from", timezone, end=False), _instant(end, "to", timezone, end=True)
+    elif start:
+        lo = _instant(start, "from", timezone, end=False)
+        hi = lo + timedelta(days=1)
+    else:
+        hi = _instant(str(end), "to", timezone, end=True)
+        lo = hi - timedelta(days=1)
+    if hi <= lo:
+        raise ValueError(f"to: {hi.isoformat()} is not after from {lo.isoformat()}")
+    if max_days is not None and (hi - lo) > timedelta(days=max_days):
+        raise ValueError(f"to: the period is longer than {max_days:g} days")
+    return lo, hi
 
 
 def _guard(name: str, fn: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:

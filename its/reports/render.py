@@ -14,12 +14,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import orjson  # noqa: E402
-import pandas as pd  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
+import matplotlib.pyplot as plt
+import orjson
+import pandas as pd
+from openpyxl import Workbook
 
-from its.reports.gather import Report, report_json, report_tables  # noqa: E402
+from its.reports.gather import Report, report_json, report_tables
 
 __all__ = ["FORMATS", "render", "render_csv", "render_html", "render_json", "render_xlsx", "table_csv"]
 
@@ -146,8 +146,8 @@ def _charts(report: Report) -> dict[str, list[tuple[str, str]]]:
         out["traffic"].append(("Travel time index by area and hour", _line_chart(
             f, "hour", "tti", "network", "Travel time index", "TTI")))
     if (f := rows("camera_counts", "counts_hour")) is not None:
-        per = f.assign(stream=f["camera_id"] + "/" + f["line_id"] + "/" + f["direction"])
-        per = per.groupby(["stream", "interval_start"], as_index=False)["vehicles"].sum()
+        streams = f.assign(stream=f["camera_id"] + "/" + f["line_id"] + "/" + f["direction"])
+        per = pd.DataFrame(streams.groupby(["stream", "interval_start"])["vehicles"].sum().reset_index())
         out["camera_counts"].append(("Vehicles per hour by camera line and direction", _line_chart(
             per, "interval_start", "vehicles", "stream", "Hourly volume", "vehicles/h")))
     return out
