@@ -21,7 +21,9 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from its.auth import create_api_key, create_user
 from its.db import Database, migrate
@@ -64,6 +66,35 @@ def cairns_feed(data_dir: Path) -> Path:
     return target
 
 
+def demo_timezone(now: datetime | None = None, home: str = "Australia/Brisbane") -> str:
+    """The time zone the demo city runs in: its own when buses run there now (06:00-21:00),
+    otherwise a fixed-offset zone in which it is about 10:00, so a demo started at any hour
+    shows buses in service."""
+    now = now or datetime.now(UTC)
+    local = now.astimezone(ZoneInfo(home))
+    if 6 <= local.hour < 21:
+        return home
+    offset = (10 - now.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+def feed_in_timezone(feed: Path, tz: str, out_dir: Path) -> Path:
+    """A copy of ``feed`` whose agencies run in time zone ``tz`` (the demo clock)."""
+    if tz == "Australia/Brisbane":
+        return feed
+    target = out_dir / f"cairns_gtfs_{tz.replace('/', '_').replace('+', 'p').replace('-', 'm')}.zip"
+    if target.exists():
+        return target
+    with zipfile.ZipFile(feed) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.endswith("agency.txt"):
+                data = data.replace(b"Australia/Brisbane", tz.encode())
+            dst.writestr(item.filename, data)
+    return target
+
+
 def demo_clip() -> Path | None:
     shared = shared_data_dir()
     clip = shared / "video" / "haar_video2.avi" if shared else None
@@ -75,6 +106,7 @@ class DemoPlan:
     """What the demo runs; each component is an ``its`` command line."""
 
     components: dict[str, list[str]] = field(default_factory=dict)
+    timezone: str = "Australia/Brisbane"
     password: str = ""
     app_key: str = ""
     api_url: str = ""
@@ -84,10 +116,15 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
     """Load the demo city (idempotent) and return the component commands."""
     settings = rt.settings
     data = settings.data_dir
-    feed = cairns_feed(data)
+    tz = demo_timezone()
+    feed = feed_in_timezone(cairns_feed(data), tz, data)
     its = [sys.executable, "-m", "its.cli"]
     env_done = data / "demo.loaded"
-    plan = DemoPlan()
+    plan = DemoPlan(timezone=tz)
+    if env_done.exists() and env_done.read_text().strip() != tz:
+        # the demo clock moved: re-import the timetable in the new zone (atomic replace)
+        _run([*its, "gtfs", "import", str(feed), "--agency", "cairns", "--rebase-calendar"], settings)
+        env_done.write_text(tz + "\n")
     if not env_done.exists():
         _run([*its, "gtfs", "import", str(feed), "--agency", "cairns", "--rebase-calendar"], settings)
         if osm is not None:
@@ -96,7 +133,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
             _run([*its, "maps", "import", "--gtfs", str(feed), "--name", "demo"], settings)
         sites = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
         _run([*its, "parking", "import", str(sites)], settings)
-        env_done.write_text("ok\n")
+        env_done.write_text(tz + "\n")
     creds = data / "demo-credentials.txt"
     if creds.exists():
         lines = dict(line.split("=", 1) for line in creds.read_text().splitlines() if "=" in line)
@@ -111,7 +148,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
     plan.components = {
         "collector": [*its, "collect", "--client-id", "its-demo-collector"],
         "api": [*its, "serve"],
-        "fleet": [*its, "simulate", "fleet", "--gtfs", str(feed)],
+        "fleet": [*its, "simulate", "fleet", "--gtfs", str(feed), "--agency", "cairns", "--rebase-calendar"],
         "parking": [*its, "simulate", "parking", "--sites", str(Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson")],
     }
     clip = demo_clip()
@@ -125,7 +162,8 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
 def _camera_config(clip: Path) -> str:
     """The example camera config with its clip paths made absolute (it is written elsewhere)."""
     template = (Path(__file__).resolve().parents[1] / "video" / "data" / "cameras.example.yaml").read_text()
-    return template.replace("../../../shared/data/video", str(clip.parent))
+    # 15-second intervals so counts show within the demo's first minute (production default 60 s)
+    return template.replace("../../../shared/data/video", str(clip.parent)).replace("interval_s: 60", "interval_s: 15")
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -168,6 +206,8 @@ def run_demo(settings: Settings, duration_s: float | None = None, osm: Path | No
                                            start_new_session=True)
         say = echo if callable(echo) else print
         say(f"ITS demo running ({rt.database_kind} PostgreSQL, {rt.broker_kind} broker)")
+        if plan.timezone != "Australia/Brisbane":
+            say(f"  demo clock     it is night in Cairns: the timetable runs in {plan.timezone} so buses are out now")
         say(f"  API            {plan.api_url}/docs")
         say(f"  arrivals       {plan.api_url}/v1/stops?lat=-16.925&lon=145.775&radius_m=500")
         say(f"  parking        {plan.api_url}/v1/parking/availability")

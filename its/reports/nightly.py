@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,21 +46,22 @@ def next_run(now: datetime, settings: ReportSettings) -> datetime:
 
 
 def nightly_report_loop(settings: Settings, db: Database, stop_event: threading.Event,
-                        report_settings: ReportSettings | None = None) -> None:
+                        report_settings: ReportSettings | None = None,
+                        clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
     """Until ``stop_event`` is set, write yesterday's report at ``ITS_REPORTS_NIGHTLY_TIME``.
 
     Reports go to ``<data_dir>/reports`` in ``ITS_REPORTS_NIGHTLY_FORMATS``. A report of a day
     already written (its JSON file exists) is not rewritten, so restarts are harmless; a
-    failure is logged and retried at the next run.
+    failure is logged and retried at the next run. ``clock`` gives the current UTC time.
     """
     rs = report_settings or ReportSettings()
     out = reports_dir(settings.data_dir)
     formats = [f.strip() for f in rs.nightly_formats.split(",") if f.strip()]
     while not stop_event.is_set():
-        due = next_run(datetime.now(UTC), rs)
-        if stop_event.wait(max(0.0, (due - datetime.now(UTC)).total_seconds())):
+        due = next_run(clock(), rs)
+        if stop_event.wait(max(0.0, (due - clock()).total_seconds())):
             return
-        start, end = yesterday(datetime.now(UTC), rs.timezone)
+        start, end = yesterday(clock(), rs.timezone)
         stem = f"its-report-{start.isoformat()[:10]}-{end.isoformat()[:10]}"
         if (out / f"{stem}.json").exists():
             continue

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import orjson
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from openpyxl import Workbook
 
 from its.reports.gather import Report, report_json, report_tables
@@ -101,16 +102,23 @@ def _png(fig: Any) -> str:
 
 
 def _line_chart(frame: pd.DataFrame, x: str, y: str, series: str, title: str, ylabel: str, top: int = 8) -> str:
+    """Lines of ``y`` over ``x`` (times, or ``hour_of_day``) for the ``top`` series with most points."""
     fig, ax = plt.subplots(figsize=(8, 3))
     keep = frame.groupby(series)[y].count().sort_values(ascending=False).index[:top]
+    by_hour = x == "hour_of_day"
     for key in keep:
         g = frame[frame[series] == key].sort_values(x)
-        ax.plot(pd.to_datetime(g[x], utc=True) if x != "hour_of_day" else g[x], g[y], marker=".", label=str(key))
+        ax.plot(g[x] if by_hour else pd.to_datetime(g[x], utc=True), g[y], marker=".", label=str(key))
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=4)
-    fig.autofmt_xdate()
+    ax.legend(fontsize=7, ncol=min(len(keep), 8), loc="upper left", bbox_to_anchor=(0, -0.18), frameon=False)
+    if by_hour:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("hour of day (report time zone)")
+    else:
+        ax.set_xlabel("UTC")
+        fig.autofmt_xdate()
     return _png(fig)
 
 

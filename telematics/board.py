@@ -1,0 +1,151 @@
+"""Arrival boards: what the API serves, computed from the live fleet state for a moment.
+
+For every stop, the upcoming arrivals of the service days around now: predicted where a
+fresh vehicle runs (or will next run, in its block) the trip, otherwise scheduled with a
+``fallback`` reason; plus the vehicles' views, GTFS-realtime trip updates and alerts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from telematics.dispatch import AlertSpec, dispatcher_alerts
+from telematics.gtfsrt import StopTimeUpdate, TripUpdate, VehicleSnapshot
+
+if TYPE_CHECKING:
+    from telematics.fleet import Fleet, VehicleTrack
+
+__all__ = ["Board", "build_board", "vehicle_views"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Board:
+    """Everything the API serves, computed at ``now_s`` (epoch s)."""
+
+    now_s: float
+    arrivals: dict[str, list[dict[str, Any]]]  # stop_id -> upcoming arrivals, soonest first
+    vehicles: dict[str, dict[str, Any]]  # vehicle_id -> JSON view
+    snapshots: list[VehicleSnapshot]
+    trip_updates: list[TripUpdate]
+    alerts: list[AlertSpec]
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    if epoch_s is None or not math.isfinite(epoch_s):
+        return None
+    return datetime.fromtimestamp(round(epoch_s), UTC).isoformat().replace("+00:00", "Z")
+
+
+def _iso_many(epoch_s: FloatArray) -> list[str]:
+    """ISO 8601 UTC strings (whole seconds, ``Z``) of many epoch times at once."""
+    text = np.datetime_as_string(np.rint(epoch_s).astype("datetime64[s]"), unit="s")
+    return [t + "Z" for t in text.tolist()]
+
+
+def build_board(fleet: Fleet, now_s: float) -> Board:
+    """Arrivals per stop, vehicles, trip updates and alerts of ``fleet`` at ``now_s`` (epoch s)."""
+    cfg = fleet.config
+    fresh: list[VehicleTrack] = []
+    by_trip: dict[tuple[str, date], VehicleTrack] = {}
+    for v in fleet.vehicles.values():
+        if v.trip_id is None or v.service_date is None:
+            continue
+        by_trip[(v.trip_id, v.service_date)] = v
+        if now_s - v.observed_s <= cfg.stale_after_s:
+            fresh.append(v)
+    predicted = fleet.predict(now_s, fresh)
+    rows, day0s = fleet.scheduled_window(now_s, cfg.board_window_min * 60.0)
+    arrivals: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    trip_updates: dict[tuple[str, date], list[StopTimeUpdate]] = defaultdict(list)
+    days = {d0: fleet.local_date(d0 + 43200.0) for d0 in set(day0s.tolist())}
+    arr_all, dep_all = day0s + fleet.st_arr[rows], day0s + fleet.st_dep[rows]
+    arr_iso, dep_iso = _iso_many(arr_all), _iso_many(dep_all)
+    for n, (k, day0) in enumerate(zip(rows.tolist(), day0s.tolist(), strict=True)):
+        trip = fleet.st_trip[k]
+        day = days[day0]
+        sched_arr, sched_dep = float(arr_all[n]), float(dep_all[n])
+        run = by_trip.get((trip, day))
+        lo, _hi = fleet.trip_rows[trip]
+        if run is not None and k - lo < run.next_stop:
+            continue  # already passed
+        block = fleet.block_runs.get((trip, day)) if run is None else None
+        if block is not None:
+            run = block[0]  # the vehicle will run this trip after its current one
+        p = predicted.get((trip, day, k))
+        entry: dict[str, Any] = {
+            "route_id": fleet.trip_route[trip], "route_name": fleet.route_name.get(fleet.trip_route[trip], ""),
+            "trip_id": str(trip), "service_date": day.isoformat(), "headsign": fleet.trip_headsign.get(trip, ""),
+            "stop_sequence": int(fleet.st_seq[k]),
+            "scheduled_arrival": arr_iso[n], "scheduled_departure": dep_iso[n],
+            "predicted": p is not None, "vehicle_id": run.vehicle_id if run else None,
+        }
+        if p is not None and run is not None:
+            dwell = sched_dep - sched_arr
+            entry.update({
+                "predicted_arrival": _iso(p[0]), "predicted_departure": _iso(max(p[0] + dwell, p[0])),
+                "delay_s": round(p[0] - sched_arr), "p10_arrival": _iso(p[1]), "p90_arrival": _iso(p[2]),
+                "distance_m": round(block[2] + float(fleet.paths.stop_dist_m[trip][k - lo]), 1) if block else
+                round(max(float(fleet.paths.stop_dist_m[trip][k - lo]) - run.along_m, 0.0), 1),
+                "stops_away": int(block[1] + k - lo) if block else int(k - lo - run.next_stop),
+                "observed_at": _iso(run.observed_s),
+                "_observed_s": run.observed_s, "_sort": p[0], "fallback": None,
+            })
+            trip_updates[(trip, day)].append(StopTimeUpdate(
+                int(fleet.st_seq[k]), fleet.st_stop[k], p[0], max(p[0] + dwell, p[0]), p[0] - sched_arr,
+                (p[2] - p[1]) / 2.0))
+        else:
+            if sched_arr < now_s - 60.0:
+                continue
+            entry.update({
+                "predicted_arrival": None, "predicted_departure": None, "delay_s": None,
+                "p10_arrival": None, "p90_arrival": None, "distance_m": None, "stops_away": None,
+                "observed_at": _iso(run.observed_s) if run else None, "_observed_s": run.observed_s if run else None,
+                "_sort": float(sched_arr), "fallback": "stale_vehicle" if run is not None else "no_vehicle",
+            })
+        arrivals[fleet.st_stop_list[k]].append(entry)
+    for items in arrivals.values():
+        items.sort(key=lambda e: e["_sort"])
+    updates = []
+    for (trip, day), stus in trip_updates.items():
+        run = by_trip.get((trip, day)) or fleet.block_runs[(trip, day)][0]
+        updates.append(TripUpdate(str(trip), fleet.trip_route[trip], day, run.vehicle_id, run.observed_s, tuple(stus)))
+    vehicles, snapshots = vehicle_views(fleet, now_s)
+    return Board(now_s, dict(arrivals), vehicles, snapshots, updates, dispatcher_alerts(fleet, now_s, predicted))
+
+
+def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]], list[VehicleSnapshot]]:
+    """JSON view and GTFS-rt snapshot of every vehicle."""
+    views: dict[str, dict[str, Any]] = {}
+    snaps: list[VehicleSnapshot] = []
+    for v in fleet.vehicles.values():
+        next_stop_id, next_seq = None, None
+        if v.trip_id is not None:
+            lo, hi = fleet.trip_rows[v.trip_id]
+            if v.next_stop < hi - lo:
+                next_stop_id, next_seq = str(fleet.st_stop[lo + v.next_stop]), int(fleet.st_seq[lo + v.next_stop])
+        route = fleet.trip_route.get(v.trip_id) if v.trip_id else None
+        views[v.vehicle_id] = {
+            "vehicle_id": v.vehicle_id, "agency": fleet.agency, "lat": v.lat, "lon": v.lon,
+            "bearing": v.bearing, "speed_mps": v.speed_mps, "occupancy": v.occupancy,
+            "trip_id": v.trip_id, "route_id": route,
+            "service_date": v.service_date.isoformat() if v.service_date else None,
+            "next_stop_id": next_stop_id, "next_stop_sequence": next_seq,
+            "distance_along_m": None if math.isnan(v.along_m) else round(v.along_m, 1),
+            "offset_m": None if math.isnan(v.offset_m) else round(v.offset_m, 1),
+            "delay_s": None if v.delay_s is None else round(v.delay_s),
+            "observed_at": _iso(v.observed_s), "_observed_s": v.observed_s,
+            "stale": now_s - v.observed_s > fleet.config.stale_after_s,
+        }
+        snaps.append(VehicleSnapshot(v.vehicle_id, v.observed_s, v.lat, v.lon, v.bearing, v.speed_mps,
+                                     v.trip_id, route, v.service_date, next_stop_id, next_seq,
+                                     occupancy=v.occupancy))
+    return views, snaps

@@ -1,0 +1,394 @@
+"""Arrival prediction accuracy on recorded AVL (the issue's fixed methodology).
+
+Positions are replayed in time order; at each position the vehicle's arrivals at its next
+stops up to 30 minutes ahead are predicted using only data known at that moment:
+
+* every observation is derived from the causal (online) match and used only once the
+  ping that revealed it has been seen (``known_at``): stop-to-stop segment times
+  (`SegmentTimes`), the time from a position on a segment to its next stop
+  (`RemainingTimes`, apart for moving, stopped and layover vehicles), and the residuals
+  of earlier predictions for stopped vehicles (`ResidualCorrector`);
+* a vehicle in layover at its origin before the scheduled departure leaves on schedule;
+* the result is blended with the vehicle's current schedule delay (``DELAY_WEIGHT``).
+
+The actual arrival at a stop is the passing time interpolated between the vehicle's own
+pings on the smoothed (offline) match. Predictions are bucketed by their horizon
+(predicted arrival minus now, what a passenger is shown) and scored against MBTA's
+windows, early negative; the ``schedule`` and ``delay_propagation`` baselines are scored
+on the same predictions. ``--history`` days feed the segments' time-of-day profile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from telematics.arrivals import passing_times
+from telematics.assignment import assignment_accuracy
+from telematics.feed import Feed, TripPaths, read_feed, service_day_start, trip_paths
+from telematics.matching import match_monotone, projection_candidates
+from telematics.predict import (
+    PaceFilter,
+    RemainingTimes,
+    ResidualCorrector,
+    SegmentTimes,
+    predict_arrivals,
+)
+
+__all__ = [
+    "BUCKETS",
+    "AvlError",
+    "evaluate_arrivals",
+    "read_avl",
+    "replay_predictions",
+    "score_predictions",
+]
+
+FloatArray = npt.NDArray[np.float64]
+AVL_COLUMNS = ("vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id", "start_date",
+               "speed_mps", "bearing")
+#: Horizon buckets (label, low s, high s) and MBTA windows (early, late) in seconds.
+BUCKETS = (("0-3", 0, 180, -60, 60), ("3-6", 180, 360, -90, 120),
+           ("6-12", 360, 720, -150, 210), ("12-30", 720, 1800, -240, 360))
+HORIZON_S = 1800.0
+#: A stationary vehicle this close to its trip's first stop (m, along the path) is in layover.
+LAYOVER_M = 600.0
+#: A vehicle that has not moved for this long (s) counts as stopped.
+STOPPED_S = 30.0
+#: Weight of the vehicle's current schedule delay (delay propagation) in the final blend.
+DELAY_WEIGHT = 0.2
+
+
+class AvlError(ValueError):
+    """An AVL CSV is invalid; the message names the file, line and field."""
+
+
+def read_avl(path: str | Path) -> pd.DataFrame:
+    """Read an AVL CSV (``../shared/data/README.md`` format), sorted by time.
+
+    Returns
+    -------
+    DataFrame
+        ``vehicle_id, trip_id, route_id, start_date`` (str, ``""`` when empty),
+        ``time_s`` (epoch s), ``lat, lon`` (degrees), ``speed_mps``, ``bearing`` (float, NaN
+        when empty), ``line`` (1-based line in the file).
+    """
+    name = Path(path).name
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for column in AVL_COLUMNS:
+        if column not in frame.columns:
+            raise AvlError(f"{name} line 1 field {column}: required column missing")
+    frame["line"] = np.arange(len(frame)) + 2
+    times = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    out = pd.DataFrame({c: frame[c].str.strip() for c in ("vehicle_id", "trip_id", "route_id",
+                                                           "start_date")})
+    out["time_s"] = (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    bad = times.isna()
+    for column in ("lat", "lon", "speed_mps", "bearing"):
+        out[column] = pd.to_numeric(frame[column], errors="coerce")
+        bad_col = out[column].isna() & (frame[column].str.strip() != "")
+        if column in ("lat", "lon"):
+            bad_col |= out[column].isna()
+        if bad_col.any():
+            row = int(np.flatnonzero(bad_col.to_numpy())[0])
+            raise AvlError(f"{name} line {row + 2} field {column}: expected a number, got "
+                           f"{frame[column].iloc[row]!r}")
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise AvlError(f"{name} line {row + 2} field timestamp: expected ISO 8601, got "
+                       f"{frame['timestamp'].iloc[row]!r}")
+    out["line"] = frame["line"]
+    return out.sort_values(["time_s", "vehicle_id"], kind="stable").reset_index(drop=True)
+
+
+@dataclass
+class _Run:
+    """One vehicle on one trip: ping rows, matched positions and stop passings."""
+
+    trip: str
+    rows: npt.NDArray[np.int64]
+    day0: float
+    online_along: FloatArray
+    truth: FloatArray
+
+
+def _trip_bounds(feed: Feed) -> dict[str, tuple[int, int]]:
+    trips = feed.stop_times["trip_id"].to_numpy(dtype=object)
+    cuts = np.flatnonzero(np.r_[True, trips[1:] != trips[:-1], True])
+    return {str(trips[lo]): (int(lo), int(hi)) for lo, hi in itertools.pairwise(cuts)}
+
+
+def _service_start(avl: pd.DataFrame, timezone: str) -> FloatArray:
+    dates = avl["start_date"].where(avl["start_date"] != "")
+    local = pd.to_datetime(avl["time_s"], unit="s", utc=True).dt.tz_convert(timezone)
+    dates = dates.fillna(local.dt.strftime("%Y%m%d"))
+    starts = {d: service_day_start(dt.datetime.strptime(d, "%Y%m%d").date(), timezone)
+              for d in dates.unique()}
+    return dates.map(starts).to_numpy(dtype=np.float64)
+
+
+def score_predictions(horizon_s: FloatArray, error_s: FloatArray) -> dict[str, object]:
+    """Within-window share and MAE per bucket; ``error = actual - predicted`` (s)."""
+    within = np.zeros(len(error_s), dtype=bool)
+    mae: dict[str, float | None] = {}
+    by_bucket: dict[str, float | None] = {}
+    for label, lo, hi, early, late in BUCKETS:
+        sel = (horizon_s >= lo) & (horizon_s < hi) if lo else (horizon_s < hi)
+        ok = (error_s >= early) & (error_s <= late)
+        within |= sel & ok
+        mae[label] = round(float(np.mean(np.abs(error_s[sel]))), 1) if sel.any() else None
+        by_bucket[label] = round(float(ok[sel].mean()), 4) if sel.any() else None
+    return {"within_windows": round(float(within.mean()), 4) if len(within) else None,
+            "mae_s": mae, "within_by_bucket": by_bucket}
+
+
+def _match_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, bounds: dict[str, tuple[int, int]]
+                ) -> list[_Run]:
+    xy = paths.projection.to_xy(avl["lat"].to_numpy(), avl["lon"].to_numpy())
+    day0 = _service_start(avl, feed.timezone)
+    keys = avl["vehicle_id"] + "\x1f" + avl["trip_id"] + "\x1f" + avl["start_date"]
+    runs: list[_Run] = []
+    t_all = avl["time_s"].to_numpy()
+    for _, idx in keys.groupby(keys, sort=False).indices.items():
+        rows = np.sort(np.asarray(idx, dtype=np.int64))
+        trip = str(avl["trip_id"].iloc[rows[0]])
+        if trip not in bounds or trip not in paths.trip_path or len(rows) < 2:
+            continue
+        along, offset = projection_candidates(paths[trip], xy[rows], k=4, max_offset_m=150.0)
+        match = match_monotone(along, offset, t_all[rows])
+        stop_dist = paths.stop_dist_m[trip]
+        truth = passing_times(t_all[rows], match.along_m, stop_dist).time_s
+        runs.append(_Run(trip, rows, float(day0[rows[0]]), match.online_along_m, truth))
+    return runs
+
+
+def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
+                       history: Sequence[pd.DataFrame] = ()) -> dict[str, FloatArray]:
+    """Predictions at every position of ``avl`` with their actual and baseline arrivals.
+
+    Parameters
+    ----------
+    feed, paths : Feed, TripPaths
+        The schedule and its paths.
+    avl : DataFrame
+        Positions from `read_avl` with trip ids (the trip each vehicle runs).
+    history : sequence of DataFrame
+        Positions of other days (time-of-day profile).
+
+    Returns
+    -------
+    dict of str to ndarray
+        One entry per (position, downstream stop) with an actual arrival and a predicted
+        horizon up to 30 min: ``now``, ``pred``, ``p10``, ``p90``, ``truth``, ``sched``,
+        ``delayprop`` (epoch s) and diagnostics (``ahead`` segments, ``still`` s).
+    """
+    bounds = _trip_bounds(feed)
+    st = feed.stop_times
+    stop_ids = st["stop_id"].to_numpy(dtype=str)
+    sched_all = st["arrival_time"].to_numpy(dtype=np.float64)
+    model = SegmentTimes()
+    seg_code = np.r_[model.codes(stop_ids[:-1], stop_ids[1:]), -1]
+
+    hist_codes, hist_tod, hist_dur = [], [], []
+    for hist in history:
+        for run in _match_runs(feed, paths, hist, bounds):
+            lo, hi = bounds[run.trip]
+            dur = np.diff(run.truth)
+            ok = np.isfinite(dur)
+            hist_codes.append(seg_code[lo:hi - 1][ok])
+            hist_tod.append((run.truth[:-1] - run.day0)[ok])
+            hist_dur.append(dur[ok])
+    if hist_codes:
+        model.add_history(np.concatenate(hist_codes), np.concatenate(hist_tod),
+                          np.concatenate(hist_dur))
+
+    runs = _match_runs(feed, paths, avl, bounds)
+    t_all = avl["time_s"].to_numpy()
+    # causal observations: passings from the online match, known when the next ping arrived
+    for run in runs:
+        lo, hi = bounds[run.trip]
+        online = passing_times(t_all[run.rows], run.online_along, paths.stop_dist_m[run.trip])
+        dur = np.diff(online.time_s)
+        ok = np.isfinite(dur) & (np.arange(len(dur)) > 0)  # skip the layover-prone first segment
+        model.update(seg_code[lo:hi - 1][ok], online.known_at_s[1:][ok], dur[ok],
+                     np.diff(sched_all[lo:hi])[ok])
+
+    remaining = _remaining_times(runs, t_all, paths, bounds, seg_code)
+    pace_filter = PaceFilter()
+    parts: list[dict[str, FloatArray]] = []
+    for run in runs:
+        parts.append(_predict_run(run, t_all, paths, bounds, seg_code, sched_all, model, pace_filter,
+                                  remaining))
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {
+        k: np.zeros(0) for k in ("now", "pred", "p10", "p90", "truth", "sched", "delayprop")}
+    if len(cols["now"]):
+        # stopped vehicles: causal bias correction learned from matured predictions
+        situation = np.where(cols["still"] >= STOPPED_S, cols["situation"], -1.0)
+        labelled = np.isfinite(cols["label"]) & (situation >= 0)
+        fix = ResidualCorrector().correction(
+            situation, cols["now"], situation[labelled], cols["label_known"][labelled],
+            (cols["label"] - cols["pred"])[labelled])
+        fix = np.where(situation >= 0, fix, 0.0)
+        cols["raw"] = cols["pred"].copy()
+        # blend with the vehicle's current delay (what delay propagation shows)
+        blended = (1.0 - DELAY_WEIGHT) * (cols["pred"] + fix) + DELAY_WEIGHT * cols["delayprop"]
+        shift = blended - cols["pred"]
+        for column in ("pred", "p10", "p90"):
+            cols[column] = cols[column] + shift
+    keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
+    return {k: v[keep] for k, v in cols.items()}
+
+
+def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
+                      history: Sequence[str | Path] = (), *, vehicles: Sequence[str] | None = None,
+                      assign: bool = True) -> dict[str, object]:
+    """Replay an AVL file and score arrival predictions against interpolated passings.
+
+    Parameters
+    ----------
+    gtfs : path or Feed
+        The schedule.
+    avl_path : path
+        AVL CSV of the day to replay.
+    history : sequence of paths
+        AVL CSVs of other days whose segment times form the time-of-day profile.
+    vehicles : sequence of str, optional
+        Restrict to these vehicle ids (fast subsets for tests).
+    assign : bool
+        Also measure trip assignment with the ids hidden (when the file has trip ids).
+
+    Returns
+    -------
+    dict
+        The issue's JSON: ``predictions``, ``within_windows``, ``mae_s``,
+        ``within_by_bucket``, ``baselines`` and ``assigned_trip_accuracy``.
+    """
+    feed = gtfs if isinstance(gtfs, Feed) else read_feed(gtfs)
+    paths = trip_paths(feed)
+    avl = read_avl(avl_path)
+    if vehicles is not None:
+        avl = avl[avl["vehicle_id"].isin(list(vehicles))].reset_index(drop=True)
+    history_avl = [read_avl(h) for h in history]
+    cols = replay_predictions(feed, paths, avl, history_avl)
+    horizon = cols["pred"] - cols["now"]
+    truth = cols["truth"]
+    result: dict[str, object] = {"predictions": len(truth)}
+    result.update(score_predictions(horizon, truth - cols["pred"]))
+    result["baselines"] = {
+        name: {k: v for k, v in score_predictions(horizon, truth - cols[col]).items()
+               if k in ("within_windows", "mae_s")}
+        for name, col in (("schedule", "sched"), ("delay_propagation", "delayprop"))}
+    accuracy = None
+    if assign and (avl["trip_id"] != "").all():
+        accuracy = assignment_accuracy(feed, paths, avl)
+    result["assigned_trip_accuracy"] = accuracy
+    return result
+
+
+def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[str, tuple[int, int]],
+                 seg_code: npt.NDArray[np.int64], sched_all: FloatArray, model: SegmentTimes,
+                 pace_filter: PaceFilter, remaining: RemainingTimes | None = None
+                 ) -> dict[str, FloatArray]:
+    """Predictions at every ping of one run for the stops ahead (flattened rows)."""
+    lo, hi = bounds[run.trip]
+    stop_dist = paths.stop_dist_m[run.trip]
+    sched = sched_all[lo:hi] + run.day0
+    n = hi - lo
+    t = t_all[run.rows]
+    d = run.online_along
+    # vehicle pace from its own completed segments, known causally
+    online = passing_times(t, d, stop_dist)
+    seg_dur = np.diff(online.time_s)
+    done = np.flatnonzero(np.isfinite(seg_dur) & (np.arange(n - 1) > 0))
+    if len(done):
+        est = model.estimate(seg_code[lo + done], online.time_s[done], online.time_s[done] - run.day0,
+                             np.diff(sched)[done])
+        state, var = pace_filter.run(np.log(np.maximum(seg_dur[done], 1.0) / est.mean_s))
+        known = online.known_at_s[done + 1]
+        order = np.argsort(known, kind="stable")
+        k = np.searchsorted(known[order], t, side="right") - 1
+        pace = np.where(k >= 0, state[order][np.maximum(k, 0)], 0.0)
+        pace_var = np.where(k >= 0, var[order][np.maximum(k, 0)], 0.05)
+    else:
+        pace, pace_var = np.zeros(len(t)), np.full(len(t), 0.05)
+
+    d = np.maximum(d, stop_dist[0])  # before the first stop counts as at it
+    nxt = np.searchsorted(stop_dist, d, side="right")  # first stop strictly ahead
+    cur = np.maximum(nxt - 1, 0)  # current segment (stop cur -> cur+1)
+    count = np.where(nxt < n, n - 1 - cur, 0)
+    group = np.repeat(np.arange(len(t)), count)
+    first_row = np.repeat(np.cumsum(count) - count, count)
+    seg = np.repeat(cur, count) + (np.arange(len(group)) - first_row)
+    ahead = seg - cur[group]
+    seg_len = stop_dist[seg + 1] - stop_dist[seg]
+    frac = np.where(ahead == 0, np.clip((stop_dist[seg + 1] - d[group]) / np.where(seg_len > 0, seg_len, 1.0),
+                                        0.0, 1.0), 1.0)
+    now = t[group]
+    still = _still_for(t, d)
+    # waiting at the origin terminal (the first stops are often spread around a loop)
+    layover = (cur == 0) | ((d - stop_dist[0] < LAYOVER_M) & (still >= STOPPED_S))
+    before_start = layover & (t < sched[0])  # leaves at the scheduled departure
+    start = np.where(before_start, sched[0], t)[group]
+    estimate = model.estimate(seg_code[lo + seg], now, now - run.day0, np.diff(sched)[seg])
+    if remaining is not None:
+        current = (ahead == 0) & ~before_start[group]
+        state = np.where(layover, 2, (still >= STOPPED_S).astype(np.int64))
+        to_next = remaining.estimate(seg_code[lo + seg[current]], (d[group] - stop_dist[seg])[current],
+                                     state[group][current], now[current],
+                                     (frac * estimate.mean_s)[current])
+        frac[current] = to_next / np.maximum(estimate.mean_s[current], 1e-9)
+    pred = predict_arrivals(group, now, start, frac, estimate, ahead, pace[group], pace_var[group])
+    stop = seg + 1
+    arrival = pred.arrival_s
+    sched_pos = np.interp(d, stop_dist, sched)
+    delay = t - sched_pos
+    delay = np.where(before_start, np.maximum(delay, 0.0), delay)
+    return {"now": now, "pred": arrival, "truth": run.truth[stop], "sched": sched[stop],
+            "delayprop": sched[stop] + delay[group], "p10": pred.p10_s, "p90": pred.p90_s,
+            "ahead": ahead.astype(float), "stop": stop.astype(float), "still": still[group],
+            "label": online.time_s[stop], "label_known": online.known_at_s[stop],
+            "situation": ResidualCorrector.situation(ahead, still[group], layover[group],
+                                                     arrival - now).astype(np.float64)}
+
+
+def _still_for(t: FloatArray, d: FloatArray, moved_m: float = 15.0) -> FloatArray:
+    """Seconds a vehicle has been (nearly) stationary: 0 after a ping that advanced more than
+    ``moved_m``, else the time since the start of the last such advancing interval."""
+    moving = np.r_[True, np.diff(d) > moved_m]
+    last = np.maximum.accumulate(np.where(moving, np.arange(len(d)), 0))
+    anchor = np.maximum(last - 1, 0)
+    return np.where(moving, 0.0, t - t[anchor])
+
+
+def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
+                     bounds: dict[str, tuple[int, int]], seg_code: npt.NDArray[np.int64]
+                     ) -> RemainingTimes:
+    """Observed time from each ping to the next stop (online match), for `RemainingTimes`."""
+    codes, offsets, known, values, stopped = [], [], [], [], []
+    for run in runs:
+        lo, _ = bounds[run.trip]
+        stop_dist = paths.stop_dist_m[run.trip]
+        t = t_all[run.rows]
+        d = np.maximum(run.online_along, stop_dist[0])
+        online = passing_times(t, d, stop_dist)
+        nxt = np.searchsorted(stop_dist, d, side="right")
+        ok = (nxt < len(stop_dist)) & (nxt >= 1)
+        nxt = np.minimum(nxt, len(stop_dist) - 1)
+        rem = online.time_s[nxt] - t
+        still = _still_for(t, d)
+        layover = (nxt <= 1) | ((d - stop_dist[0] < LAYOVER_M) & (still >= STOPPED_S))
+        ok &= np.isfinite(rem) & (rem >= 0)
+        codes.append(seg_code[lo + nxt[ok] - 1])
+        offsets.append((d - stop_dist[nxt - 1])[ok])
+        stopped.append(np.where(layover, 2, (still >= STOPPED_S).astype(np.int64))[ok])
+        known.append(online.known_at_s[nxt][ok])
+        values.append(rem[ok])
+    cat = [np.concatenate(x) if x else np.zeros(0) for x in (codes, offsets, stopped, known, values)]
+    return RemainingTimes(cat[0].astype(np.int64), cat[1], cat[2], cat[3], cat[4])

@@ -1,0 +1,529 @@
+"""Live fleet state of one agency: vehicles on trips, stop passings, arrival boards, alerts.
+
+Pure logic over a `Feed` (no I/O): `Fleet.observe` takes one parsed position row at a
+time (the causal, online counterpart of `telematics.evaluate`), matches it onto its
+trip's path, detects the stops passed since the previous ping (interpolated passing
+times, the rows of ``stop_arrivals``) and learns segment times and the vehicle's pace
+from them. `Fleet.predict` gives every fresh vehicle's arrivals at its remaining stops
+(and at the next trip of its block); `Fleet.board` (`telematics.board`) turns them into
+what the API serves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from telematics.assignment import AssignmentConfig, TripAssigner
+from telematics.board import Board, build_board
+from telematics.config import TelematicsSettings
+from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
+from telematics.matching import projection_candidates
+from telematics.predict import (
+    PaceFilter,
+    RemainingTimes,
+    ResidualCorrector,
+    SegmentEstimate,
+    SegmentTimes,
+    predict_arrivals,
+)
+
+__all__ = ["Fleet", "VehicleTrack"]
+
+FloatArray = npt.NDArray[np.float64]
+REPORTED_MAX_OFFSET_M = 300.0  # a reported trip whose path is farther than this (m) is implausible
+RECENT_PINGS = 30  # pings per vehicle kept for trip inference
+PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
+STILL_MOVE_M = 15.0  # moving less than this (m) counts as standing still
+LAYOVER_M = 150.0  # within this of the first stop before leaving it: layover at the origin
+LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
+MAX_LABELS = 100_000  # residual labels kept (the newest)
+STOPPED_S = 20.0  # standing still this long (s) makes a vehicle "stopped" for the remaining-time model
+MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
+LEAVE_FIRST_STOP_M = 30.0  # beyond this (m) the vehicle has left its trip's first stop
+
+
+@dataclass
+class VehicleTrack:
+    """One vehicle's live state (times epoch s, distances m along its trip path)."""
+
+    agency: str
+    vehicle_id: str
+    observed_s: float
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    bearing: float | None = None
+    occupancy: str | None = None
+    trip_id: str | None = None
+    service_date: date | None = None
+    day0_s: float = 0.0
+    along_m: float = math.nan
+    offset_m: float = math.nan
+    next_stop: int = 0  # index into the trip's stops of the first stop not yet passed
+    passed_s: list[float] = field(default_factory=list)  # passing time per passed stop (NaN unknown)
+    delay_s: float | None = None
+    segments: list[tuple[int, float, float, float, float]] = field(default_factory=list)  # code, t0, t1, sched, day0
+    moved_along_m: float = math.nan  # along at the last move of more than STILL_MOVE_M
+    moved_s: float = 0.0  # time of that move
+    to_next: list[tuple[int, float, int, float]] = field(default_factory=list)  # code, offset m, state, ping s
+    recent: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=RECENT_PINGS))
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+class Fleet:
+    """Live state of one agency's vehicles over its active feed.
+
+    Parameters
+    ----------
+    agency : str
+        Platform agency id.
+    feed : Feed
+        The agency's active feed.
+    config : TelematicsSettings
+        Thresholds.
+    """
+
+    def __init__(self, agency: str, feed: Feed, config: TelematicsSettings | None = None) -> None:
+        self.agency = agency
+        self.feed = feed
+        self.config = config or TelematicsSettings()
+        self.timezone = feed.timezone
+        self.paths: TripPaths = trip_paths(feed)
+        st = feed.stop_times
+        trip_ids = st["trip_id"].to_numpy(dtype=object)
+        cuts = np.flatnonzero(np.r_[True, trip_ids[1:] != trip_ids[:-1], True])
+        self.trip_rows = {str(trip_ids[lo]): (int(lo), int(hi)) for lo, hi in itertools.pairwise(cuts)}
+        self.st_stop = st["stop_id"].to_numpy(dtype=object).astype(str)
+        self.st_stop_list: list[str] = [str(x) for x in self.st_stop]
+        self.st_seq = st["stop_sequence"].to_numpy(dtype=np.int64)
+        self.st_arr = st["arrival_time"].to_numpy(dtype=np.float64)
+        self.st_dep = st["departure_time"].to_numpy(dtype=np.float64)
+        self.st_trip = trip_ids.astype(str)
+        trips = feed.trips.set_index("trip_id")
+        self.trip_route = trips["route_id"].astype(str).to_dict()
+        self.trip_service = trips["service_id"].astype(str).to_dict()
+        self.trip_headsign = trips["trip_headsign"].astype(str).to_dict()
+        self.trip_direction = (pd.to_numeric(trips["direction_id"], errors="coerce").to_dict()
+                               if "direction_id" in trips.columns else {})
+        self.st_service = pd.Series(self.st_trip).map(self.trip_service).to_numpy(dtype=str)
+        routes = feed.routes.set_index("route_id")
+        self.route_name = {r: (str(row.get("route_short_name", "") or "") or str(row.get("route_long_name", "") or r))
+                           for r, row in routes.iterrows()}
+        self.stops = feed.stops.set_index("stop_id")
+        self.segments = SegmentTimes()
+        self.pace = PaceFilter()
+        self.vehicles: dict[str, VehicleTrack] = {}
+        self._service_cache: dict[date, set[str]] = {}
+        self._active_cache: dict[date, npt.NDArray[np.bool_]] = {}
+        self._assigners: dict[date, TripAssigner] = {}
+        self.corrector = ResidualCorrector()
+        self._labels = np.zeros((MAX_LABELS, 3))  # ring of (situation, known at s, residual s)
+        self._n_labels = 0
+        self._awaiting: dict[tuple[str, date, int], list[tuple[int, float]]] = {}
+        self._labelled_s = -math.inf
+        # segment code of each stop-time row k (stop k-1 -> k; the first row of a trip maps to itself)
+        prev = np.r_[0, np.arange(len(self.st_stop) - 1)]
+        first = np.r_[True, self.st_trip[1:] != self.st_trip[:-1]]
+        prev[first] = np.flatnonzero(first)
+        self.seg_code = self.segments.codes(self.st_stop[prev], self.st_stop)
+        self.block_next = self._block_successors()
+        self.block_runs: dict[tuple[str, date], tuple[VehicleTrack, int, float]] = {}
+        self._remaining = np.zeros((MAX_LABELS, 5))  # ring of (code, offset m, state, known at s, remaining s)
+        self._n_remaining = 0
+        self.version = 0
+
+    # ------------------------------------------------------------------ schedule helpers
+
+    def _block_successors(self) -> dict[str, str]:
+        """Trip -> the next trip of its block on the same service (by first departure)."""
+        trips = self.feed.trips
+        if "block_id" not in trips.columns:
+            return {}
+        first = pd.Series({t: self.st_dep[lo] for t, (lo, _hi) in self.trip_rows.items()})
+        blocks = trips[trips["block_id"].astype(str) != ""][["trip_id", "service_id", "block_id"]].copy()
+        blocks["start"] = blocks["trip_id"].map(first)
+        blocks = blocks.dropna(subset=["start"]).sort_values(["service_id", "block_id", "start"])
+        nxt = blocks.groupby(["service_id", "block_id"])["trip_id"].shift(-1)
+        return {str(t): str(n) for t, n in zip(blocks["trip_id"], nxt, strict=True) if isinstance(n, str)}
+
+    def services_on(self, day: date) -> set[str]:
+        if day not in self._service_cache:
+            self._service_cache[day] = service_ids_on(self.feed, day)
+        return self._service_cache[day]
+
+    def _active_rows(self, day: date, running: set[str]) -> npt.NDArray[np.bool_]:
+        if day not in self._active_cache:
+            if len(self._active_cache) > 8:
+                self._active_cache.clear()
+            self._active_cache[day] = np.isin(self.st_service, np.array(sorted(running), dtype=str))
+        return self._active_cache[day]
+
+    def local_date(self, epoch_s: float) -> date:
+        return datetime.fromtimestamp(epoch_s, ZoneInfo(self.timezone)).date()
+
+    def _service_day_for(self, trip_id: str, t_s: float, start_date: date | None) -> date | None:
+        """The service date on which ``trip_id`` runs around ``t_s``, or None."""
+        lo, hi = self.trip_rows[trip_id]
+        candidates = [start_date] if start_date else [self.local_date(t_s) - timedelta(days=k) for k in (0, 1)]
+        for day in candidates:
+            if start_date is None and self.trip_service[trip_id] not in self.services_on(day):
+                continue
+            day0 = service_day_start(day, self.timezone)
+            if start_date is not None or day0 + self.st_arr[lo] - 3600 <= t_s <= day0 + self.st_arr[hi - 1] + 3600:
+                return day
+        return None
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Update the state with one position row (`telematics.ingest.POSITION_COLUMNS` order).
+
+        Returns
+        -------
+        list of tuple
+            Stop passings detected by this ping, as ``stop_arrivals`` rows
+            (`telematics.store.ARRIVAL_COLUMNS` order).
+        """
+        _agency, vid, ts, lat, lon, speed, bearing, trip_id, _route, start_date, _odo, occupancy = row
+        t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
+        speed, bearing = _finite_or_none(speed), _finite_or_none(bearing)  # store reads give NaN for NULL
+        trip_id = trip_id if isinstance(trip_id, str) and trip_id else None
+        start_date = start_date if isinstance(start_date, date) else None
+        occupancy = occupancy if isinstance(occupancy, str) else None
+        v = self.vehicles.get(vid)
+        if v is not None and t <= v.observed_s:
+            return []  # duplicate or out of order
+        if v is None:
+            v = VehicleTrack(self.agency, vid, t, lat, lon)
+            self.vehicles[vid] = v
+        prev_t = v.observed_s
+        v.observed_s, v.lat, v.lon, v.speed_mps, v.bearing, v.occupancy = t, lat, lon, speed, bearing, occupancy
+        self.version += 1
+        xy = self.paths.projection.to_xy([lat], [lon])[0]
+        v.recent.append((t, float(xy[0]), float(xy[1]), math.nan if bearing is None else float(bearing)))
+        trip, day = self._resolve_trip(v, trip_id, start_date, t, xy)
+        if trip is None or day is None:
+            v.trip_id, v.service_date = None, None
+            return []
+        if trip != v.trip_id or day != v.service_date:
+            self._start_trip(v, trip, day)
+            prev_t = t
+        return self._advance(v, xy, prev_t, t)
+
+    def _resolve_trip(self, v: VehicleTrack, trip_id: str | None, start_date: date | None, t: float,
+                      xy: FloatArray) -> tuple[str | None, date | None]:
+        """The reported trip when it runs that service day around ``t``, else `TripAssigner`'s choice.
+
+        A vehicle away from its reported trip's path keeps the trip (a detour: the
+        ``off_route`` alert says so) unless it never came near it.
+        """
+        if trip_id and trip_id in self.trip_rows:
+            day = self._service_day_for(trip_id, t, start_date)
+            if day is not None and (trip_id == v.trip_id or projection_candidates(
+                    self.paths[trip_id], xy[None, :], k=1)[1][0, 0] <= REPORTED_MAX_OFFSET_M):
+                return trip_id, day
+        return self._infer_trip(v, t)
+
+    def _assigner(self, day: date) -> TripAssigner:
+        if day not in self._assigners:
+            if len(self._assigners) > 3:
+                self._assigners.clear()
+            self._assigners[day] = TripAssigner(self.feed, self.paths, day,
+                                                service_day_start(day, self.timezone),
+                                                AssignmentConfig(stale_after_s=self.config.stale_after_s * 5))
+        return self._assigners[day]
+
+    def _infer_trip(self, v: VehicleTrack, t: float) -> tuple[str | None, date | None]:
+        """Trip inferred from the vehicle's recent pings (None while it has not moved)."""
+        day = self.local_date(t)
+        if not self.services_on(day) or len(v.recent) < 2:
+            return None, None
+        times, x, y, bearing = (np.array(c, dtype=np.float64) for c in zip(*v.recent, strict=True))
+        got = self._assigner(day).assign_vehicle(times, np.column_stack([x, y]), bearing)
+        trip = str(got[-1])
+        return (trip, day) if trip else (None, None)
+
+    def _start_trip(self, v: VehicleTrack, trip: str, day: date) -> None:
+        v.trip_id, v.service_date = trip, day
+        v.day0_s = service_day_start(day, self.timezone)
+        v.along_m, v.offset_m, v.next_stop, v.passed_s, v.segments = math.nan, math.nan, 0, [], []
+        v.moved_along_m, v.moved_s, v.to_next = math.nan, 0.0, []
+
+    def _advance(self, v: VehicleTrack, xy: FloatArray, prev_t: float, t: float) -> list[tuple[Any, ...]]:
+        trip = v.trip_id
+        assert trip is not None and v.service_date is not None
+        line = self.paths[trip]
+        dist = self.paths.stop_dist_m[trip]
+        lo, hi = self.trip_rows[trip]
+        along, offset = projection_candidates(line, xy[None, :], k=4, max_offset_m=300.0)
+        cand, off = along[0], offset[0]
+        valid = ~np.isnan(cand)
+        cand, off = cand[valid], off[valid]
+        prev = v.along_m
+        if math.isnan(prev):
+            # first ping on the trip: the nearest candidate, preferring the trip's start
+            cost = (off / 25.0) ** 2 + cand / 2000.0
+        else:
+            reach = 35.0 * max(t - prev_t, 1.0) + 60.0
+            delta = cand - prev
+            cost = (off / 25.0) ** 2 + np.where(delta < -30.0, ((delta + 30.0) / 10.0) ** 2, 0.0) \
+                + np.where(delta > reach, 50.0, 0.0)
+        pick = int(np.argmin(cost))
+        new_along = float(cand[pick]) if math.isnan(prev) else max(prev, float(cand[pick]))
+        v.offset_m = float(off[pick])
+        old_along = prev if not math.isnan(prev) else new_along
+        v.along_m = new_along
+        if math.isnan(v.moved_along_m) or new_along - v.moved_along_m > STILL_MOVE_M:
+            v.moved_along_m, v.moved_s = new_along, t
+        sched_here = float(np.interp(new_along, dist, self.st_arr[lo:hi])) + v.day0_s
+        v.delay_s = t - sched_here if new_along > dist[0] + LEAVE_FIRST_STOP_M else None
+        rows: list[tuple[Any, ...]] = []
+        j = v.next_stop
+        # the first stop is passed when the vehicle leaves it (a layover is not travel time)
+        while j < hi - lo and (dist[j] < new_along - LEAVE_FIRST_STOP_M if j == 0 else dist[j] <= new_along):
+            if new_along > old_along and t - prev_t <= self.config.max_gap_s and not math.isnan(prev):
+                share = max(dist[j] - old_along, 0.0) / (new_along - old_along)
+                when = prev_t + min(share, 1.0) * (t - prev_t)
+            else:
+                when = math.nan
+            v.passed_s.append(when)
+            if math.isfinite(when):
+                rows.append(self._passing_row(v, lo + j, when))
+                self._mature(trip, v.service_date, lo + j, when, t)
+                for code, offset_m, state, ping_s in v.to_next:
+                    if when >= ping_s:
+                        self._remaining[self._n_remaining % MAX_LABELS] = (code, offset_m, state, t, when - ping_s)
+                        self._n_remaining += 1
+                if j > 0 and math.isfinite(v.passed_s[j - 1]):
+                    self._learn(v, lo + j - 1, lo + j, v.passed_s[j - 1], when, t)
+            v.to_next = []
+            j += 1
+        v.next_stop = j
+        if 1 <= j < hi - lo:  # on segment j-1 -> j: remember the ping to learn the time to stop j
+            v.to_next.append((int(self.seg_code[lo + j]), new_along - float(dist[j - 1]), self._state(v, dist, t), t))
+        return rows
+
+    def _state(self, v: VehicleTrack, dist: FloatArray, t: float) -> int:
+        """0 moving, 1 stopped, 2 layover at the origin (for `RemainingTimes`)."""
+        if v.next_stop <= 1 and v.along_m - dist[0] < LAYOVER_M and t - v.moved_s >= STOPPED_S:
+            return 2
+        return int(t - v.moved_s >= STOPPED_S)
+
+    def _passing_row(self, v: VehicleTrack, k: int, when: float) -> tuple[Any, ...]:
+        sched = v.day0_s + self.st_arr[k]
+        return (self.agency, v.service_date, self.st_trip[k], int(self.st_seq[k]),
+                datetime.fromtimestamp(when, UTC), self.st_stop[k], v.vehicle_id,
+                self.trip_route.get(self.st_trip[k]), datetime.fromtimestamp(sched, UTC), when - sched)
+
+    def _learn(self, v: VehicleTrack, k0: int, k1: int, t0: float, t1: float, known_s: float) -> None:
+        scheduled = max(self.st_arr[k1] - self.st_arr[k0], 1.0)
+        code = int(self.seg_code[k1])
+        self.segments.update(np.array([code]), [known_s], [t1 - t0], [scheduled])
+        v.segments.append((code, t0, t1, scheduled, v.day0_s))
+        del v.segments[:-PACE_SEGMENTS]
+
+    def _mature(self, trip: str, day: date, k: int, when: float, known_s: float) -> None:
+        """Turn the predictions made for a stop that was just passed into residual labels."""
+        for situation, predicted in self._awaiting.pop((trip, day, k), ()):
+            self._labels[self._n_labels % MAX_LABELS] = (situation, known_s, when - predicted)
+            self._n_labels += 1
+
+    def _paces(self, vehicles: list[VehicleTrack]) -> tuple[FloatArray, FloatArray]:
+        """Filtered log pace (actual over estimated segment time) and its variance per vehicle."""
+        rows = [(g, *seg) for g, v in enumerate(vehicles) for seg in v.segments]
+        state, var = np.zeros(len(vehicles)), np.full(len(vehicles), 0.05)
+        if not rows:
+            return state, var
+        g, code, t0, t1, sched, day0 = (np.array(c) for c in zip(*rows, strict=True))
+        est = self.segments.estimate(code.astype(np.int64), t0, t0 - day0, sched)  # as known then
+        ratio = np.log(np.maximum(t1 - t0, 1.0) / np.maximum(est.mean_s, 1.0))
+        cuts = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])
+        for lo, hi in itertools.pairwise(cuts.tolist()):  # per vehicle: a few segments each
+            x, p = self.pace.run(ratio[lo:hi])
+            state[int(g[lo])], var[int(g[lo])] = x[-1], p[-1]
+        return state, var
+
+    def learn_history(self, arrivals: pd.DataFrame) -> int:
+        """Learn the time-of-day profile of segment times from stored ``stop_arrivals``.
+
+        Returns
+        -------
+        int
+            Segment observations used.
+        """
+        if arrivals.empty:
+            return 0
+        a = arrivals.sort_values(["service_date", "trip_id", "stop_sequence"])
+        same = (a["trip_id"].to_numpy()[1:] == a["trip_id"].to_numpy()[:-1]) & (
+            a["service_date"].to_numpy()[1:] == a["service_date"].to_numpy()[:-1])
+        t = ((pd.to_datetime(a["time"], utc=True) - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy()
+        stop = a["stop_id"].astype(str).to_numpy()
+        dur = np.diff(t)
+        ok = same & (dur > 0)
+        if not ok.any():
+            return 0
+        codes = self.segments.codes(stop[:-1][ok], stop[1:][ok])
+        day0 = np.array([service_day_start(d, self.timezone) for d in a["service_date"].to_numpy()[:-1][ok]])
+        self.segments.add_history(codes, t[:-1][ok] - day0, dur[ok])
+        return int(ok.sum())
+
+    def evict(self, now_s: float, silent_s: float = 7200.0) -> list[str]:
+        """Forget vehicles silent longer than ``silent_s`` (s); return their ids."""
+        gone = [vid for vid, v in self.vehicles.items() if now_s - v.observed_s > silent_s]
+        for vid in gone:
+            del self.vehicles[vid]
+        if gone:
+            self.version += 1
+        return gone
+
+    # ------------------------------------------------------------------ board
+
+    def scheduled_window(self, now_s: float, horizon_s: float) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Stop-time rows (and their service-day start) scheduled in the board window."""
+        rows: list[npt.NDArray[np.int64]] = []
+        day0s: list[FloatArray] = []
+        today = self.local_date(now_s)
+        for day in (today - timedelta(days=1), today):
+            day0 = service_day_start(day, self.timezone)
+            running = self.services_on(day)
+            if not running:
+                continue
+            active = self._active_rows(day, running)
+            t = day0 + self.st_arr
+            sel = np.flatnonzero(active & (t >= now_s - 120.0) & (t <= now_s + horizon_s))
+            rows.append(sel)
+            day0s.append(np.full(len(sel), day0))
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        return np.concatenate(rows), np.concatenate(day0s)
+
+    def predict(self, now_s: float, fresh: list[VehicleTrack]) -> dict[tuple[str, date, int], tuple[float, float, float]]:
+        """(trip, date, stop_time row) -> (arrival, p10, p90) for fresh vehicles' remaining stops.
+
+        Segment times from `SegmentTimes`, the vehicle's pace from `PaceFilter`, combined by
+        `predict_arrivals`; then the causal bias of earlier predictions in the same
+        situation (segments ahead, time stationary, layover, horizon) is added
+        (`ResidualCorrector`), learned from the passings detected since.
+        """
+        state, var = self._paces(fresh)
+        group, starts, frac, steps, k_from, k_to, still, layover, day0s = [], [], [], [], [], [], [], [], []
+        current: list[tuple[int, int, float, int]] = []  # row, stop-time row, offset m, state
+        owners: list[tuple[str, date, int]] = []
+        for g, v in enumerate(fresh):
+            assert v.trip_id is not None and v.service_date is not None
+            lo, hi = self.trip_rows[v.trip_id]
+            dist = self.paths.stop_dist_m[v.trip_id]
+            j = v.next_stop
+            if j >= hi - lo:
+                continue
+            n = hi - lo - j
+            ks = np.arange(lo + j, hi)
+            k_to.append(ks)
+            k_from.append(np.maximum(ks - 1, lo))
+            f = np.ones(n)
+            if j > 0:
+                seg_len = dist[j] - dist[j - 1]
+                f[0] = np.clip((dist[j] - v.along_m) / seg_len, 0.0, 1.0) if seg_len > 0 else 0.0
+            else:
+                f[0] = 0.0  # not yet left the first stop: its departure is the start
+            frac.append(f)
+            waiting = j <= 1 and v.along_m - dist[0] < LAYOVER_M
+            if j > 0 and not (waiting and v.observed_s < v.day0_s + self.st_dep[lo]):
+                current.append((len(owners), lo + j, v.along_m - float(dist[j - 1]),
+                                self._state(v, dist, v.observed_s)))
+            start = max(v.observed_s, v.day0_s + self.st_dep[lo]) if waiting else v.observed_s
+            starts.append(np.full(n, start))
+            steps.append(np.arange(n))
+            group.append(np.full(n, g))
+            still.append(np.full(n, v.observed_s - v.moved_s))
+            layover.append(np.full(n, waiting))
+            day0s.append(np.full(n, v.day0_s))
+            owners.extend((v.trip_id, v.service_date, int(k)) for k in ks)
+        if not owners:
+            return {}
+        kf, kt = np.concatenate(k_from), np.concatenate(k_to)
+        grp = np.concatenate(group)
+        sched = np.maximum(self.st_arr[kt] - self.st_arr[kf], 1.0)
+        codes = self.seg_code[kt]
+        est = self.segments.estimate(codes, np.full(len(kt), now_s), now_s - np.concatenate(day0s), sched)
+        first_stop = kf == kt
+        est = SegmentEstimate(mean_s=np.where(first_stop, 0.0, est.mean_s), std_s=np.where(first_stop, 0.0, est.std_s),
+                              weight=est.weight)
+        ahead = np.concatenate(steps)
+        fractions = np.concatenate(frac)
+        if current and self._n_remaining:  # time to the next stop learned from earlier pings in place
+            rows_c, k_c, off_c, state_c = (np.array(c) for c in zip(*current, strict=True))
+            obs = self._remaining[:min(self._n_remaining, MAX_LABELS)]
+            remaining = RemainingTimes(obs[:, 0].astype(np.int64), obs[:, 1], obs[:, 2].astype(np.int64), obs[:, 3],
+                                       obs[:, 4])
+            mean_c = np.maximum(est.mean_s[rows_c], 1e-9)
+            to_next = remaining.estimate(self.seg_code[k_c], off_c, state_c.astype(np.int64),
+                                         np.full(len(rows_c), now_s), fractions[rows_c] * mean_c)
+            fractions[rows_c] = to_next / mean_c
+        pred = predict_arrivals(grp, np.full(len(kt), now_s), np.concatenate(starts), fractions, est,
+                                ahead, state[grp], var[grp])
+        situation = ResidualCorrector.situation(ahead, np.concatenate(still), np.concatenate(layover),
+                                                pred.arrival_s - now_s)
+        if self._n_labels:
+            labels = self._labels[:min(self._n_labels, MAX_LABELS)]
+            shift = self.corrector.correction(situation, np.full(len(kt), now_s), labels[:, 0].astype(np.int64),
+                                              labels[:, 1], labels[:, 2])
+        else:
+            shift = np.zeros(len(kt))
+        arrival = np.maximum(pred.arrival_s + shift, now_s)
+        p10 = np.minimum(np.maximum(pred.p10_s + shift, now_s), arrival)
+        p90 = np.maximum(pred.p90_s + shift, arrival)
+        if now_s - self._labelled_s >= LABEL_EVERY_S:  # keep predictions to learn their residuals
+            self._labelled_s = now_s
+            for o, sit_code, a in zip(owners, situation.tolist(), arrival.tolist(), strict=True):
+                if a - now_s <= 1800.0:
+                    self._awaiting.setdefault(o, []).append((int(sit_code), a))
+            if len(self._awaiting) > 200_000:
+                self._awaiting.clear()
+        out = {o: (float(a), float(lo10), float(hi90))
+               for o, a, lo10, hi90 in zip(owners, arrival, p10, p90, strict=True)}
+        out.update(self._block_predictions(fresh, out))
+        return out
+
+    def _block_predictions(self, fresh: list[VehicleTrack], current: dict[tuple[str, date, int], tuple[float, float, float]]
+                           ) -> dict[tuple[str, date, int], tuple[float, float, float]]:
+        """The next trip of each vehicle's block: its schedule delayed by the current trip's lateness.
+
+        The next trip starts at the later of its scheduled departure and the predicted end of
+        the current trip plus `MIN_LAYOVER_S`; the end's uncertainty carries over.
+        """
+        self.block_runs = {}
+        out: dict[tuple[str, date, int], tuple[float, float, float]] = {}
+        for v in fresh:
+            assert v.trip_id is not None and v.service_date is not None
+            nxt = self.block_next.get(v.trip_id)
+            lo, hi = self.trip_rows[v.trip_id]
+            end = current.get((v.trip_id, v.service_date, hi - 1))
+            if nxt is None or end is None:
+                continue
+            nlo, nhi = self.trip_rows[nxt]
+            carry = max(0.0, end[0] + MIN_LAYOVER_S - (v.day0_s + self.st_dep[nlo]))
+            arrive = v.day0_s + self.st_arr[nlo:nhi] + carry
+            spread_lo, spread_hi = (end[0] - end[1]) if carry > 0 else 0.0, end[2] - end[0]
+            remaining_m = float(self.paths.stop_dist_m[v.trip_id][-1]) - v.along_m
+            self.block_runs[(nxt, v.service_date)] = (v, hi - lo - v.next_stop, max(remaining_m, 0.0))
+            for k, a in zip(range(nlo, nhi), arrive.tolist(), strict=True):
+                out[(nxt, v.service_date, k)] = (a, a - spread_lo, a + spread_hi)
+        return out
+
+    def board(self, now_s: float) -> Board:
+        """Arrivals per stop, vehicles, trip updates and alerts at ``now_s`` (epoch s)."""
+        return build_board(self, now_s)

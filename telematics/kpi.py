@@ -1,0 +1,377 @@
+"""Public-transport efficiency indicators for reports (TheTransitClock / TfL definitions).
+
+Pure functions over pandas frames compute each indicator; its docstring is the one
+definition (units and formula) the report quotes. `section` reads the rows of a period
+``[start, end)`` from the store (``stop_arrivals``, ``vehicle_positions``, the active GTFS
+feed) and returns every indicator as ``{"unit", "definition", "value" | "rows", "reason"}``:
+a period with too little data gives ``None`` with a reason, never a made-up 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from its.db import Database
+
+__all__ = [
+    "MBTA_WINDOWS",
+    "avl_completeness",
+    "delay_by_route_hour",
+    "headway_regularity",
+    "on_time_performance",
+    "prediction_accuracy",
+    "read_scheduled_stop_times",
+    "section",
+    "service_delivered",
+    "vehicle_km",
+]
+
+#: MBTA prediction-accuracy windows: (horizon from s, horizon to s, allowed error low s, high s).
+MBTA_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
+    (0, 180, -60, 60), (180, 360, -90, 120), (360, 720, -150, 210), (720, 1800, -240, 360))
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def on_time_performance(arrivals: pd.DataFrame, by: str, early_s: float = 60.0, late_s: float = 300.0) -> pd.DataFrame:
+    """On-time performance (share, 0-1) per ``by`` (``route_id`` or ``stop_id``).
+
+    A departure is on time when ``-early_s <= delay_s <= late_s`` (default the [-1, +5] min
+    window); ``on_time_share = on_time / departures`` over departures with a known delay.
+
+    Parameters
+    ----------
+    arrivals : DataFrame
+        ``by`` and ``delay_s`` (s, actual - scheduled; NaN when unknown).
+    by : str
+        Grouping column.
+    early_s, late_s : float
+        Window bounds (s), both inclusive.
+
+    Returns
+    -------
+    DataFrame
+        ``by, departures, early, on_time, late, on_time_share``.
+    """
+    d = arrivals[[by, "delay_s"]].dropna()
+    delay = d["delay_s"].to_numpy(dtype=np.float64)
+    frame = pd.DataFrame({by: d[by].to_numpy(), "early": delay < -early_s, "late": delay > late_s})
+    frame["on_time"] = ~(frame["early"] | frame["late"])
+    out = frame.groupby(by, sort=True).agg(departures=("on_time", "size"), early=("early", "sum"),
+                                          on_time=("on_time", "sum"), late=("late", "sum")).reset_index()
+    out["on_time_share"] = out["on_time"] / out["departures"]
+    return out
+
+
+def delay_by_route_hour(arrivals: pd.DataFrame, timezone: str = "UTC") -> pd.DataFrame:
+    """Mean and 90th-percentile delay (s) per route and local hour of day.
+
+    ``delay_s`` = actual - scheduled passing time (s, positive late); hour = the local
+    (``timezone``) hour of the actual time; p90 by linear interpolation between order
+    statistics (numpy default).
+
+    Returns
+    -------
+    DataFrame
+        ``route_id, hour, departures, mean_delay_s, p90_delay_s``.
+    """
+    d = arrivals[["route_id", "time", "delay_s"]].dropna()
+    hour = pd.to_datetime(d["time"], utc=True).dt.tz_convert(ZoneInfo(timezone)).dt.hour
+    frame = pd.DataFrame({"route_id": d["route_id"].to_numpy(), "hour": hour.to_numpy(),
+                          "delay_s": d["delay_s"].to_numpy(dtype=np.float64)})
+    grouped = frame.groupby(["route_id", "hour"], sort=True)["delay_s"]
+    return grouped.agg(departures="size", mean_delay_s="mean",
+                       p90_delay_s=lambda x: float(np.percentile(x, 90))).reset_index()
+
+
+def _stop_headways(events: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive headways (s) of ``time_s`` within each (route_id, stop_id)."""
+    e = events.sort_values(["route_id", "stop_id", "time_s"], kind="stable")
+    t = e["time_s"].to_numpy(dtype=np.float64)
+    route = e["route_id"].to_numpy()
+    stop = e["stop_id"].to_numpy()
+    same = (route[1:] == route[:-1]) & (stop[1:] == stop[:-1])
+    return pd.DataFrame({"route_id": route[1:][same], "stop_id": stop[1:][same], "h": np.diff(t)[same]})
+
+
+def _wait(h: pd.DataFrame) -> pd.DataFrame:
+    """Average wait of random arrivals per (route, stop): sum(h^2) / (2 sum(h)), s."""
+    g = h.assign(h2=h["h"] ** 2).groupby(["route_id", "stop_id"])
+    out = g.agg(n=("h", "size"), sum_h=("h", "sum"), sum_h2=("h2", "sum"))
+    out["wait_s"] = out["sum_h2"] / (2.0 * out["sum_h"])
+    return out
+
+
+def headway_regularity(actual: pd.DataFrame, scheduled: pd.DataFrame, frequent_headway_s: float = 720.0) -> pd.DataFrame:
+    """Excess wait time (s) and headway coefficient of variation on frequent routes.
+
+    Per (route, stop), headways ``h`` are the gaps between consecutive passings (s).
+    Average wait of passengers arriving at random: ``W = sum(h^2) / (2 sum(h))`` (s).
+    Excess wait time ``EWT = AWT - SWT`` with AWT from actual passings and SWT from the
+    timetable (TfL); a route's EWT/AWT/SWT are the means over its stops weighted by scheduled
+    headways. Headway CV = std / mean of all actual headways of the route (dimensionless).
+    Frequent routes: mean scheduled headway <= ``frequent_headway_s`` (s); stops need at least
+    two actual and two scheduled headways.
+
+    Parameters
+    ----------
+    actual, scheduled : DataFrame
+        ``route_id, stop_id, time_s`` (epoch s) of actual / scheduled passings.
+
+    Returns
+    -------
+    DataFrame
+        ``route_id, stops, scheduled_headway_s, swt_s, awt_s, ewt_s, headway_cv``.
+    """
+    cols = ["route_id", "stops", "scheduled_headway_s", "swt_s", "awt_s", "ewt_s", "headway_cv"]
+    ha, hs = _stop_headways(actual), _stop_headways(scheduled)
+    wa, ws = _wait(ha), _wait(hs)
+    both = ws.add_suffix("_s").join(wa.add_suffix("_a"), how="inner")
+    both = both[(both["n_s"] >= 2) & (both["n_a"] >= 2)].reset_index()
+    if both.empty:
+        return pd.DataFrame(columns=cols)
+    both["w_swt"] = both["wait_s_s"] * both["n_s"]
+    both["w_awt"] = both["wait_s_a"] * both["n_s"]
+    r = both.groupby("route_id").agg(stops=("stop_id", "size"), n=("n_s", "sum"), sum_h=("sum_h_s", "sum"),
+                                     w_swt=("w_swt", "sum"), w_awt=("w_awt", "sum"))
+    r["scheduled_headway_s"] = r["sum_h"] / r["n"]
+    r["swt_s"] = r["w_swt"] / r["n"]
+    r["awt_s"] = r["w_awt"] / r["n"]
+    r["ewt_s"] = r["awt_s"] - r["swt_s"]
+    used = ha.merge(both[["route_id", "stop_id"]], on=["route_id", "stop_id"])
+    cv = used.groupby("route_id")["h"].agg(lambda x: float(np.std(x) / np.mean(x)))
+    r["headway_cv"] = cv
+    r = r[r["scheduled_headway_s"] <= frequent_headway_s]
+    return r.reset_index()[cols]
+
+
+def service_delivered(scheduled_trips: pd.DataFrame, run_trips: pd.DataFrame) -> pd.DataFrame:
+    """Trips run / trips scheduled (share, 0-1) per route.
+
+    A scheduled trip (``service_date, trip_id`` whose first departure is in the period) was
+    run when at least one stop passing of it was detected.
+
+    Returns
+    -------
+    DataFrame
+        ``route_id, scheduled, run, delivered_share``.
+    """
+    key = ["service_date", "trip_id"]
+    ran = run_trips[key].drop_duplicates().assign(ran=True)
+    s = scheduled_trips[["route_id", *key]].drop_duplicates().merge(ran, on=key, how="left")
+    s["ran"] = s["ran"].fillna(False).astype(bool)
+    out = s.groupby("route_id").agg(scheduled=("ran", "size"), run=("ran", "sum")).reset_index()
+    out["delivered_share"] = out["run"] / out["scheduled"]
+    return out
+
+
+def _haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(lon2 - lon1)
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)))
+
+
+def vehicle_km(positions: pd.DataFrame, max_gap_s: float = 300.0) -> pd.DataFrame:
+    """Vehicle-kilometres run in service (km) per route.
+
+    Sum of great-circle distances between consecutive pings of the same vehicle on the same
+    trip (``trip_id`` not null), skipping gaps longer than ``max_gap_s`` (s).
+
+    Returns
+    -------
+    DataFrame
+        ``route_id, vehicle_km``.
+    """
+    p = positions[positions["trip_id"].notna()].sort_values(["vehicle_id", "time_s"], kind="stable")
+    v, trip = p["vehicle_id"].to_numpy(), p["trip_id"].to_numpy()
+    t = p["time_s"].to_numpy(dtype=np.float64)
+    lat, lon = p["lat"].to_numpy(dtype=np.float64), p["lon"].to_numpy(dtype=np.float64)
+    ok = (v[1:] == v[:-1]) & (trip[1:] == trip[:-1]) & (np.diff(t) <= max_gap_s)
+    d = _haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+    route = p["route_id"].fillna("").to_numpy()[1:]
+    frame = pd.DataFrame({"route_id": route[ok], "vehicle_km": d[ok] / 1000.0})
+    return frame.groupby("route_id").agg(vehicle_km=("vehicle_km", "sum")).reset_index()
+
+
+def avl_completeness(positions: pd.DataFrame, expected_interval_s: float = 30.0) -> pd.DataFrame:
+    """AVL completeness (share, 0-1) per vehicle: pings received / pings expected on duty.
+
+    A vehicle is on duty on a trip from its first to its last ping with that ``trip_id``;
+    expected pings there = ``floor(span / expected_interval_s) + 1``; received pings are
+    counted up to the expected number (a chattier unit does not hide a silent one).
+
+    Returns
+    -------
+    DataFrame
+        ``vehicle_id, on_duty_s, received, expected, completeness``.
+    """
+    p = positions[positions["trip_id"].notna()]
+    ep = p.groupby(["vehicle_id", "trip_id"])["time_s"].agg(["min", "max", "size"])
+    expected = np.floor((ep["max"] - ep["min"]) / expected_interval_s) + 1
+    ep = ep.assign(on_duty_s=ep["max"] - ep["min"], expected=expected, received=np.minimum(ep["size"], expected))
+    out = ep.groupby("vehicle_id").agg(on_duty_s=("on_duty_s", "sum"), received=("received", "sum"),
+                                        expected=("expected", "sum")).reset_index()
+    out["completeness"] = out["received"] / out["expected"]
+    return out
+
+
+def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFrame:
+    """Share of predictions within the MBTA windows (0-1) per horizon band.
+
+    Error = predicted - actual arrival (s); horizon = actual arrival - prediction time (s).
+    Bands and allowed errors: 0-3 min [-60, +60] s, 3-6 min [-90, +120], 6-12 min
+    [-150, +210], 12-30 min [-240, +360].
+
+    Returns
+    -------
+    DataFrame
+        ``horizon, predictions, within, accuracy``.
+    """
+    h, e = np.asarray(horizon_s, np.float64), np.asarray(error_s, np.float64)
+    rows = []
+    for lo, hi, elo, ehi in MBTA_WINDOWS:
+        m = (h >= lo) & (h < hi)
+        n = int(m.sum())
+        within = int(((e[m] >= elo) & (e[m] <= ehi)).sum())
+        rows.append({"horizon": f"{int(lo // 60)}-{int(hi // 60)} min", "predictions": n, "within": within,
+                     "accuracy": within / n if n else None})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- SQL readers
+
+
+def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Scheduled passings of ``agency``'s active feed with ``start <= time < end``.
+
+    Returns ``service_date, trip_id, route_id, stop_id, stop_sequence, time_s`` (epoch s of the
+    scheduled departure) and ``trip_start_s`` (the trip's first departure, epoch s).
+    """
+    rows = db.fetchall("SELECT f.feed_version, f.timezone FROM gtfs_active a JOIN gtfs_feeds f USING (feed_version)"
+                       " WHERE a.agency = %s", (agency,))
+    cols = ["service_date", "trip_id", "route_id", "stop_id", "stop_sequence", "time_s", "trip_start_s"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    version, tz = rows[0]
+    first = (start.astimezone(ZoneInfo(tz)).date() - timedelta(days=2))
+    last = end.astimezone(ZoneInfo(tz)).date()
+    query = """
+    WITH days AS (SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d),
+    svc AS (
+      (SELECT days.day, c.service_id FROM days JOIN gtfs_calendar c
+         ON c.feed_version = %(v)s AND days.day BETWEEN c.start_date AND c.end_date
+        WHERE (ARRAY[c.monday, c.tuesday, c.wednesday, c.thursday, c.friday, c.saturday, c.sunday])
+              [extract(isodow FROM days.day)::int]
+       UNION
+       SELECT cd.date, cd.service_id FROM gtfs_calendar_dates cd JOIN days ON days.day = cd.date
+        WHERE cd.feed_version = %(v)s AND cd.exception_type = 1)
+      EXCEPT
+      SELECT cd.date, cd.service_id FROM gtfs_calendar_dates cd
+       WHERE cd.feed_version = %(v)s AND cd.exception_type = 2)
+    SELECT svc.day, t.trip_id, t.route_id, st.stop_id, st.stop_sequence, st.departure_s,
+           min(st.departure_s) OVER (PARTITION BY svc.day, t.trip_id)
+    FROM svc JOIN gtfs_trips t ON t.feed_version = %(v)s AND t.service_id = svc.service_id
+    JOIN gtfs_stop_times st ON st.feed_version = %(v)s AND st.trip_id = t.trip_id
+    """
+    res = db.fetchall(query, {"first": first, "last": last, "v": version})
+    frame = pd.DataFrame.from_records(res, columns=["service_date", "trip_id", "route_id", "stop_id", "stop_sequence",
+                                                    "dep_s", "first_s"])
+    if frame.empty:
+        return pd.DataFrame(columns=cols)
+    base = {d: _day_start(d, tz) for d in frame["service_date"].unique()}
+    day0 = frame["service_date"].map(base).to_numpy(dtype=np.float64)
+    frame["time_s"] = day0 + frame["dep_s"].to_numpy(dtype=np.float64)
+    frame["trip_start_s"] = day0 + frame["first_s"].to_numpy(dtype=np.float64)
+    lo, hi = start.timestamp(), end.timestamp()
+    frame = frame[(frame["time_s"] >= lo) & (frame["time_s"] < hi)]
+    return frame[cols].reset_index(drop=True)
+
+
+def _day_start(day: date, timezone: str) -> float:
+    """Epoch s of GTFS 00:00:00 on ``day`` (noon minus 12 h, local time)."""
+    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(timezone))
+    return noon.timestamp() - 43200.0
+
+
+def _read_arrivals(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
+    rows = db.fetchall("SELECT service_date, trip_id, stop_id, route_id, time, delay_s FROM stop_arrivals"
+                       " WHERE agency = %s AND time >= %s AND time < %s", (agency, start, end))
+    f = pd.DataFrame.from_records(rows, columns=["service_date", "trip_id", "stop_id", "route_id", "time", "delay_s"])
+    f["delay_s"] = pd.to_numeric(f["delay_s"], errors="coerce")
+    f["time_s"] = (pd.to_datetime(f["time"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return f
+
+
+def _read_positions(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
+    rows = db.fetchall("SELECT vehicle_id, extract(epoch FROM time)::float8, lat, lon, trip_id, route_id"
+                       " FROM vehicle_positions WHERE agency = %s AND time >= %s AND time < %s",
+                       (agency, start, end))
+    return pd.DataFrame.from_records(rows, columns=["vehicle_id", "time_s", "lat", "lon", "trip_id", "route_id"])
+
+
+# --------------------------------------------------------------------------- report section
+
+
+def _table(frame: pd.DataFrame | None, unit: str, fn: Callable[..., Any], reason: str) -> dict[str, Any]:
+    """One report indicator: its rows, unit, defining function (docstring), or the reason for none."""
+    ok = frame is not None and not frame.empty
+    return {"unit": unit, "defined_by": fn, "rows": frame if ok else None, "reason": None if ok else reason}
+
+
+def section(db: Database, start: datetime, end: datetime, *, agency: str | None = None, timezone: str = "UTC",
+            early_s: float = 60.0, late_s: float = 300.0, frequent_headway_s: float = 720.0,
+            expected_interval_s: float = 30.0, max_gap_s: float = 300.0) -> dict[str, dict[str, Any]]:
+    """Every public-transport indicator of ``[start, end)`` (all agencies, or ``agency``)."""
+    agencies = [a for (a,) in db.fetchall("SELECT agency FROM gtfs_active ORDER BY agency")]
+    seen = [a for (a,) in db.fetchall("SELECT DISTINCT agency FROM vehicle_positions WHERE time >= %s AND time < %s",
+                                      (start, end))]
+    names = sorted(set(agencies) | set(seen))
+    if agency is not None:
+        names = [a for a in names if a == agency]
+    arr, pos, sched = [], [], []
+    for a in names:
+        arr.append(_read_arrivals(db, a, start, end).assign(agency=a))
+        pos.append(_read_positions(db, a, start, end).assign(agency=a))
+        sched.append(read_scheduled_stop_times(db, a, start, end).assign(agency=a))
+    arrivals = pd.concat(arr, ignore_index=True) if arr else pd.DataFrame(
+        columns=["service_date", "trip_id", "stop_id", "route_id", "time", "delay_s", "time_s"])
+    positions = pd.concat(pos, ignore_index=True) if pos else pd.DataFrame(
+        columns=["vehicle_id", "time_s", "lat", "lon", "trip_id", "route_id"])
+    scheduled = pd.concat(sched, ignore_index=True) if sched else pd.DataFrame(
+        columns=["service_date", "trip_id", "route_id", "stop_id", "stop_sequence", "time_s", "trip_start_s"])
+    no_arr = "no stop arrivals detected in the period"
+    no_delay = "no stop arrivals with a scheduled time in the period"
+    has_delay = not arrivals.empty and arrivals["delay_s"].notna().any()
+    out: dict[str, dict[str, Any]] = {
+        "on_time_by_route": _table(on_time_performance(arrivals, "route_id", early_s, late_s) if has_delay else None,
+                                   "share", on_time_performance, no_delay if not arrivals.empty else no_arr),
+        "on_time_by_stop": _table(on_time_performance(arrivals, "stop_id", early_s, late_s) if has_delay else None,
+                                  "share", on_time_performance, no_delay if not arrivals.empty else no_arr),
+        "delay_by_route_hour": _table(delay_by_route_hour(arrivals, timezone) if has_delay else None, "s",
+                                      delay_by_route_hour, no_delay if not arrivals.empty else no_arr),
+    }
+    if arrivals.empty or scheduled.empty:
+        hw = None
+        reason = no_arr if arrivals.empty else "no scheduled service in the period (no active GTFS feed covers it)"
+    else:
+        hw = headway_regularity(arrivals[["route_id", "stop_id", "time_s"]], scheduled, frequent_headway_s)
+        reason = f"no route with a scheduled headway <= {frequent_headway_s:.0f} s and two observed headways at a stop"
+    out["headway_regularity"] = _table(hw, "s", headway_regularity, reason)
+    trips = scheduled[(scheduled["trip_start_s"] >= start.timestamp()) & (scheduled["trip_start_s"] < end.timestamp())]
+    out["service_delivered"] = _table(
+        service_delivered(trips, arrivals) if not trips.empty else None, "share", service_delivered,
+        "no trip scheduled to start in the period")
+    out["vehicle_km"] = _table(vehicle_km(positions, max_gap_s) if not positions.empty else None, "km", vehicle_km,
+                               "no vehicle positions in the period")
+    out["avl_completeness"] = _table(
+        avl_completeness(positions, expected_interval_s) if positions["trip_id"].notna().any() else None, "share",
+        avl_completeness, "no vehicle positions on a trip in the period")
+    out["prediction_accuracy"] = _table(None, "share", prediction_accuracy,
+                                        "no data source: predictions are served live but not stored")
+    return out

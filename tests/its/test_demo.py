@@ -1,0 +1,75 @@
+"""``its demo --duration 60`` on the machine's services: every headline endpoint serves live data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+from its.broker import free_port
+
+from ..conftest import create_database, drop_database
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as r:
+            return r.status, orjson.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (OSError, ValueError):
+        return 0, None
+
+
+@pytest.mark.slow
+def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path, broker_url: str) -> None:
+    db_url = create_database()
+    port = free_port()
+    env = {**os.environ, "ITS_DATABASE_URL": db_url, "ITS_MQTT_URL": broker_url, "ITS_DATA_DIR": str(tmp_path / "data"),
+           "ITS_API_PORT": str(port), "ITS_SHARED_DATA": str(shared_data)}
+    out = open(tmp_path / "demo.out", "wb")  # noqa: SIM115
+    demo = subprocess.Popen([sys.executable, "-m", "its.cli", "demo", "--duration", "150"], env=env, stdout=out,
+                            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    found: dict[str, bool] = {}
+    try:
+        deadline = time.monotonic() + 240  # setup (imports) + 60 s of live running
+        ready_at = None
+        while time.monotonic() < deadline and not all(found.get(k) for k in ("arrivals", "parking", "cameras", "congestion")):
+            if ready_at is None and _get(base + "/readyz")[0] == 200:
+                ready_at = time.monotonic()
+            if ready_at is not None:
+                creds = dict(line.split("=", 1) for line in (tmp_path / "data" / "demo-credentials.txt").read_text().splitlines())
+                headers = {"X-API-Key": creds["app_key"]}
+                _, stops = _get(base + "/v1/stops?lat=-16.925&lon=145.775&radius_m=1500", headers)
+                for stop in (stops or {}).get("stops", [])[:15]:  # type: ignore[union-attr]
+                    _, arr = _get(f"{base}/v1/stops/{stop['stop_id']}/arrivals?minutes=60", headers)
+                    if any(a.get("predicted") for a in (arr or {}).get("arrivals", [])):  # type: ignore[union-attr]
+                        found["arrivals"] = True
+                        break
+                _, avail = _get(base + "/v1/parking/availability", headers)
+                found["parking"] = any(s.get("status") not in (None, "unknown") for s in (avail or {}).get("sites", []))  # type: ignore[union-attr]
+                _, cams = _get(base + "/v1/cameras", headers)
+                found["cameras"] = any(c.get("observed_at") and c.get("lines") for c in (cams or {}).get("cameras", []))  # type: ignore[union-attr]
+                _, cong = _get(base + "/v1/traffic/congestion", headers)
+                found["congestion"] = bool((cong or {}).get("features"))  # type: ignore[union-attr]
+            time.sleep(2)
+        assert ready_at is not None, (tmp_path / "demo.out").read_text()[-3000:]
+        assert found == {"arrivals": True, "parking": True, "cameras": True, "congestion": True}, found
+        assert time.monotonic() - ready_at < 90
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            assert demo.wait(60) == 0  # clean shutdown on Ctrl-C
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+            drop_database(db_url)

@@ -1,0 +1,59 @@
+"""Trip assignment with the trip ids hidden, on the real WMATA AVL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from telematics.assignment import AssignmentConfig, TripAssigner, assignment_accuracy, is_stale
+from telematics.evaluate import read_avl
+from telematics.feed import Feed, TripPaths, service_day_start
+from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
+    cairns_fixture,
+    wmata_fixture,
+    wmata_paths_fixture,
+)
+
+DAY = dt.date(2026, 2, 16)
+
+
+def _assigner(feed: Feed, paths: TripPaths, **config: float) -> TripAssigner:
+    return TripAssigner(feed, paths, DAY, service_day_start(DAY, feed.timezone),
+                        AssignmentConfig(**config))
+
+
+def test_only_the_exception_day_services_are_candidates(wmata: Feed, wmata_paths: TripPaths) -> None:
+    assigner = _assigner(wmata, wmata_paths)
+    services = set(wmata.trips.set_index("trip_id").loc[assigner.trip_ids, "service_id"])
+    assert services == {"4"}
+
+
+def test_hidden_ids_recovered_on_route_d96(wmata: Feed, wmata_paths: TripPaths,
+                                            wmata_dir: Path) -> None:
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    d96 = avl[avl["route_id"] == "D96"].reset_index(drop=True)
+    accuracy = assignment_accuracy(wmata, wmata_paths, d96)
+    assert accuracy is not None and accuracy >= 0.9
+
+
+def test_reported_trip_used_and_parked_vehicle_not_assigned(wmata: Feed,
+                                                            wmata_paths: TripPaths,
+                                                            wmata_dir: Path) -> None:
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    run = avl[avl["trip_id"] == "22579100"]
+    xy = wmata_paths.projection.to_xy(run["lat"].to_numpy(), run["lon"].to_numpy())
+    t = run["time_s"].to_numpy()
+    assigner = _assigner(wmata, wmata_paths)
+    got = assigner.assign_vehicle(t, xy, run["bearing"].to_numpy(),
+                                  reported=np.full(len(t), "22579100"))
+    assert (got == "22579100").mean() > 0.95
+    # a vehicle that never moves (the first position repeated) is never assigned
+    parked = assigner.assign_vehicle(t[:20], np.repeat(xy[:1], 20, axis=0))
+    assert (parked == "").all()
+
+
+def test_silence_makes_a_vehicle_stale() -> None:
+    stale = is_stale(np.array([0.0, 500.0, 990.0]), 1000.0, 300.0)
+    assert stale.tolist() == [True, True, False]

@@ -1,0 +1,153 @@
+"""GTFS reading on the real Cairns and WMATA feeds, and bad files."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telematics.feed import Feed, FeedError, TripPaths, read_feed, service_ids_on, trip_paths
+from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
+    cairns_fixture,
+    wmata_fixture,
+    wmata_paths_fixture,
+)
+
+
+def test_cairns_tables_and_dtypes(cairns: Feed) -> None:
+    assert len(cairns.stops) == 416
+    assert len(cairns.trips) == 1339
+    assert len(cairns.stop_times) == 37790
+    assert cairns.shapes is not None and cairns.frequencies is None
+    st = cairns.stop_times
+    assert st["arrival_time"].dtype == np.int64
+    first = st.groupby("trip_id")["stop_sequence"].apply(lambda s: s.is_monotonic_increasing)
+    assert first.all()
+    assert isinstance(cairns.calendar["start_date"].iloc[0], date)
+    assert cairns.timezone == "Australia/Brisbane"
+
+
+def test_times_past_midnight(wmata: Feed) -> None:
+    # WMATA runs trips past 24:00; they stay on the service day's clock
+    assert wmata.stop_times["departure_time"].max() > 24 * 3600
+    trip = wmata.stop_times[wmata.stop_times["trip_id"] == "100070"]
+    assert trip["arrival_time"].iloc[0] == 23 * 3600
+
+
+def test_service_days_from_calendar_and_exceptions(wmata: Feed, cairns: Feed) -> None:
+    # Presidents' Day 2026: weekday service 9 removed, service 4 added by calendar_dates
+    assert service_ids_on(wmata, date(2026, 2, 16)) == {"4"}
+    assert "9" in service_ids_on(wmata, date(2026, 2, 23))
+    monday = service_ids_on(cairns, date(2014, 6, 2))
+    assert "CNS2014-CNS_MUL-Weekday-00" in monday
+    assert "CNS2014-CNS_MUL-Weekday-00" not in service_ids_on(cairns, date(2014, 6, 9))
+
+
+def test_trip_paths_put_stops_on_shapes(wmata: Feed, wmata_paths: TripPaths) -> None:
+    stops = wmata.stops.set_index("stop_id")
+    st = wmata.stop_times
+    assert set(wmata_paths.trip_path) == set(wmata.trips["trip_id"])
+    for trip in list(wmata_paths.trip_path)[::200]:
+        dist = wmata_paths.stop_dist_m[trip]
+        assert np.all(np.diff(dist) >= 0)
+        ids = st.loc[st["trip_id"] == trip, "stop_id"]
+        xy = wmata_paths.projection.to_xy(stops.loc[ids, "stop_lat"], stops.loc[ids, "stop_lon"])
+        offset = np.hypot(*(wmata_paths[trip].point_at(dist) - xy).T)
+        assert np.max(offset) < 60.0
+
+
+def test_without_shapes_the_stop_sequence_is_the_path(cairns_zip: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(cairns_zip) as z:
+        z.extractall(tmp_path)
+    (tmp_path / "shapes.txt").unlink()
+    feed = read_feed(tmp_path)
+    assert feed.shapes is None
+    paths = trip_paths(feed)
+    trip = feed.trips["trip_id"].iloc[0]
+    assert paths.trip_path[trip] == f"trip:{trip}"
+    dist = paths.stop_dist_m[trip]
+    assert dist[0] == 0.0 and np.all(np.diff(dist) >= 0) and dist[-1] > 1000.0
+
+
+def _broken_copy(cairns_zip: Path, tmp_path: Path, name: str, edit: object) -> Path:
+    folder = tmp_path / "feed"
+    with zipfile.ZipFile(cairns_zip) as z:
+        z.extractall(folder)
+    path = folder / name
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert callable(edit)
+    path.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_truncated_zip_names_the_file(cairns_zip: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "cut.zip"
+    broken.write_bytes(cairns_zip.read_bytes()[:150_000])
+    with pytest.raises(FeedError, match=r"cut\.zip"):
+        read_feed(broken)
+
+
+def test_missing_column_names_file_and_field(cairns_zip: Path, tmp_path: Path) -> None:
+    def drop_lat(lines: list[str]) -> list[str]:
+        return [line.replace("stop_lat", "stop_latitude", 1) if i == 0 else line
+                for i, line in enumerate(lines)]
+
+    folder = _broken_copy(cairns_zip, tmp_path, "stops.txt", drop_lat)
+    with pytest.raises(FeedError) as err:
+        read_feed(folder)
+    assert str(err.value).startswith("stops.txt line 1 field stop_lat")
+
+
+def test_bad_time_names_file_line_and_field(cairns_zip: Path, tmp_path: Path) -> None:
+    def break_time(lines: list[str]) -> list[str]:
+        lines[6] = lines[6].replace(lines[6].split(",")[1], "7:6o:00", 1)
+        return lines
+
+    folder = _broken_copy(cairns_zip, tmp_path, "stop_times.txt", break_time)
+    with pytest.raises(FeedError) as err:
+        read_feed(folder)
+    assert err.value.file == "stop_times.txt"
+    assert err.value.line == 7
+    assert err.value.field == "arrival_time"
+    assert "7:6o:00" in str(err.value)
+
+
+def test_dangling_stop_reference(cairns_zip: Path, tmp_path: Path) -> None:
+    def bad_stop(lines: list[str]) -> list[str]:
+        parts = lines[3].split(",")
+        parts[3] = "no-such-stop"
+        lines[3] = ",".join(parts)
+        return lines
+
+    folder = _broken_copy(cairns_zip, tmp_path, "stop_times.txt", bad_stop)
+    with pytest.raises(FeedError, match=r"stop_times\.txt line 4 field stop_id: unknown stop_id"):
+        read_feed(folder)
+
+
+def test_missing_required_file(cairns_zip: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "feed"
+    with zipfile.ZipFile(cairns_zip) as z:
+        z.extractall(folder)
+    (folder / "trips.txt").unlink()
+    with pytest.raises(FeedError, match=r"trips\.txt: required file missing"):
+        read_feed(folder)
+    shutil.rmtree(folder)
+
+
+def test_cairns_stops_placed_on_shapes(cairns: Feed) -> None:
+    paths = trip_paths(cairns)
+    stops = cairns.stops.set_index("stop_id")
+    st = cairns.stop_times
+    offsets = []
+    for trip in cairns.trips["trip_id"].iloc[::25]:
+        ids = st.loc[st["trip_id"] == trip, "stop_id"]
+        xy = paths.projection.to_xy(stops.loc[ids, "stop_lat"], stops.loc[ids, "stop_lon"])
+        dist = paths.stop_dist_m[trip]
+        assert np.all(np.diff(dist) >= 0)
+        offsets.append(np.hypot(*(paths[trip].point_at(dist) - xy).T))
+    # a handful of Cairns stops lie off their shapes (before its start, on a detour)
+    assert np.mean(np.concatenate(offsets) < 60.0) > 0.99
