@@ -41,8 +41,10 @@ log = logging.getLogger(__name__)
 SHARE_GROUP = "its-collectors"
 REJECTED_COLUMNS = ("received_at", "topic", "payload", "reason", "msg_key")
 TELEMETRY_FILTER = "its/v1/#"
-#: Derived state the platform publishes itself: not telemetry, acknowledged and skipped.
+#: Derived state the platform publishes itself (and camera snapshots, which the API keeps in
+#: memory): not telemetry rows, acknowledged and skipped.
 IGNORED_PREFIXES = ("its/v1/state/",)
+IGNORED_SUFFIXES = ("/snapshot",)
 
 
 class Message(NamedTuple):
@@ -91,7 +93,7 @@ def process_batch(
     reasons: list[tuple[str, str]] = []
     received_by_feed: dict[str, int] = defaultdict(int)
     for msg in batch:
-        if msg.topic.startswith(IGNORED_PREFIXES):
+        if msg.topic.startswith(IGNORED_PREFIXES) or msg.topic.endswith(IGNORED_SUFFIXES):
             continue
         route = router.route(msg.topic)
         feed = route.feed if route else "unknown"

@@ -23,7 +23,7 @@ MAX_DAYS = 92
 reports_router = APIRouter(prefix="/v1/reports", tags=["reports"], dependencies=[Depends(auth.dispatcher)])
 
 FromQuery = Annotated[str | None, Query(alias="from", max_length=40,
-                                        description="First day (YYYY-MM-DD) or ISO date-time; default yesterday.")]
+                                        description="First day (YYYY-MM-DD) or ISO date-time; default: the last 24 hours.")]
 ToQuery = Annotated[str | None, Query(alias="to", max_length=40,
                                       description="Last day, included (YYYY-MM-DD), or ISO date-time, excluded.")]
 AreaQuery = Annotated[str | None, Query(max_length=64, description="Agency and road network to report on.")]

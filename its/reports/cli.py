@@ -12,7 +12,7 @@ __all__ = ["COMMANDS", "report"]
 
 
 def report(
-    start: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD) or ISO date-time; default yesterday.")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD) or ISO date-time; default: the last 24 hours.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day, included (YYYY-MM-DD), or an ISO date-time, excluded.")] = None,
     area: Annotated[str | None, typer.Option("--area", help="Agency (public transport) and road network (traffic) to report on.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, csv (one file per table), xlsx or json.")] = "html",

@@ -60,7 +60,8 @@ def parse_period(start: str | None, end: str | None, timezone: str, now: datetim
 
     A date ``from`` starts at its local midnight; a date ``to`` includes that whole day (ends
     at the next midnight); date-times are taken as given (local ``timezone`` when naive).
-    Both missing: yesterday. One missing: one day from/until the other.
+    Both missing: the last 24 hours (ending at the next whole hour after ``now``). One
+    missing: one day from/until the other.
 
     Raises
     ------
@@ -69,7 +70,10 @@ def parse_period(start: str | None, end: str | None, timezone: str, now: datetim
         names the field.
     """
     if start is None and end is None:
-        return yesterday(now or datetime.now(UTC), timezone)
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        hour = moment.replace(minute=0, second=0, microsecond=0)
+        hi = hour if hour == moment else hour + timedelta(hours=1)
+        return hi - timedelta(days=1), hi
     if start and end:
         lo, hi = _instant(start, "from", timezone, end=False), _instant(end, "to", timezone, end=True)
     elif start:

@@ -1,0 +1,86 @@
+"""Camera routes of the API over the live service state, with real auth and database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from its.app import build_context, create_app
+from its.auth import create_user
+from its.control import control_routers
+from its.db import Database, copy_rows
+from its.settings import Settings
+from video.annotate import encode_jpeg
+from video.ingest import COUNT_COLUMNS, parse_counts
+from video.service import CameraService
+from video.worker import snapshot_path
+
+
+def _minute(offset: int = 0) -> datetime:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    return now - timedelta(minutes=2 - offset)
+
+
+def _payload(start: datetime, count: int, cls: str = "car", direction: str = "in") -> bytes:
+    return orjson.dumps({"interval_start": start.isoformat(), "interval_s": 60, "line_id": "north",
+                         "direction": direction, "vehicle_class": cls, "count": count, "mean_speed_kmh": 50.0})
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> Iterator[tuple[TestClient, CameraService]]:
+    with db.connection() as conn:  # what the collector stored before the API started
+        copy_rows(conn, "traffic_counts", COUNT_COLUMNS, parse_counts("its/v1/cameras/stored/counts", _payload(_minute(0), 9)))
+    service = CameraService()
+    ctx = build_context(settings)
+    app = create_app(settings, [service], context=ctx, extra_routers=control_routers())
+    with TestClient(app) as c:
+        for _ in range(100):
+            if service.ready():
+                break
+            import time
+
+            time.sleep(0.05)
+        yield c, service
+    if ctx.live:
+        ctx.live.close()
+    ctx.db.close()
+
+
+def test_counts_status_and_snapshot(client: tuple[TestClient, CameraService], db: Database, settings: Settings) -> None:
+    http, service = client
+    assert http.get("/v1/cameras/stored").json()["counts"][0]["count"] == 9  # rebuilt from the store
+    service.on_counts("its/v1/cameras/cam-1/counts", _payload(_minute(0), 4))
+    service.on_counts("its/v1/cameras/cam-1/counts", _payload(_minute(1), 7))
+    service.on_counts("its/v1/cameras/cam-1/counts", _payload(_minute(1), 2, "truck_bus"))
+    service.on_counts("its/v1/cameras/cam-1/counts", b"{bad json")
+    service.on_status("its/v1/devices/camera/cam-1/status", b'{"online": true}')
+    cams = http.get("/v1/cameras").json()["cameras"]
+    assert [c["camera_id"] for c in cams] == ["cam-1", "stored"]
+    assert cams[0]["online"] is True and cams[0]["lines"] == ["north"] and cams[0]["stale"] is False
+    one = http.get("/v1/cameras/cam-1").json()
+    assert one["interval_start"].startswith(_minute(1).strftime("%Y-%m-%dT%H:%M"))
+    assert {(c["vehicle_class"], c["count"]) for c in one["counts"]} == {("car", 7), ("truck_bus", 2)}
+    assert one["counts"][0]["mean_speed_kmh"] == pytest.approx(50.0)
+    missing = http.get("/v1/cameras/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert http.get("/v1/cameras/bad%20id").status_code == 422
+    # snapshots are for dispatchers
+    assert http.get("/v1/cameras/cam-1/snapshot.jpg").status_code == 401
+    create_user(db, "dora", "correct horse", "dispatcher")
+    assert http.post("/v1/auth/login", json={"username": "dora", "password": "correct horse"}).status_code == 200
+    assert http.get("/v1/cameras/cam-1/snapshot.jpg").status_code == 404
+    import numpy as np
+
+    jpeg = encode_jpeg(np.zeros((24, 32, 3), np.uint8))
+    path = snapshot_path(settings.data_dir, "cam-1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(jpeg)  # written by a worker on this host
+    r = http.get("/v1/cameras/cam-1/snapshot.jpg")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content == jpeg
+    newer = encode_jpeg(np.full((24, 32, 3), 200, np.uint8))
+    service.on_snapshot("its/v1/cameras/cam-1/snapshot", newer)  # retained MQTT copy wins
+    assert http.get("/v1/cameras/cam-1/snapshot.jpg").content == newer
