@@ -11,7 +11,7 @@ from its.devices import DEVICE_STATUS_ROUTE
 from its.mqtt import MqttConnection
 from its.settings import Settings
 
-from .conftest import assert_exactly_once, publish_statuses, wait_count
+from .conftest import assert_exactly_once, count_sensor_rows, publish_statuses, wait_count
 
 
 def test_broker_sigkill_and_restart_loses_nothing(settings: Settings, db: Database, own_broker: MosquittoBroker,
@@ -21,13 +21,14 @@ def test_broker_sigkill_and_restart_loses_nothing(settings: Settings, db: Databa
     collector.start()
     try:
         publish_statuses(publisher, 0, 3000)
-        time.sleep(1.5)  # Mosquitto persists its state every second (autosave_interval 1)
+        assert wait_count(db, 500, 30)
+        time.sleep(2.5)  # Mosquitto persists its state every second (autosave_interval 1); be generous under load
         own_broker.kill()
         time.sleep(2.0)
         own_broker.start()  # same port, same persistence file
         assert publisher.connected.wait(30) and collector.conn and collector.conn.connected.wait(30)
         publish_statuses(publisher, 3000, 3000)
-        assert wait_count(db, 6000, 60)
+        assert wait_count(db, 6000, 60), (count_sensor_rows(db), collector.totals, collector.pending())
         time.sleep(1.0)
     finally:
         collector.stop()
