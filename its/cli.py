@@ -99,10 +99,16 @@ def serve(
     db.close()
     ctx = build_context(rt.settings, rt.broker_kind)
     application = create_app(rt.settings, domain_services(), context=ctx, extra_routers=_extra_routers())
+    from its.reports.nightly import nightly_report_loop
+
+    stop_nightly = threading.Event()
+    threading.Thread(target=nightly_report_loop, args=(rt.settings, ctx.db, stop_nightly),
+                     name="nightly-report", daemon=True).start()
     try:
         uvicorn.run(application, host=host or settings.api_host, port=port or settings.api_port,
                     log_level="warning", access_log=False)
     finally:
+        stop_nightly.set()
         rt.stop()
 
 
@@ -405,8 +411,14 @@ def bench_all(
 
 
 def _register_domain_commands() -> None:
+    from its.reports.cli import report
+
+    app.command("report")(report)
     for grp, name, fn in domain_commands():
-        group(grp).command(name)(fn)
+        if grp:
+            group(grp).command(name)(fn)
+        else:
+            app.command(name)(fn)
 
 
 _register_domain_commands()

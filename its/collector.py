@@ -50,18 +50,25 @@ IGNORED_SUFFIXES = ("/snapshot",)
 class Message(NamedTuple):
     """One received MQTT message. ``mid`` is 0 for replayed (already acknowledged) ones.
 
-    ``received`` is epoch seconds (cheap to take per message); see :attr:`received_at`.
+    ``received`` is epoch seconds (cheap to take per message; an aware datetime is accepted
+    too); see :attr:`received_at`.
     """
 
     mid: int
     qos: int
     topic: str
     payload: bytes
-    received: float
+    received: float | datetime
 
     @property
     def received_at(self) -> datetime:
-        return datetime.fromtimestamp(self.received, tz=UTC)
+        r = self.received
+        return r if isinstance(r, datetime) else datetime.fromtimestamp(r, tz=UTC)
+
+    @property
+    def received_s(self) -> float:
+        r = self.received
+        return r.timestamp() if isinstance(r, datetime) else r
 
 
 @dataclass
@@ -361,7 +368,7 @@ class Collector:
             result = process_batch(conn, self.router, batch, self.settings.max_payload_bytes)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         if batch[0].mid:  # live messages (replayed spool entries are old by design)
-            self.lag_s = time.time() - batch[0].received
+            self.lag_s = time.time() - batch[0].received_s
             metrics.INGEST_LAG.observe(self.lag_s)
         self.totals.stored += result.stored
         self.totals.rejected += result.rejected

@@ -13,7 +13,9 @@ __all__ = ["settings_classes", "settings_table"]
 
 def settings_classes() -> list[tuple[str, type[BaseSettings]]]:
     """(env prefix, class) for the platform settings and each domain's ``config`` module."""
-    out: list[tuple[str, type[BaseSettings]]] = [("ITS_", Settings)]
+    from its.reports.config import ReportSettings
+
+    out: list[tuple[str, type[BaseSettings]]] = [("ITS_", Settings), ("ITS_REPORTS_", ReportSettings)]
     for pkg in ("maps", "telematics", "parking", "video", "traffic"):
         try:
             mod = importlib.import_module(f"{pkg}.config")

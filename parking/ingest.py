@@ -34,7 +34,7 @@ __all__ = [
 SENSOR_KIND = "parking-sensor"
 SPACE_COLUMNS = ("site_id", "space_id", "time", "occupied", "battery_v", "rssi")
 COUNT_COLUMNS = ("site_id", "time", "occupied", "entries", "exits")
-_ID = re.compile(r"^[^/+#\s]{1,64}$")
+_ID = re.compile(r"^[^/+#\x00-\x1f\x7f]{1,64}$")  # as site ids: spaces allowed ("NIA North"), no control chars
 MAX_COUNT = 100_000
 
 

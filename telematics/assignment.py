@@ -29,7 +29,7 @@ from scipy.optimize import linear_sum_assignment
 from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on
 from telematics.matching import project_points
 
-OFF_COST = 8.0  # cost of a ping for a trip it does not fit
+OFF_COST = 12.0  # cost of a ping for a trip it does not fit
 SWITCH_COST = 1000.0  # cost of changing to another block (a vehicle keeps its block)
 LOOSE_SWITCH_COST = 12.0  # cost of changing to a trip without a block
 BLOCK_SWITCH_COST = 4.0  # cost of moving on to a later trip of the same block
@@ -154,7 +154,7 @@ class TripAssigner:
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
         plausible = (offset <= cfg.max_offset_m) & (delay >= -cfg.max_early_s) & (
-            delay <= cfg.max_late_s) & ~(heading > 100.0)
+            delay <= cfg.max_late_s)
         at_origin = along < cfg.end_margin_m
         # layover at the origin terminal: being early there is normal
         plausible |= (offset <= cfg.origin_offset_m) & at_origin & (delay >= -2 * cfg.max_late_s) & (

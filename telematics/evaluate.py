@@ -8,7 +8,10 @@ stops up to 30 minutes ahead are predicted using only data known at that moment:
   (`SegmentTimes`), the time from a position on a segment to its next stop
   (`RemainingTimes`, apart for moving, stopped and layover vehicles), and the residuals
   of earlier predictions for stopped vehicles (`ResidualCorrector`);
-* a vehicle in layover at its origin before the scheduled departure leaves on schedule;
+* a vehicle in layover at its origin before the scheduled departure leaves on schedule,
+  and a vehicle stopped mid-route for ``HOLD_S`` ahead of schedule holds until its
+  scheduled time there; stops longer than ``LONG_STOP_S`` are learned apart from
+  short ones (`RemainingTimes` states);
 * the result is blended with the vehicle's current schedule delay (``DELAY_WEIGHT``).
 
 The actual arrival at a stop is the passing time interpolated between the vehicle's own
@@ -62,6 +65,10 @@ HORIZON_S = 1800.0
 LAYOVER_M = 600.0
 #: A vehicle that has not moved for this long (s) counts as stopped.
 STOPPED_S = 30.0
+#: A stop longer than this (s) is learned apart (long holds, not dwell at a stop or a light).
+LONG_STOP_S = 180.0
+#: A vehicle stopped this long (s) ahead of schedule is holding for its scheduled time.
+HOLD_S = 120.0
 #: Weight of the vehicle's current schedule delay (delay propagation) in the final blend.
 DELAY_WEIGHT = 0.2
 
@@ -334,28 +341,42 @@ def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[st
     still = _still_for(t, d)
     # waiting at the origin terminal (the first stops are often spread around a loop)
     layover = (cur == 0) | ((d - stop_dist[0] < LAYOVER_M) & (still >= STOPPED_S))
-    before_start = layover & (t < sched[0])  # leaves at the scheduled departure
-    start = np.where(before_start, sched[0], t)[group]
+    before_start = layover & (t < sched[0])  # leaves on schedule
+    # waiting there: the time to the next stop is travel only, from the departure on
+    waiting = before_start | (layover & (still >= STOPPED_S))
+    leave = np.where(before_start, sched[0], t)
+    # a vehicle stopped ahead of schedule holds until its scheduled time there (timepoints)
+    sched_pos = np.interp(d, stop_dist, sched)
+    holding = ~waiting & (still >= HOLD_S) & (sched_pos > t)
+    leave = np.where(holding, sched_pos, leave)
+    start = leave[group]
     estimate = model.estimate(seg_code[lo + seg], now, now - run.day0, np.diff(sched)[seg])
     if remaining is not None:
-        current = (ahead == 0) & ~before_start[group]
-        state = np.where(layover, 2, (still >= STOPPED_S).astype(np.int64))
+        current = (ahead == 0) & ~waiting[group]
+        motion = _motion_state(layover, still)
         to_next = remaining.estimate(seg_code[lo + seg[current]], (d[group] - stop_dist[seg])[current],
-                                     state[group][current], now[current],
+                                     motion[group][current], now[current],
                                      (frac * estimate.mean_s)[current])
         frac[current] = to_next / np.maximum(estimate.mean_s[current], 1e-9)
     pred = predict_arrivals(group, now, start, frac, estimate, ahead, pace[group], pace_var[group])
     stop = seg + 1
     arrival = pred.arrival_s
-    sched_pos = np.interp(d, stop_dist, sched)
     delay = t - sched_pos
     delay = np.where(before_start, np.maximum(delay, 0.0), delay)
     return {"now": now, "pred": arrival, "truth": run.truth[stop], "sched": sched[stop],
             "delayprop": sched[stop] + delay[group], "p10": pred.p10_s, "p90": pred.p90_s,
             "ahead": ahead.astype(float), "stop": stop.astype(float), "still": still[group],
+            "waiting": (waiting.astype(float) + before_start)[group],
             "label": online.time_s[stop], "label_known": online.known_at_s[stop],
             "situation": ResidualCorrector.situation(ahead, still[group], layover[group],
                                                      arrival - now).astype(np.float64)}
+
+
+def _motion_state(layover: npt.NDArray[np.bool_], still_s: FloatArray) -> npt.NDArray[np.int64]:
+    """Motion state learned apart by `RemainingTimes`: 0 moving, 1 stopped, 3 stopped long
+    (``LONG_STOP_S``), 2 in layover at the trip's origin."""
+    stopped = (still_s >= STOPPED_S).astype(np.int64) + 2 * (still_s >= LONG_STOP_S)
+    return np.where(layover, 2, stopped)
 
 
 def _still_for(t: FloatArray, d: FloatArray, moved_m: float = 15.0) -> FloatArray:
@@ -387,7 +408,7 @@ def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
         ok &= np.isfinite(rem) & (rem >= 0)
         codes.append(seg_code[lo + nxt[ok] - 1])
         offsets.append((d - stop_dist[nxt - 1])[ok])
-        stopped.append(np.where(layover, 2, (still >= STOPPED_S).astype(np.int64))[ok])
+        stopped.append(_motion_state(layover, still)[ok])
         known.append(online.known_at_s[nxt][ok])
         values.append(rem[ok])
     cat = [np.concatenate(x) if x else np.zeros(0) for x in (codes, offsets, stopped, known, values)]

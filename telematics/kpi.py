@@ -153,8 +153,9 @@ def headway_regularity(actual: pd.DataFrame, scheduled: pd.DataFrame, frequent_h
 def service_delivered(scheduled_trips: pd.DataFrame, run_trips: pd.DataFrame) -> pd.DataFrame:
     """Trips run / trips scheduled (share, 0-1) per route.
 
-    A scheduled trip (``service_date, trip_id`` whose first departure is in the period) was
-    run when at least one stop passing of it was detected.
+    A scheduled trip (``service_date, trip_id`` whose first departure is in the period, on a
+    service day with at least one detected passing of the agency: a day the platform observed)
+    was run when at least one stop passing of it was detected.
 
     Returns
     -------
@@ -247,9 +248,11 @@ def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFr
 # --------------------------------------------------------------------------- SQL readers
 
 
-def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
+def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: datetime,
+                              service_dates: list[date] | None = None) -> pd.DataFrame:
     """Scheduled passings of ``agency``'s active feed with ``start <= time < end``.
 
+    ``service_dates`` restricts the service days read (default: every day the period touches).
     Returns ``service_date, trip_id, route_id, stop_id, stop_sequence, time_s`` (epoch s of the
     scheduled departure) and ``trip_start_s`` (the trip's first departure, epoch s).
     """
@@ -261,8 +264,10 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
     version, tz = rows[0]
     first = (start.astimezone(ZoneInfo(tz)).date() - timedelta(days=2))
     last = end.astimezone(ZoneInfo(tz)).date()
+    if service_dates is None:
+        service_dates = [first + timedelta(days=k) for k in range((last - first).days + 1)]
     query = """
-    WITH days AS (SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d),
+    WITH days AS (SELECT DISTINCT unnest(%(days)s::date[]) AS day),
     svc AS (
       (SELECT days.day, c.service_id FROM days JOIN gtfs_calendar c
          ON c.feed_version = %(v)s AND days.day BETWEEN c.start_date AND c.end_date
@@ -279,7 +284,7 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
     FROM svc JOIN gtfs_trips t ON t.feed_version = %(v)s AND t.service_id = svc.service_id
     JOIN gtfs_stop_times st ON st.feed_version = %(v)s AND st.trip_id = t.trip_id
     """
-    res = db.fetchall(query, {"first": first, "last": last, "v": version})
+    res = db.fetchall(query, {"days": list(service_dates), "v": version})
     frame = pd.DataFrame.from_records(res, columns=["service_date", "trip_id", "route_id", "stop_id", "stop_sequence",
                                                     "dep_s", "first_s"])
     if frame.empty:
@@ -338,7 +343,9 @@ def section(db: Database, start: datetime, end: datetime, *, agency: str | None 
     for a in names:
         arr.append(_read_arrivals(db, a, start, end).assign(agency=a))
         pos.append(_read_positions(db, a, start, end).assign(agency=a))
-        sched.append(read_scheduled_stop_times(db, a, start, end).assign(agency=a))
+        observed = sorted(set(arr[-1]["service_date"]))  # days the platform saw this agency run
+        if observed:
+            sched.append(read_scheduled_stop_times(db, a, start, end, observed).assign(agency=a))
     arrivals = pd.concat(arr, ignore_index=True) if arr else pd.DataFrame(
         columns=["service_date", "trip_id", "stop_id", "route_id", "time", "delay_s", "time_s"])
     positions = pd.concat(pos, ignore_index=True) if pos else pd.DataFrame(
@@ -366,7 +373,7 @@ def section(db: Database, start: datetime, end: datetime, *, agency: str | None 
     trips = scheduled[(scheduled["trip_start_s"] >= start.timestamp()) & (scheduled["trip_start_s"] < end.timestamp())]
     out["service_delivered"] = _table(
         service_delivered(trips, arrivals) if not trips.empty else None, "share", service_delivered,
-        "no trip scheduled to start in the period")
+        "no trip scheduled to start in the period on a service day with detected passings")
     out["vehicle_km"] = _table(vehicle_km(positions, max_gap_s) if not positions.empty else None, "km", vehicle_km,
                                "no vehicle positions in the period")
     out["avl_completeness"] = _table(

@@ -167,7 +167,7 @@ class ResidualCorrector:
 
     time_constant_s: float = 3600.0
     prior_count: float = 20.0
-    clip_s: float = 300.0
+    clip_s: float = 600.0
 
     @staticmethod
     def situation(steps_ahead: npt.ArrayLike, still_s: npt.ArrayLike, first_segment: npt.ArrayLike,
@@ -217,7 +217,7 @@ class SegmentTimes:
         Bin width (s) of the time-of-day profile built from other days.
     """
 
-    recency_s: float = 3600.0
+    recency_s: float = 7200.0
     prior_weight: float = 0.3
     tod_bin_s: int = 900
     _keys: dict[str, int] = field(default_factory=dict)
@@ -446,4 +446,5 @@ def predict_arrivals(group: IntArray, now_s: FloatArray, start_s: FloatArray,
     arrival = start_s + cum
     return Prediction(arrival_s=arrival, p10_s=np.maximum(arrival - Z90 * total_sd, now_s),
                       p90_s=arrival + Z90 * total_sd)
+
 

@@ -1,4 +1,4 @@
-"""Control centre: dispatcher login, alerts and acknowledgements, the /control web UI."""
+"""Control centre: dispatcher login, alerts and acknowledgements, reports, the /control web UI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ __all__ = ["control_routers"]
 
 def control_routers() -> list[APIRouter]:
     """Routers the app mounts for the control centre."""
-    routers = [auth_router, control_router]
+    from its.reports.api import reports_router
+
+    routers = [auth_router, control_router, reports_router]
     try:
         from its.control.ui import ui_router
     except ModuleNotFoundError as exc:

@@ -47,9 +47,9 @@ def report(
     summary = report_tables(result)["summary"]
     typer.echo(f"report {lo.isoformat()} to {hi.isoformat()}{' area ' + area if area else ''}: {path}")
     for item in summary.to_dict("records"):
-        if item["reason"] is not None:
+        if isinstance(item["reason"], str):
             shown = f"null ({item['reason']})"
-        elif item["value"] is not None:
+        elif isinstance(item["value"], int | float) and item["value"] == item["value"]:
             shown = f"{float(item['value']):.4g} {item['unit']}"
         else:
             shown = f"{int(item['rows'])} rows"

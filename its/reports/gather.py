@@ -69,6 +69,14 @@ def parse_period(start: str | None, end: str | None, timezone: str, now: datetim
         Unparseable bounds, ``from >= to`` or a period longer than ``max_days``; the message
         names the field.
     """
+    try:
+        return _period(start, end, timezone, now, max_days)
+    except OverflowError:
+        raise ValueError("from/to: date out of range") from None
+
+
+def _period(start: str | None, end: str | None, timezone: str, now: datetime | None,
+            max_days: float | None) -> tuple[datetime, datetime]:
     if start is None and end is None:
         moment = (now or datetime.now(UTC)).astimezone(UTC)
         hour = moment.replace(minute=0, second=0, microsecond=0)
