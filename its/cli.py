@@ -410,6 +410,20 @@ def bench_all(
         print_json_line(results)
 
 
+@group("bench").command("evidence")
+def bench_evidence(
+    data: Annotated[Path, typer.Option(help="The shared real data folder.")] = Path("../shared/data"),
+    out: Annotated[Path, typer.Option(help="PNG to write.")] = Path("docs/img/accuracy.png"),
+) -> None:
+    """Run the arrivals and parking evals and plot their error by horizon against the baselines."""
+    from its.bench.evidence import plot_accuracy, run_eval
+
+    wmata = data / "avl" / "wmata"
+    arrivals = run_eval(["arrivals", "--gtfs", str(wmata / "wmata_gtfs.zip"), "--avl", str(wmata / "wmata_avl.csv")])
+    parking = run_eval(["parking", "--history", str(data / "parking" / "birmingham" / "birmingham_occupancy.csv")])
+    typer.echo(f"wrote {plot_accuracy(arrivals, parking, out)}")
+
+
 def _register_domain_commands() -> None:
     from its.reports.cli import report
 
