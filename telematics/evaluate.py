@@ -194,7 +194,8 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     dict of str to ndarray
         One entry per (position, downstream stop) with an actual arrival and a predicted
         horizon up to 30 min: ``now``, ``pred``, ``p10``, ``p90``, ``truth``, ``sched``,
-        ``delayprop`` (epoch s) and diagnostics (``ahead`` segments, ``still`` s).
+        ``delayprop`` (epoch s) and diagnostics (``ahead`` segments, ``still`` s, ``waiting``
+        1 after and 2 before the scheduled departure at the origin).
     """
     bounds = _trip_bounds(feed)
     st = feed.stop_times

@@ -12,7 +12,15 @@ import typer
 from typer.testing import CliRunner
 
 from telematics.eval_cli import COMMANDS, eval_arrivals
-from telematics.evaluate import AvlError, evaluate_arrivals, read_avl, score_predictions
+from telematics.evaluate import (
+    HOLD_S,
+    AvlError,
+    evaluate_arrivals,
+    read_avl,
+    replay_predictions,
+    score_predictions,
+)
+from telematics.feed import read_feed, trip_paths
 
 BUCKET_LABELS = ["0-3", "3-6", "6-12", "12-30"]
 
@@ -98,3 +106,18 @@ def test_history_days_feed_the_time_of_day_profile(wmata_dir: Path, tmp_path: Pa
     informed = evaluate_arrivals(gtfs, today, [history], assign=False)
     assert isinstance(informed["predictions"], int) and informed["predictions"] > 10_000
     assert informed["mae_s"] != plain["mae_s"]  # the profile replaced the schedule prior
+
+
+def test_vehicle_stopped_ahead_of_schedule_holds_until_its_time(wmata_dir: Path) -> None:
+    feed = read_feed(wmata_dir / "wmata_gtfs.zip")
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    avl = avl[avl["vehicle_id"].isin(_route_vehicles(wmata_dir, "D96"))].reset_index(drop=True)
+    cols = replay_predictions(feed, trip_paths(feed), avl)
+    # scheduled time at the vehicle's position, from delay propagation's current delay
+    sched_here = cols["now"] - (cols["delayprop"] - cols["sched"])
+    held = (cols["still"] >= HOLD_S) & (cols["waiting"] == 0) & (sched_here > cols["now"] + 60)
+    assert held.sum() > 20
+    # before the blend, every held prediction leaves no earlier than the schedule says
+    assert (cols["raw"][held] >= sched_here[held] - 1e-6).all()
+    moving = cols["still"] == 0
+    assert (cols["raw"][moving] < cols["sched"][moving]).any()  # moving early ones are not held
