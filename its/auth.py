@@ -21,7 +21,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -29,6 +29,7 @@ from typing import Annotated, Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from its.db import Database
 from its.errors import ApiError
@@ -162,6 +163,13 @@ class Authenticator:
         self._lock = threading.Lock()
 
     # keys
+    def cached_key(self, key: str) -> tuple[bool, Principal | None]:
+        """``(True, principal)`` when the key's lookup is cached and fresh, else ``(False, None)``."""
+        hit = self._keys.get(_sha(key))
+        if hit and time.monotonic() - hit[0] < KEY_CACHE_S:
+            return True, hit[1]
+        return False, None
+
     def principal_for_key(self, key: str) -> Principal | None:
         digest = _sha(key)
         now = time.monotonic()
@@ -269,10 +277,21 @@ def _session_principal(request: Request, auth: Authenticator) -> Principal | Non
     return auth.principal_for_session(token)
 
 
-def public(request: Request) -> Principal:
-    """Anyone; rate-limited per client IP, or per app key (its quota) when one is sent."""
+async def public(request: Request) -> Principal:
+    """Anyone; rate-limited per client IP, or per app key (its quota) when one is sent.
+
+    ``async`` so public reads (the hot path) skip the threadpool: everything here is memory
+    except the database lookup of a key not seen for ``KEY_CACHE_S``, which runs in a thread.
+    """
     auth = _auth(request)
-    principal = _key_principal(request, auth)
+    key = request.headers.get("x-api-key")
+    principal: Principal | None = None
+    if key is not None:
+        cached, principal = auth.cached_key(key) if len(key) <= 200 else (False, None)
+        if not cached:
+            principal = await run_in_threadpool(_key_principal, request, auth)
+        elif principal is None:
+            raise ApiError(401, "unauthorized", "invalid or revoked API key")
     if principal is not None:
         _limit(auth, f"key:{principal.name}", principal.quota_per_min or auth.settings.app_key_quota_per_min)
         return principal
@@ -314,11 +333,13 @@ def admin(request: Request) -> Principal:
     return _user(request, ("admin",))
 
 
-for _fn, _aud in ((public, "public"), (app_key, "app"), (dispatcher, "dispatcher"), (admin, "admin")):
+_AUDIENCE_OF: tuple[tuple[Callable[..., Any], str], ...] = (
+    (public, "public"), (app_key, "app"), (dispatcher, "dispatcher"), (admin, "admin"))
+for _fn, _aud in _AUDIENCE_OF:
     _fn.audience = _aud  # type: ignore[attr-defined]
 
 PublicUser = Annotated[Principal, Depends(public)]
 DispatcherUser = Annotated[Principal, Depends(dispatcher)]
 AdminUser = Annotated[Principal, Depends(admin)]
 AppUser = Annotated[Principal, Depends(app_key)]
-Audience = Callable[[Request], Principal]
+Audience = Callable[[Request], Principal | Awaitable[Principal]]

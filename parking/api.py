@@ -39,24 +39,22 @@ def build_router(service: ParkingService) -> APIRouter:
             raise not_found("parking site", site_id)
         return site_id
 
-    @router.get("/sites")
-    def sites_near(
+    @router.get("/sites", response_model=None)
+    async def sites_near(
         lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, WGS84 degrees.")],
         lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS84 degrees.")],
         radius_m: Annotated[float, Query(gt=0, le=50_000, description="Search radius (m).")] = 1000,
         vehicle_type: Annotated[VehicleType | None, Query(description="Only sites with spaces for this type.")] = None,
         min_free: Annotated[int, Query(ge=0, le=100_000, description="Only sites with at least this many free spaces.")] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Parking sites near a point, nearest first, each with its current availability."""
-        found = service.near(lat, lon, radius_m, vehicle_type, min_free, limit)
-        return {"sites": found, "count": len(found)}
+        return _json(service.near_json(lat, lon, radius_m, vehicle_type, min_free, limit))
 
-    @router.get("/sites/{site_id}")
-    def site(site_id: str) -> dict[str, Any]:
+    @router.get("/sites/{site_id}", response_model=None)
+    async def site(site_id: str) -> Response:
         """One site with its current availability."""
-        record: dict[str, Any] = service.site_record(known(site_id), datetime.now(UTC))
-        return record
+        return _json(service.site_json(known(site_id)))
 
     @router.get("/sites/{site_id}/history")
     def history(
@@ -86,7 +84,7 @@ def build_router(service: ParkingService) -> APIRouter:
         return result
 
     @router.get("/availability")
-    def availability(request: Request) -> Response:
+    async def availability(request: Request) -> Response:
         """Bulk snapshot of every site; send ``If-None-Match`` to get 304 while unchanged."""
         tag, body = service.snapshot()
         headers = {"ETag": tag, "Cache-Control": "no-cache"}
@@ -118,6 +116,11 @@ def build_router(service: ParkingService) -> APIRouter:
         return Response(orjson.dumps(service.datex2(datetime.now(UTC))), media_type="application/json")
 
     return router
+
+
+def _json(body: bytes) -> Response:
+    """Pre-serialised JSON as is (no response-model validation or re-encoding)."""
+    return Response(body, media_type="application/json")
 
 
 def _aware(value: datetime) -> datetime:

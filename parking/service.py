@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,8 @@ from parking.config import ParkingSettings
 from parking.datex2 import datex2_publication
 from parking.forecast import HORIZONS_MIN, SiteForecaster
 from parking.ingest import SENSOR_KIND, parse_count, parse_space
-from parking.state import ParkingState, SiteChange, distance_m
+from parking.sites import Site
+from parking.state import ParkingState, SiteChange, SiteIndex
 from parking.store import (
     latest_counts,
     latest_device_status,
@@ -36,7 +38,7 @@ from parking.store import (
     save_occupancy,
 )
 
-__all__ = ["ParkingService", "create_service"]
+__all__ = ["ParkingService", "SiteJson", "create_service"]
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0
@@ -67,6 +69,8 @@ class ParkingService(Service):
         self._last_fit = 0.0
         self._held: list[tuple[Any, str, bytes]] | None = None
         self._held_lock = threading.Lock()
+        self._json: dict[str, SiteJson] = {}
+        self._records_cache: tuple[SiteIndex, int, list[SiteJson]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, ctx: Context) -> None:
@@ -296,37 +300,60 @@ class ParkingService(Service):
         """Site definition plus its current availability."""
         site = self.state.sites[site_id]
         avail = self.state.current(site_id) or self.state.compute(site_id, now)
-        return {
-            "site_id": site.site_id, "name": site.name, "kind": site.kind, "lat": site.lat, "lon": site.lon,
-            "geometry": site.geometry,
-            "capacity_by_type": {t: site.capacity_for(t) for t in ("car", "disabled", "ev", "motorcycle")},
-            "opening_hours": site.opening_hours, "tariff": site.tariff,
-            "availability": avail.as_dict(now),
-        }
+        return {**_site_fields(site), "availability": avail.as_dict(now)}
 
-    def near(
+    def _site_json(self, site_id: str) -> SiteJson:
+        """The site's record serialised once per change of its definition or availability."""
+        site = self.state.sites[site_id]
+        avail = self.state.current(site_id)
+        hit = self._json.get(site_id)
+        if hit is not None and hit.site is site and hit.avail is avail:
+            return hit
+        if avail is None:  # not evaluated yet (only before the first refresh): do not cache
+            return SiteJson.of(site, self.state.compute(site_id, datetime.now(UTC)))
+        hit = SiteJson.of(site, avail)
+        self._json[site_id] = hit
+        return hit
+
+    def site_json(self, site_id: str) -> bytes:
+        """JSON bytes of :meth:`site_record` at the current time, from the serialised cache."""
+        return self._site_json(site_id).render(time.time()) + b"}"
+
+    def _records(self, index: SiteIndex) -> list[SiteJson]:
+        """Serialised records of ``index``'s sites, in its order; revalidated only when the
+        availability version changed or the site definitions did (a new index)."""
+        version = self.state.version
+        cached = self._records_cache
+        if cached is not None and cached[0] is index and cached[1] == version:
+            return cached[2]
+        records = [self._site_json(site_id) for site_id in index.ids]
+        self._records_cache = (index, version, records)
+        return records
+
+    def near_json(
         self, lat: float, lon: float, radius_m: float, vehicle_type: str | None, min_free: int, limit: int
-    ) -> list[dict[str, Any]]:
-        """Sites within ``radius_m`` (m) of a point, nearest first, filtered by type and free spaces."""
-        now = datetime.now(UTC)
-        order, lats, lons = self.state.index
-        if not order:
-            return []
-        dist = distance_m(lat, lon, lats, lons)
-        out: list[dict[str, Any]] = []
-        for i in np.argsort(dist, kind="stable"):
-            if dist[i] > radius_m or len(out) >= limit:
+    ) -> bytes:
+        """JSON ``{"sites": [...], "count": n}`` of the sites within ``radius_m`` (m) of a point,
+        nearest first, filtered by vehicle type and free spaces, each record with ``distance_m`` (m).
+
+        Records come pre-serialised (:class:`SiteJson`); only ``age_s`` and ``distance_m`` are
+        written per request.
+        """
+        now_s = time.time()
+        index = self.state.site_index
+        records = self._records(index)
+        found, dist = index.within(lat, lon, radius_m)
+        parts: list[bytes] = []
+        for i, d in zip(found.tolist(), dist.tolist(), strict=True):
+            if len(parts) >= limit:
                 break
-            site = self.state.sites[order[i]]
-            avail = self.state.current(site.site_id)
-            if vehicle_type is not None and site.capacity_for(vehicle_type) <= 0:
+            record = records[i]
+            if vehicle_type is not None and record.capacity_by_type[vehicle_type] <= 0:
                 continue
-            if min_free > 0 and not _has_free(avail, vehicle_type, min_free):
+            if min_free > 0 and not _has_free(record.avail, vehicle_type, min_free):
                 continue
-            record = self.site_record(site.site_id, now)
-            record["distance_m"] = round(float(dist[i]), 1)
-            out.append(record)
-        return out
+            parts.append(record.render(now_s) + b',"distance_m":' + orjson.dumps(round(d, 1)) + b"}")
+        return b'{"sites":[' + b",".join(parts) + b'],"count":' + str(len(parts)).encode() + b"}"
 
     def forecast(self, site_id: str, now: datetime) -> dict[str, Any]:
         """Free spaces at +15/+30/+60 min with bands, or a reason per horizon."""
@@ -356,6 +383,52 @@ class ParkingService(Service):
         sites = [self.state.sites[s] for s in self.state.order]
         current = {a.site_id: a for a in self.state.all_current()}
         return datex2_publication(sites, current, now)
+
+
+def _site_fields(site: Site) -> dict[str, Any]:
+    return {
+        "site_id": site.site_id, "name": site.name, "kind": site.kind, "lat": site.lat, "lon": site.lon,
+        "geometry": site.geometry,
+        "capacity_by_type": {t: site.capacity_for(t) for t in ("car", "disabled", "ev", "motorcycle")},
+        "opening_hours": site.opening_hours, "tariff": site.tariff,
+    }
+
+
+@dataclass(frozen=True)
+class SiteJson:
+    """A site record (:meth:`ParkingService.site_record`) serialised once, ``age_s`` left open.
+
+    ``head + age_s + tail`` is the record without its closing brace, so a caller can append
+    fields (``distance_m``) before closing it.
+    """
+
+    site: Site
+    avail: SiteAvailability
+    head: bytes  # '{...,"availability":{...,"age_s":'
+    tail: bytes  # the availability fields after age_s and its closing brace
+    observed_s: float | None  # epoch of observed_at (s)
+    capacity_by_type: dict[str, int]  # spaces per vehicle type
+
+    @classmethod
+    def of(cls, site: Site, avail: SiteAvailability) -> SiteJson:
+        fields = avail.as_dict(avail.observed_at or datetime.now(UTC))
+        keys = list(fields)
+        cut = keys.index("age_s")
+        before = {k: fields[k] for k in keys[:cut]}
+        after = {k: fields[k] for k in keys[cut + 1:]}
+        site_fields = _site_fields(site)
+        head = orjson.dumps(site_fields)[:-1] + b',"availability":' + orjson.dumps(before)[:-1] + b',"age_s":'
+        tail = (b"," + orjson.dumps(after)[1:-1] if after else b"") + b"}"
+        if avail.observed_at is None:  # no age: the whole record is fixed
+            head, tail = head + b"null" + tail, b""
+        observed = avail.observed_at.timestamp() if avail.observed_at is not None else None
+        return cls(site, avail, head, tail, observed, site_fields["capacity_by_type"])
+
+    def render(self, now_s: float) -> bytes:
+        """The record at ``now_s`` (epoch s), without its closing brace."""
+        if self.observed_s is None:
+            return self.head
+        return self.head + orjson.dumps(round(max(0.0, now_s - self.observed_s), 1)) + self.tail
 
 
 def _has_free(avail: SiteAvailability | None, vehicle_type: str | None, min_free: int) -> bool:

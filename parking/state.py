@@ -7,6 +7,7 @@ asks it for availability; no I/O here.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import opening_hours
 import orjson
+from scipy.spatial import cKDTree
 
 from parking.availability import (
     SiteAvailability,
@@ -26,7 +28,7 @@ from parking.cleaning import CounterTracker
 from parking.config import ParkingSettings
 from parking.sites import Site
 
-__all__ = ["FLAG_DUPLICATE_IGNORED", "ParkingState", "SiteChange", "distance_m"]
+__all__ = ["FLAG_DUPLICATE_IGNORED", "ParkingState", "SiteChange", "SiteIndex", "distance_m"]
 
 FLAG_DUPLICATE_IGNORED = "duplicates_ignored"
 EARTH_RADIUS_M = 6_371_008.8
@@ -39,6 +41,46 @@ def distance_m(lat: float, lon: float, lats: npt.NDArray[np.float64], lons: npt.
     dlmb = np.radians(lons - lon)
     a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _sphere_xyz(lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Points on a sphere of radius ``EARTH_RADIUS_M`` (degrees in, m out), shape (N, 3)."""
+    phi, lmb = np.radians(lats), np.radians(lons)
+    return EARTH_RADIUS_M * np.column_stack((np.cos(phi) * np.cos(lmb), np.cos(phi) * np.sin(lmb), np.sin(phi)))
+
+
+class SiteIndex:
+    """Sites in a KD-tree over 3-D sphere coordinates (chord distance is monotone in great-circle
+    distance, so one tree serves every city without a local projection).
+
+    Parameters
+    ----------
+    ids : list of str
+        Site ids, one per position.
+    lats, lons : ndarray of float, shape (N,)
+        Site positions, WGS84 degrees.
+    """
+
+    def __init__(self, ids: list[str], lats: npt.NDArray[np.float64], lons: npt.NDArray[np.float64]) -> None:
+        self.ids, self.lats, self.lons = ids, lats, lons
+        self.tree = cKDTree(_sphere_xyz(lats, lons)) if lats.size else None
+
+    def within(self, lat: float, lon: float, radius_m: float) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """Indices and great-circle distances (m) of the sites within ``radius_m`` (m),
+        nearest first (ties in index order)."""
+        if self.tree is None:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        half_angle = min(radius_m / EARTH_RADIUS_M, np.pi) / 2.0
+        chord = 2.0 * EARTH_RADIUS_M * np.sin(half_angle) * (1.0 + 1e-9) + 1e-6
+        phi, lmb = math.radians(lat), math.radians(lon)
+        point = (EARTH_RADIUS_M * math.cos(phi) * math.cos(lmb), EARTH_RADIUS_M * math.cos(phi) * math.sin(lmb),
+                 EARTH_RADIUS_M * math.sin(phi))
+        idx = np.sort(np.asarray(self.tree.query_ball_point(point, chord), dtype=np.intp))
+        dist = distance_m(lat, lon, self.lats[idx], self.lons[idx])
+        keep = dist <= radius_m
+        idx, dist = idx[keep], dist[keep]
+        order = np.argsort(dist, kind="stable")
+        return idx[order], dist[order]
 
 
 @dataclass
@@ -90,6 +132,7 @@ class ParkingState:
         self.site_versions: dict[str, int] = {}
         self.version = 0
         self.index: tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]] = ([], np.empty(0), np.empty(0))
+        self.site_index = SiteIndex([], np.empty(0), np.empty(0))
 
     # ------------------------------------------------------------------ sites
     def set_sites(self, sites: list[Site]) -> None:
@@ -118,11 +161,10 @@ class ParkingState:
                 for site in self.sites.values() for i, sp in enumerate(site.spaces)
             }
             order = sorted(self.sites)
-            self.index = (
-                order,
-                np.array([self.sites[s].lat for s in order], dtype=np.float64),
-                np.array([self.sites[s].lon for s in order], dtype=np.float64),
-            )
+            lats = np.array([self.sites[s].lat for s in order], dtype=np.float64)
+            lons = np.array([self.sites[s].lon for s in order], dtype=np.float64)
+            self.site_index = SiteIndex(order, lats, lons)
+            self.index = (order, lats, lons)
 
     def zone(self, site_id: str) -> ZoneInfo:
         return self._zones[site_id]

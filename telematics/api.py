@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from its.auth import public
 from its.errors import ApiError, not_found
+from telematics.board import public_view
 
 if TYPE_CHECKING:
     from telematics.service import ArrivalsService
@@ -22,13 +23,6 @@ __all__ = ["build_router"]
 
 PROTOBUF = "application/x-protobuf"
 Format = Annotated[str, Query(pattern="^(pb|protobuf|json)$", description="`pb` (default) or `json`.")]
-
-
-def _public_arrival(entry: dict[str, Any], now_s: float) -> dict[str, Any]:
-    out = {k: v for k, v in entry.items() if not k.startswith("_")}
-    observed = entry.get("_observed_s")
-    out["age_s"] = None if observed is None else round(max(now_s - observed, 0.0), 1)
-    return out
 
 
 def _json(obj: object) -> Response:
@@ -82,9 +76,7 @@ def build_router(service: ArrivalsService) -> APIRouter:
         stop = stop_or_404(stop_id)
         snap = service.snapshot
         horizon = snap.now_s + min(minutes, service.config.board_window_min) * 60.0
-        now = service.clock()
-        items = [_public_arrival(e, now) for e in snap.arrivals.get(stop_id, ()) if e["_sort"] <= horizon]
-        return _json({"stop": stop, "generated_at": snap.generated_at, "arrivals": items})
+        return Response(snap.arrivals_json(stop, horizon, service.clock()), media_type="application/json")
 
     @router.get("/v1/routes", response_model=None)
     async def routes() -> Response:
@@ -103,7 +95,7 @@ def build_router(service: ArrivalsService) -> APIRouter:
         out = []
         for vid in snap.route_vehicles.get(route_id, ()):
             view = snap.vehicles[vid]
-            out.append(_public_arrival(view, now))
+            out.append(public_view(view, now))
         return _json({"route": service.routes[route_id], "vehicles": out})
 
     @router.get("/v1/vehicles/{vehicle_id}", response_model=None)
@@ -113,7 +105,7 @@ def build_router(service: ArrivalsService) -> APIRouter:
         view = service.snapshot.vehicles.get(vehicle_id)
         if view is None:
             raise not_found("vehicle", vehicle_id)
-        return _json(_public_arrival(view, service.clock()))
+        return _json(public_view(view, service.clock()))
 
     def feed(pb: bytes, js: dict[str, Any], fmt: str) -> Response:
         if fmt == "json":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from telematics.dispatch import AlertSpec, dispatcher_alerts
 from telematics.gtfsrt import StopTimeUpdate, TripUpdate, VehicleSnapshot
@@ -22,7 +23,7 @@ from telematics.gtfsrt import StopTimeUpdate, TripUpdate, VehicleSnapshot
 if TYPE_CHECKING:
     from telematics.fleet import Fleet, VehicleTrack
 
-__all__ = ["Board", "build_board", "vehicle_views"]
+__all__ = ["Board", "StopBoardJson", "build_board", "public_view", "vehicle_views"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -37,6 +38,47 @@ class Board:
     snapshots: list[VehicleSnapshot]
     trip_updates: list[TripUpdate]
     alerts: list[AlertSpec]
+
+
+def public_view(entry: dict[str, Any], now_s: float) -> dict[str, Any]:
+    """An arrival or vehicle entry as served: internal ``_`` keys dropped, ``age_s`` (s) added."""
+    out = {k: v for k, v in entry.items() if not k.startswith("_")}
+    observed = entry.get("_observed_s")
+    out["age_s"] = None if observed is None else round(max(now_s - observed, 0.0), 1)
+    return out
+
+
+def _age_json(observed_s: float | None, now_s: float) -> bytes:
+    return b"null" if observed_s is None else orjson.dumps(round(max(now_s - observed_s, 0.0), 1))
+
+
+@dataclass(frozen=True)
+class StopBoardJson:
+    """One stop's arrivals response serialised once per board: each entry is kept as JSON
+    bytes up to its ``age_s`` value, which is the only part written per request.
+
+    Rendering gives exactly ``orjson.dumps({"stop": stop, "generated_at": ..., "arrivals":
+    [public_view(e, now_s) for e in entries if e["_sort"] <= horizon_s]})``.
+    """
+
+    stop: dict[str, Any]
+    prefix: bytes  # '{"stop":{...},"generated_at":"...","arrivals":['
+    heads: list[bytes]  # one per entry: '{...,"age_s":'
+    observed_s: list[float | None]  # epoch (s) per entry
+    sort_s: list[float]  # epoch (s) per entry: predicted, else scheduled arrival
+
+    @classmethod
+    def of(cls, stop: dict[str, Any], generated_at: str, entries: list[dict[str, Any]]) -> StopBoardJson:
+        heads = [orjson.dumps({k: v for k, v in e.items() if not k.startswith("_") and k != "age_s"})[:-1]
+                 + b',"age_s":' for e in entries]
+        prefix = orjson.dumps({"stop": stop, "generated_at": generated_at})[:-1] + b',"arrivals":['
+        return cls(stop, prefix, heads, [e.get("_observed_s") for e in entries], [e["_sort"] for e in entries])
+
+    def render(self, horizon_s: float, now_s: float) -> bytes:
+        """The response: entries due by ``horizon_s`` with their age at ``now_s`` (epoch s)."""
+        items = [head + _age_json(obs, now_s) + b"}"
+                 for head, obs, t in zip(self.heads, self.observed_s, self.sort_s, strict=True) if t <= horizon_s]
+        return self.prefix + b",".join(items) + b"]}"
 
 
 def _iso(epoch_s: float | None) -> str | None:

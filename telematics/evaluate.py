@@ -6,13 +6,14 @@ stops up to 30 minutes ahead are predicted using only data known at that moment:
 * every observation is derived from the causal (online) match and used only once the
   ping that revealed it has been seen (``known_at``): stop-to-stop segment times
   (`SegmentTimes`), the time from a position on a segment to its next stop
-  (`RemainingTimes`, apart for moving, stopped and layover vehicles), and the residuals
-  of earlier predictions for stopped vehicles (`ResidualCorrector`);
-* a vehicle in layover at its origin before the scheduled departure leaves on schedule,
-  and a vehicle stopped mid-route for ``HOLD_S`` ahead of schedule holds until its
-  scheduled time there; stops longer than ``LONG_STOP_S`` are learned apart from
-  short ones (`RemainingTimes` states);
-* the result is blended with the vehicle's current schedule delay (``DELAY_WEIGHT``).
+  (`RemainingTimes`, apart for moving, stopped and layover vehicles), the lateness of
+  leaving each origin and the residuals of earlier predictions for stopped vehicles
+  (`ResidualCorrector`);
+* the prediction step itself is `telematics.downstream.predict_downstream` and
+  `blend_with_delay`, the very code the live `telematics.fleet.Fleet` serves: a vehicle
+  in layover at its origin leaves at its expected departure, one stopped mid-route for
+  ``HOLD_S`` ahead of schedule holds until its scheduled time there, and the result is
+  blended with the vehicle's current schedule delay.
 
 The actual arrival at a stop is the passing time interpolated between the vehicle's own
 pings on the smoothed (offline) match. Predictions are bucketed by their horizon
@@ -35,18 +36,31 @@ import pandas as pd
 
 from telematics.arrivals import passing_times
 from telematics.assignment import assignment_accuracy
+from telematics.downstream import (
+    HOLD_S,
+    StopTable,
+    VehicleStates,
+    blend_with_delay,
+    correctable,
+    departure_lateness,
+    in_layover,
+    motion_state,
+    predict_downstream,
+    still_for,
+)
 from telematics.feed import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.matching import match_monotone, projection_candidates
 from telematics.predict import (
     PaceFilter,
+    RecencyMean,
     RemainingTimes,
     ResidualCorrector,
     SegmentTimes,
-    predict_arrivals,
 )
 
 __all__ = [
     "BUCKETS",
+    "HOLD_S",
     "AvlError",
     "evaluate_arrivals",
     "read_avl",
@@ -61,16 +75,6 @@ AVL_COLUMNS = ("vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id", "
 BUCKETS = (("0-3", 0, 180, -60, 60), ("3-6", 180, 360, -90, 120),
            ("6-12", 360, 720, -150, 210), ("12-30", 720, 1800, -240, 360))
 HORIZON_S = 1800.0
-#: A stationary vehicle this close to its trip's first stop (m, along the path) is in layover.
-LAYOVER_M = 600.0
-#: A vehicle that has not moved for this long (s) counts as stopped.
-STOPPED_S = 30.0
-#: A stop longer than this (s) is learned apart (long holds, not dwell at a stop or a light).
-LONG_STOP_S = 180.0
-#: A vehicle stopped this long (s) ahead of schedule is holding for its scheduled time.
-HOLD_S = 120.0
-#: Weight of the vehicle's current schedule delay (delay propagation) in the final blend.
-DELAY_WEIGHT = 0.2
 
 
 class AvlError(ValueError):
@@ -202,7 +206,8 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     stop_ids = st["stop_id"].to_numpy(dtype=str)
     sched_all = st["arrival_time"].to_numpy(dtype=np.float64)
     model = SegmentTimes()
-    seg_code = np.r_[model.codes(stop_ids[:-1], stop_ids[1:]), -1]
+    table = StopTable.build(st["trip_id"].to_numpy(), stop_ids, sched_all, paths.stop_dist_m, model)
+    seg_code = table.seg_code
 
     hist_codes, hist_tod, hist_dur = [], [], []
     for hist in history:
@@ -229,27 +234,25 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
                      np.diff(sched_all[lo:hi])[ok])
 
     remaining = _remaining_times(runs, t_all, paths, bounds, seg_code)
+    departures = _departure_lateness(runs, t_all, paths, bounds, seg_code, sched_all)
     pace_filter = PaceFilter()
-    parts: list[dict[str, FloatArray]] = []
-    for run in runs:
-        parts.append(_predict_run(run, t_all, paths, bounds, seg_code, sched_all, model, pace_filter,
-                                  remaining))
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {
-        k: np.zeros(0) for k in ("now", "pred", "p10", "p90", "truth", "sched", "delayprop")}
+    parts = [_predict_run(run, t_all, paths, bounds, table, model, pace_filter, remaining, departures)
+             for run in runs]
+    names = ("now", "pred", "p10", "p90", "truth", "sched", "delayprop", "ahead", "stop", "still",
+             "waiting", "label", "label_known", "situation")
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in names} if parts else {
+        k: np.zeros(0) for k in names}
     if len(cols["now"]):
         # stopped vehicles: causal bias correction learned from matured predictions
-        situation = np.where(cols["still"] >= STOPPED_S, cols["situation"], -1.0)
+        situation = cols["situation"].astype(np.int64)
         labelled = np.isfinite(cols["label"]) & (situation >= 0)
         fix = ResidualCorrector().correction(
             situation, cols["now"], situation[labelled], cols["label_known"][labelled],
             (cols["label"] - cols["pred"])[labelled])
         fix = np.where(situation >= 0, fix, 0.0)
         cols["raw"] = cols["pred"].copy()
-        # blend with the vehicle's current delay (what delay propagation shows)
-        blended = (1.0 - DELAY_WEIGHT) * (cols["pred"] + fix) + DELAY_WEIGHT * cols["delayprop"]
-        shift = blended - cols["pred"]
-        for column in ("pred", "p10", "p90"):
-            cols[column] = cols[column] + shift
+        cols["pred"], cols["p10"], cols["p90"] = blend_with_delay(
+            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix)
     keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
     return {k: v[keep] for k, v in cols.items()}
 
@@ -301,13 +304,14 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
 
 
 def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[str, tuple[int, int]],
-                 seg_code: npt.NDArray[np.int64], sched_all: FloatArray, model: SegmentTimes,
-                 pace_filter: PaceFilter, remaining: RemainingTimes | None = None
+                 table: StopTable, model: SegmentTimes, pace_filter: PaceFilter,
+                 remaining: RemainingTimes | None = None, departures: RecencyMean | None = None
                  ) -> dict[str, FloatArray]:
-    """Predictions at every ping of one run for the stops ahead (flattened rows)."""
+    """Predictions at every ping of one run for the stops ahead (flattened rows), made by
+    `telematics.downstream.predict_downstream` as the live fleet makes them."""
     lo, hi = bounds[run.trip]
     stop_dist = paths.stop_dist_m[run.trip]
-    sched = sched_all[lo:hi] + run.day0
+    seg_code, sched = table.seg_code, table.sched_s[lo:hi] + run.day0
     n = hi - lo
     t = t_all[run.rows]
     d = run.online_along
@@ -326,67 +330,18 @@ def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[st
         pace_var = np.where(k >= 0, var[order][np.maximum(k, 0)], 0.05)
     else:
         pace, pace_var = np.zeros(len(t)), np.full(len(t), 0.05)
-
-    d = np.maximum(d, stop_dist[0])  # before the first stop counts as at it
-    nxt = np.searchsorted(stop_dist, d, side="right")  # first stop strictly ahead
-    cur = np.maximum(nxt - 1, 0)  # current segment (stop cur -> cur+1)
-    count = np.where(nxt < n, n - 1 - cur, 0)
-    group = np.repeat(np.arange(len(t)), count)
-    first_row = np.repeat(np.cumsum(count) - count, count)
-    seg = np.repeat(cur, count) + (np.arange(len(group)) - first_row)
-    ahead = seg - cur[group]
-    seg_len = stop_dist[seg + 1] - stop_dist[seg]
-    frac = np.where(ahead == 0, np.clip((stop_dist[seg + 1] - d[group]) / np.where(seg_len > 0, seg_len, 1.0),
-                                        0.0, 1.0), 1.0)
-    now = t[group]
-    still = _still_for(t, d)
-    # waiting at the origin terminal (the first stops are often spread around a loop)
-    layover = (cur == 0) | ((d - stop_dist[0] < LAYOVER_M) & (still >= STOPPED_S))
-    before_start = layover & (t < sched[0])  # leaves on schedule
-    # waiting there: the time to the next stop is travel only, from the departure on
-    waiting = before_start | (layover & (still >= STOPPED_S))
-    leave = np.where(before_start, sched[0], t)
-    # a vehicle stopped ahead of schedule holds until its scheduled time there (timepoints)
-    sched_pos = np.interp(d, stop_dist, sched)
-    holding = ~waiting & (still >= HOLD_S) & (sched_pos > t)
-    leave = np.where(holding, sched_pos, leave)
-    start = leave[group]
-    estimate = model.estimate(seg_code[lo + seg], now, now - run.day0, np.diff(sched)[seg])
-    if remaining is not None:
-        current = (ahead == 0) & ~waiting[group]
-        motion = _motion_state(layover, still)
-        to_next = remaining.estimate(seg_code[lo + seg[current]], (d[group] - stop_dist[seg])[current],
-                                     motion[group][current], now[current],
-                                     (frac * estimate.mean_s)[current])
-        frac[current] = to_next / np.maximum(estimate.mean_s[current], 1e-9)
-    pred = predict_arrivals(group, now, start, frac, estimate, ahead, pace[group], pace_var[group])
-    stop = seg + 1
-    arrival = pred.arrival_s
-    delay = t - sched_pos
-    delay = np.where(before_start, np.maximum(delay, 0.0), delay)
-    return {"now": now, "pred": arrival, "truth": run.truth[stop], "sched": sched[stop],
-            "delayprop": sched[stop] + delay[group], "p10": pred.p10_s, "p90": pred.p90_s,
-            "ahead": ahead.astype(float), "stop": stop.astype(float), "still": still[group],
-            "waiting": (waiting.astype(float) + before_start)[group],
+    still = still_for(t, np.maximum(d, stop_dist[0]))
+    states = VehicleStates(now_s=t, along_m=d, still_s=still, pace=pace, pace_var=pace_var,
+                           trip_lo=np.full(len(t), lo, dtype=np.int64), day0_s=np.full(len(t), run.day0))
+    pred = predict_downstream(table, states, model, remaining, departures)
+    stop = pred.row - lo
+    group = pred.state
+    return {"now": t[group], "pred": pred.arrival_s, "truth": run.truth[stop], "sched": sched[stop],
+            "delayprop": pred.delayprop_s, "p10": pred.p10_s, "p90": pred.p90_s,
+            "ahead": pred.ahead.astype(float), "stop": stop.astype(float), "still": still[group],
+            "waiting": (pred.waiting.astype(float) + pred.before_start)[group],
             "label": online.time_s[stop], "label_known": online.known_at_s[stop],
-            "situation": ResidualCorrector.situation(ahead, still[group], layover[group],
-                                                     arrival - now).astype(np.float64)}
-
-
-def _motion_state(layover: npt.NDArray[np.bool_], still_s: FloatArray) -> npt.NDArray[np.int64]:
-    """Motion state learned apart by `RemainingTimes`: 0 moving, 1 stopped, 3 stopped long
-    (``LONG_STOP_S``), 2 in layover at the trip's origin."""
-    stopped = (still_s >= STOPPED_S).astype(np.int64) + 2 * (still_s >= LONG_STOP_S)
-    return np.where(layover, 2, stopped)
-
-
-def _still_for(t: FloatArray, d: FloatArray, moved_m: float = 15.0) -> FloatArray:
-    """Seconds a vehicle has been (nearly) stationary: 0 after a ping that advanced more than
-    ``moved_m``, else the time since the start of the last such advancing interval."""
-    moving = np.r_[True, np.diff(d) > moved_m]
-    last = np.maximum.accumulate(np.where(moving, np.arange(len(d)), 0))
-    anchor = np.maximum(last - 1, 0)
-    return np.where(moving, 0.0, t - t[anchor])
+            "situation": correctable(pred.situation, still[group]).astype(np.float64)}
 
 
 def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
@@ -404,13 +359,32 @@ def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
         ok = (nxt < len(stop_dist)) & (nxt >= 1)
         nxt = np.minimum(nxt, len(stop_dist) - 1)
         rem = online.time_s[nxt] - t
-        still = _still_for(t, d)
-        layover = (nxt <= 1) | ((d - stop_dist[0] < LAYOVER_M) & (still >= STOPPED_S))
+        still = still_for(t, d)
+        layover = in_layover(nxt, d - stop_dist[0], still)
         ok &= np.isfinite(rem) & (rem >= 0)
         codes.append(seg_code[lo + nxt[ok] - 1])
         offsets.append((d - stop_dist[nxt - 1])[ok])
-        stopped.append(_motion_state(layover, still)[ok])
+        stopped.append(motion_state(layover, still)[ok])
         known.append(online.known_at_s[nxt][ok])
         values.append(rem[ok])
     cat = [np.concatenate(x) if x else np.zeros(0) for x in (codes, offsets, stopped, known, values)]
     return RemainingTimes(cat[0].astype(np.int64), cat[1], cat[2], cat[3], cat[4])
+
+
+def _departure_lateness(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
+                        bounds: dict[str, tuple[int, int]], seg_code: npt.NDArray[np.int64],
+                        sched_all: FloatArray) -> RecencyMean:
+    """Observed lateness (s) of leaving each origin: passing of the trip's second stop minus
+    its scheduled time, keyed by the first segment and known when it was seen."""
+    codes, known, values = [], [], []
+    for run in runs:
+        lo, hi = bounds[run.trip]
+        if hi - lo < 2:
+            continue
+        stop_dist = paths.stop_dist_m[run.trip]
+        online = passing_times(t_all[run.rows], np.maximum(run.online_along, stop_dist[0]), stop_dist)
+        if np.isfinite(online.time_s[1]):
+            codes.append(seg_code[lo])
+            known.append(online.known_at_s[1])
+            values.append(online.time_s[1] - run.day0 - sched_all[lo + 1])
+    return departure_lateness(codes, known, values)

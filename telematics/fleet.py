@@ -4,8 +4,10 @@ Pure logic over a `Feed` (no I/O): `Fleet.observe` takes one parsed position row
 time (the causal, online counterpart of `telematics.evaluate`), matches it onto its
 trip's path, detects the stops passed since the previous ping (interpolated passing
 times, the rows of ``stop_arrivals``) and learns segment times and the vehicle's pace
-from them. `Fleet.predict` gives every fresh vehicle's arrivals at its remaining stops
-(and at the next trip of its block); `Fleet.board` (`telematics.board`) turns them into
+from them (and the time from a position to the next stop, and how late buses leave
+their origin). `Fleet.predict` gives every fresh vehicle's arrivals at its remaining
+stops through the step `telematics.evaluate` scores (`telematics.downstream`), and at the
+next trip of its block; `Fleet.board` (`telematics.board`) turns them into
 what the API serves.
 """
 
@@ -26,28 +28,35 @@ import pandas as pd
 from telematics.assignment import AssignmentConfig, TripAssigner
 from telematics.board import Board, build_board
 from telematics.config import TelematicsSettings
+from telematics.downstream import (
+    MOVED_M,
+    StopTable,
+    VehicleStates,
+    blend_with_delay,
+    correctable,
+    departure_lateness,
+    in_layover,
+    motion_state,
+    predict_downstream,
+)
 from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
 from telematics.matching import projection_candidates
 from telematics.predict import (
     PaceFilter,
+    RecencyMean,
     RemainingTimes,
     ResidualCorrector,
-    SegmentEstimate,
     SegmentTimes,
-    predict_arrivals,
 )
 
-__all__ = ["Fleet", "VehicleTrack"]
+__all__ = ["Fleet", "VehicleTrack", "still_s"]
 
 FloatArray = npt.NDArray[np.float64]
 REPORTED_MAX_OFFSET_M = 300.0  # a reported trip whose path is farther than this (m) is implausible
 RECENT_PINGS = 30  # pings per vehicle kept for trip inference
 PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
-STILL_MOVE_M = 15.0  # moving less than this (m) counts as standing still
-LAYOVER_M = 150.0  # within this of the first stop before leaving it: layover at the origin
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
-STOPPED_S = 20.0  # standing still this long (s) makes a vehicle "stopped" for the remaining-time model
 MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
 LEAVE_FIRST_STOP_M = 30.0  # beyond this (m) the vehicle has left its trip's first stop
 
@@ -73,10 +82,15 @@ class VehicleTrack:
     passed_s: list[float] = field(default_factory=list)  # passing time per passed stop (NaN unknown)
     delay_s: float | None = None
     segments: list[tuple[int, float, float, float, float]] = field(default_factory=list)  # code, t0, t1, sched, day0
-    moved_along_m: float = math.nan  # along at the last move of more than STILL_MOVE_M
-    moved_s: float = 0.0  # time of that move
+    moving: bool = True  # the last ping advanced more than MOVED_M
+    moved_s: float = 0.0  # start of the last advancing interval (the ping before that advance)
     to_next: list[tuple[int, float, int, float]] = field(default_factory=list)  # code, offset m, state, ping s
     recent: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=RECENT_PINGS))
+
+
+def still_s(v: VehicleTrack) -> float:
+    """Time (s) the vehicle has been stationary at its last ping (`telematics.downstream.still_for`)."""
+    return 0.0 if v.moving else v.observed_s - v.moved_s
 
 
 def _finite_or_none(value: Any) -> float | None:
@@ -141,6 +155,10 @@ class Fleet:
         self.seg_code = self.segments.codes(self.st_stop[prev], self.st_stop)
         self.block_next = self._block_successors()
         self.block_runs: dict[tuple[str, date], tuple[VehicleTrack, int, float]] = {}
+        self.table = StopTable.build(self.st_trip, self.st_stop, self.st_arr, self.paths.stop_dist_m,
+                                     self.segments)
+        self._departures = np.zeros((MAX_LABELS, 3))  # ring of (first segment code, known at s, lateness s)
+        self._n_departures = 0
         self._remaining = np.zeros((MAX_LABELS, 5))  # ring of (code, offset m, state, known at s, remaining s)
         self._n_remaining = 0
         self.version = 0
@@ -260,7 +278,7 @@ class Fleet:
         v.trip_id, v.service_date = trip, day
         v.day0_s = service_day_start(day, self.timezone)
         v.along_m, v.offset_m, v.next_stop, v.passed_s, v.segments = math.nan, math.nan, 0, [], []
-        v.moved_along_m, v.moved_s, v.to_next = math.nan, 0.0, []
+        v.moving, v.moved_s, v.to_next = True, 0.0, []
 
     def _advance(self, v: VehicleTrack, xy: FloatArray, prev_t: float, t: float) -> list[tuple[Any, ...]]:
         trip = v.trip_id
@@ -286,8 +304,9 @@ class Fleet:
         v.offset_m = float(off[pick])
         old_along = prev if not math.isnan(prev) else new_along
         v.along_m = new_along
-        if math.isnan(v.moved_along_m) or new_along - v.moved_along_m > STILL_MOVE_M:
-            v.moved_along_m, v.moved_s = new_along, t
+        v.moving = math.isnan(prev) or max(new_along, dist[0]) - max(prev, dist[0]) > MOVED_M
+        if v.moving:
+            v.moved_s = prev_t
         sched_here = float(np.interp(new_along, dist, self.st_arr[lo:hi])) + v.day0_s
         v.delay_s = t - sched_here if new_along > dist[0] + LEAVE_FIRST_STOP_M else None
         rows: list[tuple[Any, ...]] = []
@@ -307,7 +326,11 @@ class Fleet:
                     if when >= ping_s:
                         self._remaining[self._n_remaining % MAX_LABELS] = (code, offset_m, state, t, when - ping_s)
                         self._n_remaining += 1
-                if j > 0 and math.isfinite(v.passed_s[j - 1]):
+                if j == 1:  # left the origin: how late, for the departure model
+                    self._departures[self._n_departures % MAX_LABELS] = (
+                        self.table.seg_code[lo], t, when - v.day0_s - self.st_arr[lo + 1])
+                    self._n_departures += 1
+                if j > 1 and math.isfinite(v.passed_s[j - 1]):  # the first segment holds layovers
                     self._learn(v, lo + j - 1, lo + j, v.passed_s[j - 1], when, t)
             v.to_next = []
             j += 1
@@ -317,10 +340,9 @@ class Fleet:
         return rows
 
     def _state(self, v: VehicleTrack, dist: FloatArray, t: float) -> int:
-        """0 moving, 1 stopped, 2 layover at the origin (for `RemainingTimes`)."""
-        if v.next_stop <= 1 and v.along_m - dist[0] < LAYOVER_M and t - v.moved_s >= STOPPED_S:
-            return 2
-        return int(t - v.moved_s >= STOPPED_S)
+        """Motion state for `RemainingTimes` (`telematics.downstream.motion_state`)."""
+        still = still_s(v)
+        return int(motion_state(in_layover(v.next_stop, v.along_m - dist[0], still), still))
 
     def _passing_row(self, v: VehicleTrack, k: int, when: float) -> tuple[Any, ...]:
         sched = v.day0_s + self.st_arr[k]
@@ -413,90 +435,70 @@ class Fleet:
     def predict(self, now_s: float, fresh: list[VehicleTrack]) -> dict[tuple[str, date, int], tuple[float, float, float]]:
         """(trip, date, stop_time row) -> (arrival, p10, p90) for fresh vehicles' remaining stops.
 
-        Segment times from `SegmentTimes`, the vehicle's pace from `PaceFilter`, combined by
-        `predict_arrivals`; then the causal bias of earlier predictions in the same
-        situation (segments ahead, time stationary, layover, horizon) is added
-        (`ResidualCorrector`), learned from the passings detected since.
+        Each vehicle's state at its last ping goes through
+        `telematics.downstream.predict_downstream` (the step `telematics.evaluate` scores:
+        departure model at the origin, holds, `RemainingTimes` by motion state, segment
+        times and pace), then the causal bias of stopped vehicles' earlier predictions in the
+        same situation (`ResidualCorrector`) and the delay blend (`blend_with_delay`).
+        A vehicle still at its origin also gets its expected departure there.
         """
-        state, var = self._paces(fresh)
-        group, starts, frac, steps, k_from, k_to, still, layover, day0s = [], [], [], [], [], [], [], [], []
-        current: list[tuple[int, int, float, int]] = []  # row, stop-time row, offset m, state
-        owners: list[tuple[str, date, int]] = []
-        for g, v in enumerate(fresh):
-            assert v.trip_id is not None and v.service_date is not None
-            lo, hi = self.trip_rows[v.trip_id]
-            dist = self.paths.stop_dist_m[v.trip_id]
-            j = v.next_stop
-            if j >= hi - lo:
-                continue
-            n = hi - lo - j
-            ks = np.arange(lo + j, hi)
-            k_to.append(ks)
-            k_from.append(np.maximum(ks - 1, lo))
-            f = np.ones(n)
-            if j > 0:
-                seg_len = dist[j] - dist[j - 1]
-                f[0] = np.clip((dist[j] - v.along_m) / seg_len, 0.0, 1.0) if seg_len > 0 else 0.0
-            else:
-                f[0] = 0.0  # not yet left the first stop: its departure is the start
-            frac.append(f)
-            waiting = j <= 1 and v.along_m - dist[0] < LAYOVER_M
-            if j > 0 and not (waiting and v.observed_s < v.day0_s + self.st_dep[lo]):
-                current.append((len(owners), lo + j, v.along_m - float(dist[j - 1]),
-                                self._state(v, dist, v.observed_s)))
-            start = max(v.observed_s, v.day0_s + self.st_dep[lo]) if waiting else v.observed_s
-            starts.append(np.full(n, start))
-            steps.append(np.arange(n))
-            group.append(np.full(n, g))
-            still.append(np.full(n, v.observed_s - v.moved_s))
-            layover.append(np.full(n, waiting))
-            day0s.append(np.full(n, v.day0_s))
-            owners.extend((v.trip_id, v.service_date, int(k)) for k in ks)
-        if not owners:
+        live = [v for v in fresh if v.trip_id is not None and v.service_date is not None
+                and v.trip_id in self.trip_rows and not math.isnan(v.along_m)]
+        if not live:
+            self.block_runs = {}
             return {}
-        kf, kt = np.concatenate(k_from), np.concatenate(k_to)
-        grp = np.concatenate(group)
-        sched = np.maximum(self.st_arr[kt] - self.st_arr[kf], 1.0)
-        codes = self.seg_code[kt]
-        est = self.segments.estimate(codes, np.full(len(kt), now_s), now_s - np.concatenate(day0s), sched)
-        first_stop = kf == kt
-        est = SegmentEstimate(mean_s=np.where(first_stop, 0.0, est.mean_s), std_s=np.where(first_stop, 0.0, est.std_s),
-                              weight=est.weight)
-        ahead = np.concatenate(steps)
-        fractions = np.concatenate(frac)
-        if current and self._n_remaining:  # time to the next stop learned from earlier pings in place
-            rows_c, k_c, off_c, state_c = (np.array(c) for c in zip(*current, strict=True))
-            obs = self._remaining[:min(self._n_remaining, MAX_LABELS)]
-            remaining = RemainingTimes(obs[:, 0].astype(np.int64), obs[:, 1], obs[:, 2].astype(np.int64), obs[:, 3],
-                                       obs[:, 4])
-            mean_c = np.maximum(est.mean_s[rows_c], 1e-9)
-            to_next = remaining.estimate(self.seg_code[k_c], off_c, state_c.astype(np.int64),
-                                         np.full(len(rows_c), now_s), fractions[rows_c] * mean_c)
-            fractions[rows_c] = to_next / mean_c
-        pred = predict_arrivals(grp, np.full(len(kt), now_s), np.concatenate(starts), fractions, est,
-                                ahead, state[grp], var[grp])
-        situation = ResidualCorrector.situation(ahead, np.concatenate(still), np.concatenate(layover),
-                                                pred.arrival_s - now_s)
+        pace, pace_var = self._paces(live)
+        trips = [str(v.trip_id) for v in live]
+        days = [v.service_date for v in live if v.service_date is not None]
+        states = VehicleStates(
+            now_s=np.array([v.observed_s for v in live]), along_m=np.array([v.along_m for v in live]),
+            still_s=np.array([still_s(v) for v in live]), pace=pace, pace_var=pace_var,
+            trip_lo=np.array([self.trip_rows[t][0] for t in trips], dtype=np.int64),
+            day0_s=np.array([v.day0_s for v in live]))
+        pred = predict_downstream(self.table, states, self.segments, self._remaining_times(),
+                                  self._departure_model())
+        at = states.now_s[pred.state]
+        situation = correctable(pred.situation, states.still_s[pred.state])
+        fix = np.zeros(len(at))
         if self._n_labels:
             labels = self._labels[:min(self._n_labels, MAX_LABELS)]
-            shift = self.corrector.correction(situation, np.full(len(kt), now_s), labels[:, 0].astype(np.int64),
-                                              labels[:, 1], labels[:, 2])
-        else:
-            shift = np.zeros(len(kt))
-        arrival = np.maximum(pred.arrival_s + shift, now_s)
-        p10 = np.minimum(np.maximum(pred.p10_s + shift, now_s), arrival)
-        p90 = np.maximum(pred.p90_s + shift, arrival)
-        if now_s - self._labelled_s >= LABEL_EVERY_S:  # keep predictions to learn their residuals
+            fix = self.corrector.correction(situation, at, labels[:, 0].astype(np.int64), labels[:, 1],
+                                            labels[:, 2])
+            fix = np.where(situation >= 0, fix, 0.0)
+        arrival, p10, p90 = blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s, pred.delayprop_s, fix)
+        arrival = np.maximum(arrival, now_s)
+        p10 = np.minimum(np.maximum(p10, now_s), arrival)
+        p90 = np.maximum(p90, arrival)
+        owners = [(trips[g], days[g], k)
+                  for g, k in zip(pred.state.tolist(), pred.row.tolist(), strict=True)]
+        if now_s - self._labelled_s >= LABEL_EVERY_S:  # keep stopped vehicles' predictions to learn residuals
             self._labelled_s = now_s
-            for o, sit_code, a in zip(owners, situation.tolist(), arrival.tolist(), strict=True):
-                if a - now_s <= 1800.0:
-                    self._awaiting.setdefault(o, []).append((int(sit_code), a))
+            for i in np.flatnonzero((situation >= 0) & (pred.arrival_s - at <= 1800.0)).tolist():
+                self._awaiting.setdefault(owners[i], []).append((int(situation[i]), float(pred.arrival_s[i])))
             if len(self._awaiting) > 200_000:
                 self._awaiting.clear()
-        out = {o: (float(a), float(lo10), float(hi90))
-               for o, a, lo10, hi90 in zip(owners, arrival, p10, p90, strict=True)}
-        out.update(self._block_predictions(fresh, out))
+        out: dict[tuple[str, date, int], tuple[float, float, float]] = {
+            o: (float(a), float(lo10), float(hi90))
+            for o, a, lo10, hi90 in zip(owners, arrival.tolist(), p10.tolist(), p90.tolist(), strict=True)}
+        for g, v in enumerate(live):  # not yet left the origin: its expected departure
+            if v.next_stop == 0:
+                leave = max(float(pred.leave_s[g]), now_s)
+                out[(trips[g], days[g], self.trip_rows[trips[g]][0])] = (leave, leave, leave)
+        out.update(self._block_predictions(live, out))
         return out
+
+    def _remaining_times(self) -> RemainingTimes | None:
+        if not self._n_remaining:
+            return None
+        obs = self._remaining[:min(self._n_remaining, MAX_LABELS)]
+        return RemainingTimes(obs[:, 0].astype(np.int64), obs[:, 1], obs[:, 2].astype(np.int64), obs[:, 3],
+                              obs[:, 4])
+
+    def _departure_model(self) -> RecencyMean | None:
+        if not self._n_departures:
+            return None
+        obs = self._departures[:min(self._n_departures, MAX_LABELS)]
+        return departure_lateness(obs[:, 0].astype(np.int64), obs[:, 1], obs[:, 2])
 
     def _block_predictions(self, fresh: list[VehicleTrack], current: dict[tuple[str, date, int], tuple[float, float, float]]
                            ) -> dict[tuple[str, date, int], tuple[float, float, float]]:

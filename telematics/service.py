@@ -26,6 +26,7 @@ from scipy.spatial import cKDTree
 from its.ingest import PayloadError
 from its.service import Context, Service
 from telematics import gtfsrt, store
+from telematics.board import StopBoardJson
 from telematics.config import TelematicsSettings
 from telematics.dispatch import AlertSpec
 from telematics.fleet import Fleet
@@ -68,11 +69,23 @@ class Snapshot:
     trip_updates_json: dict[str, Any] = field(default_factory=dict)
     vehicle_positions_pb: bytes = b""
     vehicle_positions_json: dict[str, Any] = field(default_factory=dict)
+    stop_json: dict[str, StopBoardJson] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def generated_at(self) -> str:
         """``now_s`` as ISO 8601 UTC."""
         return datetime.fromtimestamp(round(self.now_s), UTC).isoformat().replace("+00:00", "Z")
+
+
+    def arrivals_json(self, stop: dict[str, Any], horizon_s: float, now_s: float) -> bytes:
+        """The arrivals response of ``stop`` (see `telematics.board.StopBoardJson`); each stop
+        is serialised once per snapshot, on its first request."""
+        stop_id = stop["stop_id"]
+        board = self.stop_json.get(stop_id)
+        if board is None or board.stop is not stop:
+            board = StopBoardJson.of(stop, self.generated_at, self.arrivals.get(stop_id, []))
+            self.stop_json[stop_id] = board
+        return board.render(horizon_s, now_s)
 
 
 class ArrivalsService(Service):

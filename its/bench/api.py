@@ -70,6 +70,10 @@ def load_demo_city(settings: Settings, feed: Path, sites: Path = ROOT / "parking
 
 def run_api_bench(settings: Settings, feed: Path, duration_s: float = 5.0, rate: float = 1000.0) -> list[dict[str, Any]]:
     """Benchmark the read endpoints; ``settings`` must point at a migrated database and a broker."""
+    from its.demo import demo_timezone, feed_in_timezone
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    feed = feed_in_timezone(feed, demo_timezone(), settings.data_dir)  # buses in service at any hour
     sites = ROOT / "parking" / "data" / "demo_sites.geojson"
     load_demo_city(settings, feed, sites)
     db = Database(settings.database_url or "")
@@ -86,6 +90,11 @@ def run_api_bench(settings: Settings, feed: Path, duration_s: float = 5.0, rate:
         stops = orjson.loads(_get(base + "/v1/stops?lat=-16.925&lon=145.775&radius_m=2000", headers))
         stop_items = stops.get("stops", stops) if isinstance(stops, dict) else stops
         stop_id = stop_items[0]["stop_id"]
+        for item in stop_items:  # the nearest stop with arrivals in the next hour (a realistic answer)
+            answer = orjson.loads(_get(f"{base}/v1/stops/{item['stop_id']}/arrivals?minutes=60", headers))
+            if answer.get("arrivals"):
+                stop_id = item["stop_id"]
+                break
         endpoints = {
             "arrivals": f"/v1/stops/{stop_id}/arrivals?minutes=60",
             "parking_sites_near": "/v1/parking/sites?lat=-16.92&lon=145.77&radius_m=2000",

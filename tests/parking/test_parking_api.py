@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ from parking.config import ParkingSettings
 from parking.ingest import count_topic, space_topic
 from parking.service import ParkingService
 from parking.sites import read_sites
+from parking.state import distance_m
 from parking.store import upsert_sites
 
 DEMO = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_sites.geojson"
@@ -95,6 +97,36 @@ def test_sites_near_a_point(parking: tuple[TestClient, ParkingService, Context])
     moto = client.get("/v1/parking/sites", params={"lat": CENTRAL[0], "lon": CENTRAL[1], "radius_m": 2000,
                                                     "vehicle_type": "motorcycle"}).json()
     assert {s["site_id"] for s in moto["sites"]} == {"CNS-CENTRAL", "CNS-ABBOTT", "CNS-SHERIDAN"}
+
+
+def test_served_records_match_site_record_and_brute_force_search(
+        parking: tuple[TestClient, ParkingService, Context]) -> None:
+    """Pre-serialised answers equal the records built afresh (``age_s`` to the request time),
+    and the KD-tree search equals a haversine scan of every site, at every radius."""
+    client, service, _ = parking
+    count(service, "CNS-CENTRAL", datetime.now(UTC) - timedelta(seconds=30), occupied=200)
+
+    def same(served: dict[str, object], fresh: dict[str, object]) -> None:
+        got, want = dict(served["availability"]), dict(fresh["availability"])  # type: ignore[call-overload]
+        age_got, age_want = got.pop("age_s"), want.pop("age_s")
+        assert {**served, "availability": got} == {**fresh, "availability": want}
+        assert (age_got is None) == (age_want is None)
+        assert age_got is None or abs(age_got - age_want) < 1.0
+
+    for site_id in service.state.sites:
+        same(client.get(f"/v1/parking/sites/{site_id}").json(), service.site_record(site_id, datetime.now(UTC)))
+    order, lats, lons = service.state.index
+    for (lat, lon), radius in [(CENTRAL, 150), (CENTRAL, 800), (CENTRAL, 2000), ((-16.93, 145.75), 5000),
+                               ((-16.92, 145.77), 50_000), ((51.48, -1.9), 5000)]:
+        dist = distance_m(lat, lon, lats, lons)
+        want = [(order[i], round(float(dist[i]), 1)) for i in np.argsort(dist, kind="stable") if dist[i] <= radius]
+        body = client.get("/v1/parking/sites", params={"lat": lat, "lon": lon, "radius_m": radius, "limit": 500}).json()
+        assert [(s["site_id"], s["distance_m"]) for s in body["sites"]] == want and body["count"] == len(want)
+        for served in body["sites"]:
+            same({k: v for k, v in served.items() if k != "distance_m"},
+                 service.site_record(served["site_id"], datetime.now(UTC)))
+    assert any(s["availability"]["age_s"] for s in
+               client.get("/v1/parking/sites", params={"lat": CENTRAL[0], "lon": CENTRAL[1]}).json()["sites"])
 
 
 def test_snapshot_etag_and_304(parking: tuple[TestClient, ParkingService, Context]) -> None:

@@ -24,6 +24,7 @@ from its.app import create_app
 from its.db import Database
 from its.service import Context
 from its.settings import load_settings
+from telematics.board import public_view
 from telematics.ingest import parse_json_position
 from telematics.service import ArrivalsService
 from telematics.store import import_feed_file, write_positions
@@ -124,6 +125,26 @@ def test_arrivals_predicted_and_consistent_with_vehicle(client: tuple[TestClient
     short = tc.get(f"/v1/stops/{stop_id}/arrivals", params={"minutes": 5}).json()["arrivals"]
     assert len(short) <= len(items)
     assert tc.get(f"/v1/stops/{stop_id}/arrivals", params={"minutes": 0}).status_code == 422
+
+
+def test_served_arrivals_are_the_snapshot_exactly(client: tuple[TestClient, ArrivalsService]) -> None:
+    """The pre-serialised answer (only ``age_s`` written per request) equals serialising the
+    snapshot's entries afresh, for predicted and scheduled entries and every window."""
+    tc, service = client
+    snap = service.snapshot
+    stops = sorted(snap.arrivals, key=lambda s: -len(snap.arrivals[s]))[:40]
+    kinds = {e["fallback"] for s in stops for e in snap.arrivals[s]}
+    assert {None, "no_vehicle"} <= kinds, kinds
+    for stop_id in stops:
+        for minutes in (5, 60):
+            horizon = snap.now_s + minutes * 60.0
+            expected = orjson.dumps({
+                "stop": service.stops[stop_id], "generated_at": snap.generated_at,
+                "arrivals": [public_view(e, service.clock()) for e in snap.arrivals[stop_id] if e["_sort"] <= horizon],
+            })
+            res = tc.get(f"/v1/stops/{stop_id}/arrivals", params={"minutes": minutes})
+            assert res.status_code == 200 and res.content == expected, stop_id
+    assert sum(len(tc.get(f"/v1/stops/{s}/arrivals").json()["arrivals"]) for s in stops) > 0
 
 
 def test_stale_vehicles_fall_back_to_schedule(client: tuple[TestClient, ArrivalsService]) -> None:

@@ -172,3 +172,22 @@ def test_dispatcher_alerts(wmata_dir: Path) -> None:
     assert ("gap", "bus-d") in gaps
     stale = {(a.kind, a.subject.split("/")[-1]) for a in fleet.board(t_now + 600).alerts}
     assert ("stale_vehicle", "bus-a") in stale
+
+
+def test_live_board_scores_like_the_evaluation(replay: dict[str, Any], wmata_dir: Path) -> None:
+    """The API serves the evaluated prediction step (`telematics.downstream`): scored the same
+    way, the live board's arrivals are as accurate as `telematics.evaluate`'s replay."""
+    from telematics.evaluate import read_avl, replay_predictions
+    from telematics.feed import trip_paths
+
+    made = pd.DataFrame(replay["made"], columns=["now", "trip", "seq", "pred", "sched", "next_in_block"])
+    made["actual"] = [replay["actual"].get((t, s), np.nan) for t, s in zip(made["trip"], made["seq"], strict=True)]
+    made = made[~made["next_in_block"]].dropna(subset=["actual"])
+    made = made[made["pred"] - made["now"] <= 1800]
+    live = score_predictions((made["pred"] - made["now"]).to_numpy(), (made["actual"] - made["pred"]).to_numpy())
+    feed = replay["feed"]
+    cols = replay_predictions(feed, trip_paths(feed), read_avl(wmata_dir / "wmata_avl.csv"))
+    evaluated = score_predictions(cols["pred"] - cols["now"], cols["truth"] - cols["pred"])
+    assert live["within_windows"] >= evaluated["within_windows"] - 0.03
+    for bucket, value in live["mae_s"].items():
+        assert value <= 1.15 * evaluated["mae_s"][bucket], bucket

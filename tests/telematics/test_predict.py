@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from telematics.downstream import (
+    HOLD_S,
+    StopTable,
+    VehicleStates,
+    blend_with_delay,
+    departure_lateness,
+    motion_state,
+    predict_downstream,
+    still_for,
+)
+from telematics.feed import Feed, TripPaths
 from telematics.predict import (
     PaceFilter,
     RecencyMean,
@@ -12,6 +23,10 @@ from telematics.predict import (
     SegmentEstimate,
     SegmentTimes,
     predict_arrivals,
+)
+from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
+    wmata_fixture,
+    wmata_paths_fixture,
 )
 
 
@@ -85,3 +100,49 @@ def test_remaining_times_learn_a_slow_spot() -> None:
     assert got[0] == pytest.approx(40.0)  # nothing known yet: the prior
     assert 100.0 < got[1] < 125.0  # the observations, shrunk a little towards the prior
     assert got[2] == pytest.approx(40.0) and got[3] == pytest.approx(40.0)  # other state / bin
+
+
+def _states(table: StopTable, lo: int, now_s: float, along_m: float, still_s: float) -> VehicleStates:
+    return VehicleStates(now_s=np.array([now_s]), along_m=np.array([along_m]), still_s=np.array([still_s]),
+                         pace=np.zeros(1), pace_var=np.full(1, 0.05), trip_lo=np.array([lo]),
+                         day0_s=np.zeros(1))
+
+
+def test_shared_step_departure_hold_and_blend(wmata: Feed, wmata_paths: TripPaths) -> None:
+    st = wmata.stop_times
+    model = SegmentTimes()
+    table = StopTable.build(st["trip_id"].to_numpy(), st["stop_id"].to_numpy(),
+                            st["arrival_time"].to_numpy(dtype=float), wmata_paths.stop_dist_m, model)
+    trip = str(st["trip_id"].iloc[0])
+    lo = int(np.flatnonzero(st["trip_id"].to_numpy() == trip)[0])
+    hi = int(table.trip_hi[lo])
+    sched0 = float(table.sched_s[lo])
+    # waiting at the origin before its departure: leaves on schedule, at every stop after it
+    waiting = predict_downstream(table, _states(table, lo, sched0 - 300.0, table.dist_m[lo], 200.0), model)
+    assert waiting.waiting[0] and waiting.before_start[0] and waiting.leave_s[0] == sched0
+    assert list(waiting.row) == list(range(lo + 1, hi))
+    assert np.all(np.diff(waiting.arrival_s) > 0) and waiting.arrival_s[0] > sched0
+    # departures from that origin ran 120 s late lately: the expected departure moves
+    late = departure_lateness([table.seg_code[lo]] * 4, [sched0 - 300.0] * 4, [120.0] * 4)
+    moved = predict_downstream(table, _states(table, lo, sched0 - 300.0, table.dist_m[lo], 200.0), model,
+                               departures=late)
+    assert moved.leave_s[0] == pytest.approx(sched0 + 120.0 * 4 / 5)
+    assert np.allclose(moved.arrival_s - waiting.arrival_s, moved.leave_s[0] - sched0)
+    # mid-route, stopped well ahead of schedule: holds until its scheduled time there
+    k = lo + (hi - lo) // 2
+    at = float(table.dist_m[k]) + 1.0
+    early = float(table.sched_s[k]) - 600.0
+    held = predict_downstream(table, _states(table, lo, early, at, HOLD_S + 1.0), model)
+    moving = predict_downstream(table, _states(table, lo, early, at, 0.0), model)
+    assert held.leave_s[0] == pytest.approx(table.sched_s[k], abs=1.0)
+    assert moving.leave_s[0] == early and not moving.waiting[0]
+    assert np.all(held.arrival_s > moving.arrival_s)
+    # the blend with delay propagation moves the quantiles with the arrival
+    arrival, p10, p90 = blend_with_delay(np.array([100.0]), np.array([80.0]), np.array([150.0]),
+                                         np.array([200.0]), np.array([10.0]))
+    assert arrival[0] == pytest.approx(0.8 * 110.0 + 0.2 * 200.0)
+    assert p90[0] - arrival[0] == pytest.approx(50.0) and arrival[0] - p10[0] == pytest.approx(20.0)
+    # motion states learned apart and still time from pings
+    assert list(motion_state([False, False, False, True], [0.0, 40.0, 400.0, 0.0])) == [0, 1, 3, 2]
+    assert list(still_for(np.array([0.0, 10, 20, 30, 40]), np.array([0.0, 50, 52, 54, 90]))) == [
+        0.0, 0.0, 20.0, 30.0, 0.0]  # since the start of the last advancing interval
