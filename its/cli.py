@@ -7,6 +7,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +61,23 @@ def _logging(level: str) -> None:
 def open_database(settings: Settings) -> tuple[Runtime, Database]:
     """Start what the settings leave unset, migrate, and return (runtime, db)."""
     return _open_database(settings)
+
+
+@contextmanager
+def platform_db(settings: Settings) -> Iterator[Database]:
+    """A migrated database for one admin command; closed (and embedded servers stopped) after.
+
+    A ``ValueError`` from the command becomes ``error: ...`` on stderr and exit code 2.
+    """
+    rt, db = open_database(settings)
+    try:
+        yield db
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.close()
+        rt.stop()
 
 
 for name in ("db", "gtfs", "maps", "parking", "video", "simulate", "eval", "bench", "users", "keys", "devices"):
@@ -166,15 +185,8 @@ def users_create(
     """Create or update a control-centre user."""
     from its.auth import create_user
 
-    rt, db = open_database(settings_or_exit())
-    try:
+    with platform_db(settings_or_exit()) as db:
         create_user(db, username, password, role)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        db.close()
-        rt.stop()
     typer.echo(f"user {username} ({role}) saved")
 
 
@@ -187,10 +199,8 @@ def keys_create(
     from its.auth import create_api_key
 
     settings = settings_or_exit()
-    rt, db = open_database(settings)
-    key = create_api_key(db, name, quota or settings.app_key_quota_per_min)
-    db.close()
-    rt.stop()
+    with platform_db(settings) as db:
+        key = create_api_key(db, name, quota or settings.app_key_quota_per_min)
     typer.echo(key)
 
 
@@ -199,12 +209,11 @@ def keys_list() -> None:
     """List app keys (ids, names, quotas, revocation)."""
     from its.auth import list_api_keys
 
-    rt, db = open_database(settings_or_exit())
-    for k in list_api_keys(db):
+    with platform_db(settings_or_exit()) as db:
+        keys = list_api_keys(db)
+    for k in keys:
         state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
         typer.echo(f"{k['key_id']}\t{k['name']}\t{k['quota_per_min']}/min\t{state}")
-    db.close()
-    rt.stop()
 
 
 @group("keys").command("revoke")
@@ -212,10 +221,8 @@ def keys_revoke(key_id: str) -> None:
     """Revoke an app key (effective within a second everywhere)."""
     from its.auth import revoke_api_key
 
-    rt, db = open_database(settings_or_exit())
-    ok = revoke_api_key(db, key_id)
-    db.close()
-    rt.stop()
+    with platform_db(settings_or_exit()) as db:
+        ok = revoke_api_key(db, key_id)
     if not ok:
         typer.echo(f"no active key {key_id!r}", err=True)
         raise typer.Exit(1)
@@ -232,16 +239,9 @@ def devices_add(
     from its.device_registry import add_device
 
     settings = settings_or_exit()
-    rt, db = open_database(settings)
-    try:
+    with platform_db(settings) as db:
         password = add_device(db, device_id, kind)
         _write_auth(settings, db, broker_dir)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    finally:
-        db.close()
-        rt.stop()
     typer.echo(password)
 
 
@@ -254,11 +254,9 @@ def devices_revoke(
     from its.device_registry import revoke_device
 
     settings = settings_or_exit()
-    rt, db = open_database(settings)
-    ok = revoke_device(db, device_id)
-    _write_auth(settings, db, broker_dir)
-    db.close()
-    rt.stop()
+    with platform_db(settings) as db:
+        ok = revoke_device(db, device_id)
+        _write_auth(settings, db, broker_dir)
     if not ok:
         typer.echo(f"no active device {device_id!r}", err=True)
         raise typer.Exit(1)
@@ -270,11 +268,10 @@ def devices_list() -> None:
     """List registered devices."""
     from its.device_registry import list_devices
 
-    rt, db = open_database(settings_or_exit())
-    for device_id, kind, active in list_devices(db):
+    with platform_db(settings_or_exit()) as db:
+        devices = list_devices(db)
+    for device_id, kind, active in devices:
         typer.echo(f"{device_id}\t{kind}\t{'active' if active else 'revoked'}")
-    db.close()
-    rt.stop()
 
 
 def _write_auth(settings: Settings, db: object, broker_dir: Path | None) -> None:
