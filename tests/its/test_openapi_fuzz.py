@@ -17,6 +17,7 @@ from its.composition import domain_services
 from its.control import control_routers
 from its.db import Database
 from its.settings import Settings
+from .helpers import wait_for
 
 
 @pytest.fixture
@@ -25,6 +26,9 @@ def live_app(city_settings: Settings, db: Database) -> Iterator[tuple[FastAPI, d
     ctx = build_context(settings)
     app = create_app(settings, domain_services(), context=ctx, extra_routers=control_routers())
     with TestClient(app) as client:
+        # Services start in the background; fuzz the settled app (a 503 from /readyz while
+        # they load is the documented answer, not a failure).
+        assert wait_for(lambda: client.get("/readyz").status_code == 200, 120)
         create_user(db, "fuzzer", "fuzzer-pass", "admin")
         body = client.post("/v1/auth/login", json={"username": "fuzzer", "password": "fuzzer-pass"}).json()
         headers = {"Authorization": f"Bearer {body['token']}", "X-CSRF-Token": body["csrf_token"],
