@@ -10,14 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from its import metrics
 from its.alerts import AlertSink
 from its.auth import Authenticator
 from its.db import Database
-from its.errors import install_error_handlers
+from its.errors import OrjsonResponse, install_error_handlers
 from its.service import Context, LiveFeed, Service
 from its.settings import Settings
 
@@ -98,7 +97,7 @@ def create_app(
         title="ITS data platform",
         version="0.1.0",
         description="Real-time bus arrivals, parking availability, camera counts and congestion.",
-        default_response_class=ORJSONResponse,
+        default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
     install_error_handlers(app)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "bad_request", "install_error_handlers", "not_found"]
+__all__ = ["ApiError", "OrjsonResponse", "bad_request", "install_error_handlers", "not_found"]
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +20,13 @@ _CODES = {
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
     422: "invalid_parameter", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON rendered by orjson (numpy scalars and datetimes included); the API's default response."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 class ApiError(Exception):
@@ -43,24 +52,24 @@ def bad_request(message: str, status: int = 422) -> ApiError:
     return ApiError(status, "invalid_parameter", message)
 
 
-def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> ORJSONResponse:
-    return ORJSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
+    return OrjsonResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as the JSON envelope; never leak internals."""
 
     @app.exception_handler(ApiError)
-    async def _api_error(_req: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_req: Request, exc: ApiError) -> OrjsonResponse:
         return envelope(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_req: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http_error(_req: Request, exc: StarletteHTTPException) -> OrjsonResponse:
         message = exc.detail if isinstance(exc.detail, str) else _CODES.get(exc.status_code, "error")
         return envelope(exc.status_code, _CODES.get(exc.status_code, "error"), message, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_req: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_req: Request, exc: RequestValidationError) -> OrjsonResponse:
         parts = []
         for err in exc.errors()[:5]:
             loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "path", "body", "header"))
@@ -68,6 +77,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(422, "invalid_parameter", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_req: Request, exc: Exception) -> OrjsonResponse:
         log.exception("unhandled error")
         return envelope(500, "internal_error", "internal error")
