@@ -1,24 +1,29 @@
-"""HTTP routes of the traffic domain (public): congestion GeoJSON, incidents, travel time."""
+"""HTTP routes of the traffic domain (public): congestion GeoJSON, incidents, indices and their
+history, travel time."""
 
 from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query
 
 from its import auth
-from its.errors import ApiError, bad_request
+from its.errors import ApiError, bad_request, not_found
 from maps.geojson import edges_geojson
 from maps.routing import NoRouteError
 from traffic.congestion import LEVELS, SOURCES
+from traffic.tti_history import bucket_means, default_step_s, iso_times
 
 if TYPE_CHECKING:
     from traffic.service import TrafficService, _Snapshot
 
 __all__ = ["build_router", "parse_bbox_param", "parse_latlon"]
+
+HISTORY_MAX_POINTS = 720  # points returned by the TTI history route unless step_s is given
 
 
 def parse_latlon(value: str, name: str) -> tuple[float, float]:
@@ -101,6 +106,60 @@ def build_router(service: TrafficService) -> APIRouter:
                            "length_m": round(float(snap.corridors.length_m[i]), 1)} for i in worst_c],
             "areas": [{"area": int(snap.areas.group[i]), "tti": round(float(snap.areas.tti[i]), 4),
                        "edges": int(snap.areas.edges[i])} for i in worst_a],
+            **freshness(snap),
+        }
+
+    @public.get("/indices/history")
+    def indices_history(
+        hours: float = Query(24.0, gt=0, le=168, description="Window ending now (h), at most a week."),
+        corridor: str | None = Query(None, min_length=1, max_length=200,
+                                     description="Street name of a corridor (as listed by /indices)."),
+        area: int | None = Query(None, ge=0, description="Area id (as listed by /indices)."),
+        step_s: int | None = Query(None, ge=1, le=86400, description=(
+            "Average samples into buckets of this width (s); default: buckets sized so that at most "
+            f"{HISTORY_MAX_POINTS} points are returned.")),
+    ) -> dict[str, Any]:
+        """Travel time index over time of the network (default), one corridor or one area.
+
+        Points are ``{"time": ISO 8601 UTC bucket start, "tti": mean ratio}``, oldest first. The
+        network series is sampled at every estimate update and answered from memory; a
+        corridor's or area's every ``ITS_TRAFFIC_TTI_GROUP_SAMPLE_S`` from the store.
+        """
+        if corridor is not None and area is not None:
+            raise bad_request("give at most one of 'corridor' and 'area'")
+        snap = snapshot()
+        net = service.network
+        assert net is not None
+        now = time.time()
+        since = now - hours * 3600.0
+        step = step_s or default_step_s(hours * 3600.0, HISTORY_MAX_POINTS)
+        subject: str | int | None = None
+        if corridor is None and area is None:
+            scope = "network"
+            t, v = service.tti_history.window(since)
+        else:
+            from traffic.store import load_tti_samples
+
+            if corridor is not None:
+                names = service.corridor_index[1]
+                k = int(np.searchsorted(names, corridor))
+                if k >= len(names) or names[k] != corridor:
+                    raise not_found("corridor", corridor)
+                scope, subject = "corridor", corridor
+            else:
+                assert area is not None
+                if not np.isin(area, snap.areas.group):
+                    raise not_found("area", area)
+                scope, subject = "area", area
+            try:
+                t, v = load_tti_samples(service.read_db(), net.name, scope, str(subject),
+                                        datetime.fromtimestamp(since, UTC))
+            except Exception as exc:
+                raise ApiError(503, "store_unavailable", "the travel time index history cannot be read now") from exc
+        bt, bv = bucket_means(t, v, step)
+        return {
+            "network": net.name, "scope": scope, "subject": subject, "hours": hours, "step_s": step,
+            "points": [{"time": ts, "tti": round(x, 4)} for ts, x in zip(iso_times(bt), bv.tolist(), strict=True)],
             **freshness(snap),
         }
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["COMMANDS", "bench_congestion", "eval_congestion"]
+__all__ = ["COMMANDS", "bench_congestion", "eval_congestion", "place_camera"]
 
 
 def eval_congestion(
@@ -22,6 +22,9 @@ def eval_congestion(
     observed_frac: Annotated[float, typer.Option("--observed-frac", help="Visible fraction of segments per timestamp.")] = 0.5,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the visible subsets.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    references: Annotated[bool, typer.Option(
+        "--references", help="Also score reference predictors given more information than the methodology "
+                             "allows (full past, non-causal, noise floor) to show how low the MAE can go.")] = False,
 ) -> None:
     """Hide segments at random per timestamp and score the congestion estimator (MAE, km/h)."""
     from its.console import print_json_line
@@ -29,7 +32,7 @@ def eval_congestion(
 
     try:
         result = evaluate_files(segments, adjacency, speeds, train=train, train_days=train_days,
-                                observed_frac=observed_frac, seed=seed)
+                                observed_frac=observed_frac, seed=seed, references=references)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -59,7 +62,32 @@ def bench_congestion(
         print_json_line({k: result[k] for k in ("edges", "update_ms", "route_p99_ms")})
 
 
+def place_camera(
+    camera_id: Annotated[str, typer.Argument(help="Camera id (as in cameras.yaml).")],
+    line: Annotated[str, typer.Option("--line", help="Counting line id (as in cameras.yaml).")],
+    at: Annotated[str, typer.Option("--at", help="Where the line crosses the road: 'lat,lon' (degrees).")],
+    heading: Annotated[float, typer.Option("--heading", help="Travel bearing of 'in' vehicles (degrees from north).")],
+    network: Annotated[str, typer.Option("--network", help="Stored road network (default: the first stored).")] = "",
+    max_distance_m: Annotated[float, typer.Option("--max-distance-m", help="Farthest road accepted (m).")] = 50.0,
+) -> None:
+    """Place a camera's counting line on the road network (its counts feed the congestion estimate)."""
+    from its.cli import platform_db, settings_or_exit
+    from traffic.cameras import place_camera_line
+
+    try:
+        lat_s, lon_s = at.split(",")
+        lat, lon = float(lat_s), float(lon_s)
+    except ValueError:
+        typer.echo(f"error: --at must be 'lat,lon' in degrees, got {at!r}", err=True)
+        raise typer.Exit(2) from None
+    with platform_db(settings_or_exit()) as db:
+        placed = place_camera_line(db, camera_id, line, lat, lon, heading, network, max_distance_m)
+    typer.echo(f"camera {camera_id} line {line}: network {placed.network}, edge in {placed.edge_in}, "
+               f"out {placed.edge_out}")
+
+
 COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("eval", "congestion", eval_congestion),
     ("bench", "congestion", bench_congestion),
+    ("traffic", "place-camera", place_camera),
 ]

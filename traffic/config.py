@@ -72,3 +72,6 @@ class TrafficSettings(BaseSettings):
     history_days: int = Field(default=28, ge=1, description="Days of stored probe speeds forming the historical profile.")
     probe_bin_s: int = Field(default=300, gt=0, description="Time bin (s) of stored per-edge probe observations.")
     update_interval_s: float = Field(default=30.0, gt=0, description="Period (s) of the live service's estimate update.")
+    tti_group_sample_s: float = Field(default=300.0, ge=0, description=(
+        "Period (s) at which every area's and corridor's travel time index is stored for the history route "
+        "(the network's is stored at every update)."))

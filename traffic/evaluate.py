@@ -12,7 +12,7 @@ segment's TRAIN speeds; ``historical`` = the segment's mean TRAIN speed at that 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,20 @@ class CongestionEval:
     historical_mae_kmh: float
     observed_frac: float
     seed: int
+    references: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The issue's JSON object."""
-        return {
+        """The issue's JSON object (plus ``references`` when they were computed)."""
+        out: dict[str, Any] = {
             "timestamps": self.timestamps,
             "hidden": self.hidden,
             "mae_kmh": round(self.mae_kmh, 4),
             "baselines": {"free_flow": round(self.free_flow_mae_kmh, 4),
                           "historical": round(self.historical_mae_kmh, 4)},
         }
+        if self.references:
+            out["references"] = {k: round(v, 4) for k, v in self.references.items()}
+        return out
 
     def summary(self) -> str:
         """One human-readable paragraph."""
@@ -60,7 +64,7 @@ class CongestionEval:
             f"  estimator  MAE {self.mae_kmh:.3f} km/h\n"
             f"  free_flow  MAE {self.free_flow_mae_kmh:.3f} km/h ({gain(self.free_flow_mae_kmh)})\n"
             f"  historical MAE {self.historical_mae_kmh:.3f} km/h ({gain(self.historical_mae_kmh)})"
-        )
+        ) + "".join(f"\n  reference {k}: MAE {v:.3f} km/h" for k, v in self.references.items())
 
 
 def split_by_days(speeds: SpeedTable, train_days: int) -> tuple[SpeedTable, SpeedTable]:
@@ -143,8 +147,9 @@ def evaluate_files(
     observed_frac: float = 0.5,
     seed: int = 0,
     settings: TrafficSettings | None = None,
+    references: bool = False,
 ) -> CongestionEval:
-    """Evaluate from segment-graph files.
+    """Evaluate from segment-graph files (``references``: also score :mod:`traffic.eval_references`).
 
     With ``train`` given, SPEEDS is the test set and TRAIN the history. Without it, SPEEDS
     is split by local calendar day: the first ``train_days`` (default: all but the last day)
@@ -159,4 +164,11 @@ def evaluate_files(
     else:
         days = len(np.unique(table.local_day()))
         train_table, test_table = split_by_days(table, train_days if train_days is not None else days - 1)
-    return evaluate_congestion(graph, train_table, test_table, observed_frac, seed, settings)
+    result = evaluate_congestion(graph, train_table, test_table, observed_frac, seed, settings)
+    if references:
+        from dataclasses import replace
+
+        from traffic.eval_references import reference_predictors
+
+        result = replace(result, references=reference_predictors(graph, train_table, test_table, observed_frac, seed))
+    return result

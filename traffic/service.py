@@ -3,10 +3,12 @@
 At start the service loads the road network (``ITS_TRAFFIC_NETWORK`` or the first stored),
 builds the line-graph estimator, the router and the probe matcher once, takes the
 historical profile from stored probe speeds, replays the last hour of probe speeds and
-camera counts, then subscribes to vehicle positions and camera counts. Every
-``update_interval_s`` it map-matches the positions received since the last update,
-stores the new probe speeds, updates the estimate, swaps the router's weights (no graph
-rebuild) and raises/clears incident alerts.
+camera counts and the last week of network travel time index samples, then subscribes to
+vehicle positions and camera counts. Every ``update_interval_s`` it map-matches the
+positions received since the last update, stores the new probe speeds, updates the
+estimate, swaps the router's weights (no graph rebuild), raises/clears incident alerts and
+stores the travel time index samples (network every update, areas and corridors every
+``tti_group_sample_s``) in one batch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import orjson
 from fastapi import APIRouter
 
+from its.db import Database
 from its.ingest import PayloadError
 from its.service import Context, Service
 from maps.network import RoadNetwork
@@ -45,12 +48,14 @@ from traffic.ingest import (
     parse_position_message,
 )
 from traffic.probes import Pings, ProbeMatcher, ProbeObservations, Traversals, aggregate_traversals
+from traffic.tti_history import TtiSeries
 
 __all__ = ["TrafficService", "create_service"]
 
 log = logging.getLogger(__name__)
 ALERT_KIND = "traffic_incident"
 AREA_CELL_M = 1000.0  # side (m) of the square areas of the area travel time index
+TTI_HISTORY_MAX_H = 168  # hours of network TTI samples kept in memory (the history route's longest window)
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class TrafficService(Service):
         self._thread: threading.Thread | None = None
         self._ready = False
         self._alerted: set[str] = set()
+        self.tti_history = TtiSeries(TTI_HISTORY_MAX_H * 3600.0)
+        self._last_group_sample = -np.inf
         if network is not None:
             self.use_network(network)
 
@@ -110,6 +117,7 @@ class TrafficService(Service):
             load_camera_links,
             load_probe_observations,
             load_profile,
+            load_tti_samples,
             recent_counts,
         )
 
@@ -133,6 +141,8 @@ class TrafficService(Service):
             counts = recent_counts(ctx.read_db, now - timedelta(seconds=s.max_age_s))
             self._add_flows(counts.camera_id, counts.line_id, counts.direction, counts.interval_start_s,
                             counts.interval_s, counts.count, counts.mean_speed_mps)
+            self.tti_history.extend(*load_tti_samples(ctx.read_db, self.network.name, "network", "",
+                                                      now - timedelta(hours=TTI_HISTORY_MAX_H)))
             self.step(persist=False)
         ctx.subscribe("its/v1/vehicles/+/+/position", self.on_position)
         ctx.subscribe("its/v1/cameras/+/counts", self.on_counts)
@@ -273,7 +283,29 @@ class TrafficService(Service):
                          travel_time_index(state, length, self.corridor_index[0]))
         self.snapshot = snap
         self._publish_alerts(incidents)
+        self._record_tti(snap, persist)
         return snap
+
+    def _record_tti(self, snap: _Snapshot, persist: bool) -> None:
+        """Keep the network TTI in memory; store it (and every area's and corridor's, when due) in one batch."""
+        self.tti_history.append(snap.updated_at, snap.network_tti)
+        if not persist or self.ctx is None or self.network is None:
+            return
+        from traffic.store import write_tti_samples
+
+        scope, subject, tti = ["network"], [""], [snap.network_tti]
+        if snap.updated_at - self._last_group_sample >= self.settings.tti_group_sample_s:
+            names = self.corridor_index[1]
+            scope += ["area"] * len(snap.areas.group) + ["corridor"] * len(snap.corridors.group)
+            subject += snap.areas.group.astype(str).tolist() + names[snap.corridors.group].astype(str).tolist()
+            tti += snap.areas.tti.tolist() + snap.corridors.tti.tolist()
+        try:
+            write_tti_samples(self.ctx.db, self.network.name, snap.updated_at, scope, subject, tti)
+        except Exception as exc:  # the estimate goes on without the database
+            log.warning("traffic: could not store travel time index samples: %s", exc)
+            return
+        if len(scope) > 1:
+            self._last_group_sample = snap.updated_at
 
     def _publish_alerts(self, incidents: list[Incident]) -> None:
         if self.ctx is None:
@@ -300,6 +332,12 @@ class TrafficService(Service):
                 log.exception("traffic: update failed")
 
     # ------------------------------------------------------------------ queries
+    def read_db(self) -> Database:
+        """The database reads go to (the replica when configured); RuntimeError before start."""
+        if self.ctx is None:
+            raise RuntimeError("traffic service not started")
+        return self.ctx.read_db
+
     def route(self, origin_lonlat: tuple[float, float], dest_lonlat: tuple[float, float]) -> Route:
         """Congestion-aware fastest route (weights of the last update)."""
         if self.router_ is None:

@@ -1,4 +1,4 @@
-"""SQL of the traffic domain: probe speeds, camera-line links, camera counts (read-only)."""
+"""SQL of the traffic domain: probe speeds, camera-line links, TTI samples, camera counts (read-only)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ __all__ = [
     "load_camera_links",
     "load_probe_observations",
     "load_profile",
+    "load_tti_samples",
     "recent_counts",
     "save_camera_links",
     "write_probe_observations",
+    "write_tti_samples",
 ]
 
 _PROBE_COLUMNS = ("network", "edge", "time", "bin_s", "speed_mps", "samples", "covered_m")
@@ -120,3 +122,38 @@ def recent_counts(db: Database, since: datetime) -> CountRows:
         np.asarray(cols[5], dtype=np.float64),
         np.asarray([np.nan if v is None else v for v in cols[6]], dtype=np.float64),
     )
+
+
+TTI_SCOPES = ("network", "area", "corridor")
+
+
+def write_tti_samples(db: Database, network: str, time_s: float, scope: npt.ArrayLike, subject: npt.ArrayLike,
+                      tti: npt.ArrayLike) -> int:
+    """COPY one update's travel time index samples (ratio) into ``traffic_tti`` in one batch.
+
+    ``scope`` is ``network`` (subject ``""``), ``area`` or ``corridor`` per row; rows with a
+    non-finite or non-positive TTI are skipped. Returns rows inserted (existing keys kept).
+    """
+    sc = np.atleast_1d(np.asarray(scope).astype(str))
+    sub = np.atleast_1d(np.asarray(subject).astype(str))
+    val = np.atleast_1d(np.asarray(tti, dtype=np.float64))
+    ok = np.isfinite(val) & (val > 0)
+    at = _ts(time_s)
+    rows = ((network, a, b, at, v) for a, b, v in
+            zip(sc[ok].tolist(), sub[ok].tolist(), val[ok].tolist(), strict=True))
+    with db.connection() as conn:
+        return copy_rows(conn, "traffic_tti", ("network", "scope", "subject", "time", "tti"), rows)
+
+
+def load_tti_samples(db: Database, network: str, scope: str, subject: str, since: datetime,
+                     until: datetime | None = None) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(epoch s, TTI) samples of one series with ``since <= time < until``, oldest first (primary-key range scan)."""
+    if scope not in TTI_SCOPES:
+        raise ValueError(f"unknown TTI scope {scope!r}")
+    rows = db.fetchall(
+        "SELECT extract(epoch FROM time)::float8, tti FROM traffic_tti"
+        " WHERE network = %s AND scope = %s AND subject = %s AND time >= %s AND time < %s ORDER BY time",
+        (network, scope, subject, since, until or datetime(9999, 1, 1, tzinfo=UTC)),
+    )
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0].copy(), arr[:, 1].copy()

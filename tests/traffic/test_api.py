@@ -173,3 +173,91 @@ def test_without_a_stored_network_routes_answer_503(settings: Settings, db: Data
         if ctx.live:
             ctx.live.close()
         ctx.db.close()
+
+
+def _jam(live: Live) -> None:
+    start = datetime.fromtimestamp(time.time() - 120, UTC).replace(microsecond=0)
+    for cls in ("car", "truck_bus", "motorcycle"):
+        live.service.on_counts("its/v1/cameras/cam-1/counts", orjson.dumps({
+            "interval_start": start.isoformat(), "interval_s": 60, "line_id": "north", "direction": "in",
+            "vehicle_class": cls, "count": 3, "mean_speed_kmh": 4.0}))
+
+
+def test_tti_history_of_the_network_areas_and_after_a_restart(live: Live) -> None:
+    t0 = time.time()
+    before = live.service.step(now=t0 - 900)  # free flow, stored with every area's TTI
+    assert before is not None and before.network_tti == pytest.approx(1.0, abs=1e-6)
+    _jam(live)
+    jam = live.service.step(now=t0)
+    assert jam is not None and jam.network_tti > before.network_tti
+    r = live.http.get("/v1/traffic/indices/history", params={"hours": 1, "step_s": 60})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scope"] == "network" and body["subject"] is None and body["step_s"] == 60
+    pts = body["points"]
+    assert len(pts) >= 2 and [p["time"] for p in pts] == sorted(p["time"] for p in pts)
+    assert pts[0]["tti"] == pytest.approx(1.0, abs=1e-4) and pts[-1]["tti"] > 1.0
+    assert datetime.fromisoformat(pts[0]["time"]) == datetime.fromtimestamp((t0 - 900) // 60 * 60, UTC)
+    # a short window leaves the old free-flow sample out
+    recent = live.http.get("/v1/traffic/indices/history", params={"hours": 0.1}).json()["points"]
+    assert recent and all(p["tti"] > 1.0 for p in recent[-1:]) and len(recent) < len(pts)
+    # the jammed edge's area leads /indices; its history comes from the store: free flow, then jammed
+    area = live.http.get("/v1/traffic/indices", params={"limit": 1}).json()["areas"][0]["area"]
+    a = live.http.get("/v1/traffic/indices/history", params={"area": area, "hours": 2, "step_s": 1}).json()
+    assert a["scope"] == "area" and a["subject"] == area
+    assert [p["tti"] > 1.0 for p in a["points"]] == [False, True]
+    stored = live.ctx.db.fetchall("SELECT scope, count(*) FROM traffic_tti WHERE network = 'wmata' GROUP BY 1")
+    counts = dict(stored)
+    assert counts["network"] == 2 and counts["area"] == 2 * len(jam.areas.group)
+    # a restarted service answers the network history from the store at once
+    again = TrafficService(network=live.net)
+    again.start(live.ctx)
+    try:
+        t, v = again.tti_history.window(t0 - 3600)
+        assert len(t) >= 3 and v[0] == pytest.approx(1.0, abs=1e-6) and v[1] > 1.0
+    finally:
+        again.stop()
+
+
+def test_tti_history_rejects_bad_input_with_json_errors(live: Live) -> None:
+    for params in ({"hours": 0}, {"hours": 169}, {"hours": "abc"}, {"hours": "nan"}, {"hours": "inf"},
+                   {"step_s": 0}, {"step_s": 10**6}, {"area": -1}, {"area": "1.5"},
+                   {"area": 1, "corridor": "Main St"}, {"corridor": ""}, {"corridor": "x" * 201}, {"corridor": "a\u0000b"}):
+        bad = live.http.get("/v1/traffic/indices/history", params=params)
+        assert bad.status_code == 422, params
+        assert bad.json()["error"]["code"], params
+    for params in ({"area": 10**15}, {"corridor": "No Such Street"}, {"corridor": "x'; DROP TABLE traffic_tti; --"}):
+        missing = live.http.get("/v1/traffic/indices/history", params=params)
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_tti_history_of_a_corridor_from_the_store(settings: Settings, db: Database) -> None:
+    from maps.synthetic import grid_network
+
+    net = grid_network(4, 4, name="named-grid")
+    net.street_name = np.where(np.arange(net.n_edges) < net.n_edges // 2, "Esplanadi", "")
+    service = TrafficService(network=net)
+    ctx = build_context(settings)
+    try:
+        with TestClient(create_app(settings, [service], context=ctx)) as http:
+            for _ in range(200):
+                if service.ready():
+                    break
+                time.sleep(0.05)
+            t0 = time.time()
+            service.step(now=t0 - 600)
+            named = np.nonzero(net.street_name == "Esplanadi")[0]
+            assert service.estimator is not None
+            service.estimator.observe(named, np.full(len(named), t0), net.freeflow_mps[named] / 3, weight=5.0,
+                                      source="probe")
+            service.step(now=t0)
+            body = http.get("/v1/traffic/indices/history",
+                            params={"corridor": "Esplanadi", "hours": 1, "step_s": 1}).json()
+            assert body["scope"] == "corridor" and body["subject"] == "Esplanadi" and body["network"] == "named-grid"
+            tti = [p["tti"] for p in body["points"]]
+            assert len(tti) == 2 and tti[0] == pytest.approx(1.0, abs=1e-4) and tti[1] > 2.0
+    finally:
+        service.stop()
+        if ctx.live:
+            ctx.live.close()
+        ctx.db.close()

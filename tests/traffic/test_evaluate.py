@@ -64,3 +64,21 @@ def test_unknown_segment_in_adjacency_is_reported(losloop: Path, tmp_path: Path)
     (tmp_path / "adjacency.csv").write_text("from_segment,to_segment,weight\n773869,999,0.5\n")
     with pytest.raises(ValueError, match=r"adjacency\.csv: line 2: field to_segment: unknown segment '999'"):
         evaluate_files(tmp_path / "segments.csv", tmp_path / "adjacency.csv", losloop / "speeds.csv")
+
+
+def test_references_show_the_free_flow_target_is_below_full_information_predictors(losloop: Path) -> None:
+    result = evaluate_files(losloop / "segments.csv", losloop / "adjacency.csv", losloop / "speeds.csv",
+                            train_days=3, references=True)
+    ref = result.references
+    assert set(ref) == {"linear_full_past", "linear_observed_past", "persistence_full_past", "two_sided_mean",
+                        "two_sided_median", "noise_floor"}
+    target = 0.5 * result.free_flow_mae_kmh
+    # given every earlier value (the methodology hides half), a linear predictor fitted on TRAIN beats
+    # the estimator and persistence, yet stays above the target; so does non-causal interpolation
+    assert ref["linear_full_past"] < result.mae_kmh and ref["linear_full_past"] < ref["persistence_full_past"]
+    assert ref["linear_full_past"] > target and ref["two_sided_mean"] > target
+    assert ref["noise_floor"] < ref["two_sided_median"] < ref["two_sided_mean"]
+    # under the methodology's information, the best causal predictor found is only slightly below the estimator
+    assert ref["linear_full_past"] < ref["linear_observed_past"] < result.mae_kmh
+    out = result.to_json()
+    assert set(out["references"]) == set(ref) and "reference linear_full_past" in result.summary()

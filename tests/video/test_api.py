@@ -84,3 +84,23 @@ def test_counts_status_and_snapshot(client: tuple[TestClient, CameraService], db
     newer = encode_jpeg(np.full((24, 32, 3), 200, np.uint8))
     service.on_snapshot("its/v1/cameras/cam-1/snapshot", newer)  # retained MQTT copy wins
     assert http.get("/v1/cameras/cam-1/snapshot.jpg").content == newer
+
+
+def test_cameras_carry_the_position_of_their_counting_lines(client: tuple[TestClient, CameraService],
+                                                             db: Database) -> None:
+    http, service = client
+    service.on_counts("its/v1/cameras/cam-1/counts", _payload(_minute(1), 3))
+    with db.connection() as conn, conn.cursor() as cur:  # where traffic placed cam-1's two lines
+        cur.executemany(
+            "INSERT INTO traffic_camera_links (camera_id, line_id, direction, network, edge, lon, lat, heading_deg)"
+            " VALUES (%s, %s, %s, 'city', %s, %s, %s, %s)",
+            [("cam-1", "north", "in", 4, 145.7700, -16.9200, 10.0), ("cam-1", "north", "out", 5, 145.7700, -16.9200, 190.0),
+             ("cam-1", "south", "in", 6, 145.7702, -16.9204, 10.0)])
+    cams = {c["camera_id"]: c for c in http.get("/v1/cameras").json()["cameras"]}
+    assert cams["cam-1"]["lat"] == pytest.approx(-16.92013, abs=1e-5)  # mean over lines and directions
+    assert cams["cam-1"]["lon"] == pytest.approx(145.77007, abs=1e-5)
+    assert cams["stored"]["lat"] is None and cams["stored"]["lon"] is None  # not placed on the map
+    one = http.get("/v1/cameras/cam-1").json()
+    assert (one["lat"], one["lon"]) == (cams["cam-1"]["lat"], cams["cam-1"]["lon"]) and one["counts"]
+    none = http.get("/v1/cameras/stored").json()
+    assert none["lat"] is None and none["counts"][0]["count"] == 9
