@@ -35,6 +35,7 @@ GROUP_HELP = {
     "users": "Dispatcher accounts.",
     "keys": "App API keys.",
     "devices": "MQTT device credentials.",
+    "traffic": "Road traffic: camera placement on the road network.",
 }
 
 

@@ -133,6 +133,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
             _run([*its, "maps", "import", "--gtfs", str(feed), "--name", "demo"], settings)
         sites = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
         _run([*its, "parking", "import", str(sites)], settings)
+        _place_demo_camera(db)
         env_done.write_text(tz + "\n")
     creds = data / "demo-credentials.txt"
     if creds.exists():
@@ -157,6 +158,23 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
         cameras.write_text(_camera_config(clip))
         plan.components["camera"] = [*its, "video", "run", "--config", str(cameras)]
     return plan
+
+
+#: Where the demo's camera stands: a Cairns street whose edge has a reverse edge, the clip's
+#: inbound lanes heading 51.7 degrees (its counts then feed the congestion estimate there).
+DEMO_CAMERA = ("freeway-1", ("lanes-150", "lanes-100"), -16.924556, 145.776212, 51.7)
+
+
+def _place_demo_camera(db: Database) -> None:
+    """Attach the demo camera's counting lines to the road network (shown on the map)."""
+    from traffic.cameras import place_camera_line
+
+    camera, lines, lat, lon, heading = DEMO_CAMERA
+    for line in lines:
+        try:
+            place_camera_line(db, camera, line, lat, lon, heading)
+        except ValueError as exc:  # e.g. an OSM extract without that street
+            log.warning("demo: camera %s not placed on the road network: %s", camera, exc)
 
 
 def _camera_config(clip: Path) -> str:

@@ -58,7 +58,8 @@ def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path
                 _, avail = _get(base + "/v1/parking/availability", headers)
                 found["parking"] = any(s.get("status") not in (None, "unknown") for s in (avail or {}).get("sites", []))  # type: ignore[union-attr]
                 _, cams = _get(base + "/v1/cameras", headers)
-                found["cameras"] = any(c.get("observed_at") and c.get("lines") for c in (cams or {}).get("cameras", []))  # type: ignore[union-attr]
+                found["cameras"] = any(c.get("observed_at") and c.get("lines") and c.get("lat") is not None
+                                       for c in (cams or {}).get("cameras", []))  # type: ignore[union-attr]
                 _, cong = _get(base + "/v1/traffic/congestion", headers)
                 found["congestion"] = bool((cong or {}).get("features"))  # type: ignore[union-attr]
             time.sleep(2)
