@@ -17,6 +17,7 @@ from its.alerts import AlertSink
 from its.auth import Authenticator
 from its.db import Database
 from its.errors import OrjsonResponse, install_error_handlers
+from its.reports.heartbeat import start_heartbeat  # API availability history (its.reports.platform)
 from its.service import Context, LiveFeed, Service
 from its.settings import Settings
 
@@ -78,9 +79,11 @@ def create_app(
             state["started"] = True
 
         threading.Thread(target=start_services, name="service-start", daemon=True).start()
+        heartbeat = start_heartbeat(ctx.db, lambda: bool(readyz(Response())["ready"]))
         try:
             yield
         finally:
+            heartbeat.stop()
             for svc in services:
                 try:
                     svc.stop()

@@ -48,6 +48,11 @@ class ParkingSettings(BaseSettings):
         default=0.9, gt=0.5, lt=1,
         description="Central coverage of the forecast uncertainty band (e.g. 0.9 = 5th-95th percentile of past residuals).",
     )
+    forecast_issue_interval_s: float = Field(
+        default=900.0, ge=1,
+        description="Cadence at which the parking service issues and stores +15/+30/+60 min forecasts of every site,"
+                    " aligned to multiples of it in UTC; the stored ones are scored in reports (s).",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,8 @@ the same model made on the history. Everything is vectorised over sites x days x
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +25,7 @@ import pandas as pd
 __all__ = [
     "HORIZONS_MIN",
     "ForecastPoint",
+    "IssuedForecast",
     "OccupancyGrid",
     "Profiles",
     "SiteForecaster",
@@ -263,6 +266,66 @@ class ForecastPoint:
     free_low: int | None
     free_high: int | None
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedForecast:
+    """The forecasts of one site made from one observation.
+
+    Attributes
+    ----------
+    site_id : str
+    capacity : int
+        Site capacity (spaces).
+    observed_at : datetime or None
+        Time of the observation the forecasts start from (UTC); targets are
+        ``observed_at + horizon``. None when the site has no current observation.
+    occupied_now : int or None
+        Occupancy observed then (spaces).
+    points : tuple of ForecastPoint
+        One per horizon (+15/+30/+60 min).
+    reason : str or None
+        Why there is no forecast at all (no current observation).
+    """
+
+    site_id: str
+    capacity: int
+    observed_at: datetime | None
+    occupied_now: int | None
+    points: tuple[ForecastPoint, ...]
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record served by ``/v1/parking/sites/{id}/forecast``."""
+        base: dict[str, Any] = {"site_id": self.site_id, "capacity": self.capacity,
+                                "observed_at": self.observed_at.isoformat() if self.observed_at else None}
+        if self.observed_at is None:
+            base["forecasts"] = [{"horizon_min": p.horizon_min, "free": None, "free_low": None, "free_high": None,
+                                  "reason": p.reason} for p in self.points]
+            return base
+        base["forecasts"] = [
+            {"horizon_min": p.horizon_min, "at": (self.observed_at + timedelta(minutes=p.horizon_min)).isoformat(),
+             "free": p.free, "free_low": p.free_low, "free_high": p.free_high, "reason": p.reason}
+            for p in self.points
+        ]
+        return base
+
+    def rows(self, issued_at: datetime) -> list[tuple[Any, ...]]:
+        """Rows of ``parking_forecasts`` (``parking.store.FORECAST_COLUMNS`` order) issued at ``issued_at``.
+
+        Only horizons with a forecast whose target time is after ``issued_at`` (a forecast of
+        the past is not one).
+        """
+        if self.observed_at is None or self.occupied_now is None:
+            return []
+        out = []
+        for p in self.points:
+            target = self.observed_at + timedelta(minutes=p.horizon_min)
+            if p.free is None or p.free_low is None or p.free_high is None or target <= issued_at:
+                continue
+            out.append((issued_at, self.site_id, p.horizon_min, self.observed_at, target, self.capacity,
+                        self.occupied_now, p.free, p.free_low, p.free_high))
+        return out
 
 
 class SiteForecaster:

@@ -11,7 +11,7 @@ has no data.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -192,9 +192,54 @@ def connected_share(spaces: pd.DataFrame, reports: pd.DataFrame, checkpoints_s: 
     return out[["site_id", "spaces", "connected_share"]]
 
 
-def forecast_error(forecast: np.ndarray, actual: np.ndarray) -> float:
-    """Mean absolute error (spaces) of +60 min occupancy forecasts against the occupancy reached."""
-    return float(np.mean(np.abs(np.asarray(forecast, np.float64) - np.asarray(actual, np.float64))))
+def forecast_error(forecasts: pd.DataFrame, observed: pd.DataFrame, max_age_s: float) -> pd.DataFrame:
+    """Error (spaces) of the free-space forecasts the platform issued, per site (reports: +60 min).
+
+    Every forecast the parking service stored (``parking_forecasts``: issued every
+    ``ITS_PARKING_FORECAST_ISSUE_INTERVAL_S`` from each new observation, target time =
+    observation time + horizon, in the period) is scored against the free spaces observed at
+    its target time: ``free`` of the site's latest availability record (``parking_occupancy``)
+    at or before the target time, when that record is at most ``max_age_s`` (s, the counter
+    staleness threshold) old and its free spaces are known; other forecasts are not scored.
+    Error = predicted - observed free spaces; MAE = mean |error| (spaces); bias = mean error
+    (spaces, positive: more free spaces promised than found); band coverage = share of scored
+    forecasts whose observation lies in ``[free_low, free_high]`` (0-1). The overall MAE is the
+    mean |error| over all scored forecasts of all sites.
+
+    Parameters
+    ----------
+    forecasts : DataFrame
+        ``site_id, target_time`` (UTC), ``free_predicted, free_low, free_high`` (spaces).
+    observed : DataFrame
+        ``site_id, time`` (UTC), ``free`` (spaces; missing when unknown).
+    max_age_s : float
+        Oldest record (s before the target time) that still counts as the observation.
+
+    Returns
+    -------
+    DataFrame
+        ``site_id, forecasts, scored, mae_spaces, bias_spaces, band_coverage`` (one row per site
+        with a forecast; NaN errors when none was scored), sorted by site.
+    """
+    f = forecasts.assign(target=pd.to_datetime(forecasts["target_time"], utc=True).astype("datetime64[ns, UTC]"),
+                         site_id=forecasts["site_id"].astype(str)).sort_values("target", kind="stable")
+    o = pd.DataFrame({"site_id": observed["site_id"].astype(str),
+                      "obs_time": pd.to_datetime(observed["time"], utc=True).astype("datetime64[ns, UTC]"),
+                      "free_observed": pd.to_numeric(observed["free"], errors="coerce").astype(np.float64)})
+    m = pd.merge_asof(f, o.sort_values("obs_time", kind="stable"), left_on="target", right_on="obs_time",
+                      by="site_id", direction="backward", tolerance=pd.Timedelta(seconds=max_age_s))
+    seen = m["free_observed"].to_numpy(np.float64)
+    scored = ~np.isnan(seen)
+    err = np.where(scored, m["free_predicted"].to_numpy(np.float64) - seen, np.nan)
+    inside = np.where(scored, (seen >= m["free_low"].to_numpy(np.float64))
+                      & (seen <= m["free_high"].to_numpy(np.float64)), np.nan)
+    frame = pd.DataFrame({"site_id": m["site_id"].to_numpy(), "scored": scored, "abs": np.abs(err), "err": err,
+                          "inside": inside})
+    out = frame.groupby("site_id", sort=True).agg(
+        forecasts=("scored", "size"), scored=("scored", "sum"), mae_spaces=("abs", "mean"),
+        bias_spaces=("err", "mean"), band_coverage=("inside", "mean")).reset_index()
+    out["scored"] = out["scored"].astype(int)
+    return out
 
 
 # --------------------------------------------------------------------------- SQL readers and section
@@ -282,6 +327,38 @@ def section(db: Database, start: datetime, end: datetime, settings: ParkingSetti
     out["paid_spaces_connected"] = {"unit": "share", "defined_by": connected_share, "value": total,
                                     "reason": None if total is not None else out["paid_spaces_connected_by_site"]["reason"],
                                     "basis": note}
-    out["forecast_error_60min"] = {"unit": "spaces", "defined_by": forecast_error, "value": None,
-                                   "reason": "no data source: forecasts are computed on request, not stored"}
+    out.update(_forecast_section(db, start, end, s.counter_stale_s))
     return out
+
+
+def _forecast_section(db: Database, start: datetime, end: datetime, max_age_s: float) -> dict[str, dict[str, Any]]:
+    """``forecast_error_60min`` (overall MAE) and its per-site table."""
+    # target = observation + 60 min > issue time >= observation: issued in [start - 60 min, end)
+    fc = _frame(db, "SELECT site_id, target_time, free_predicted, free_low, free_high FROM parking_forecasts"
+                " WHERE horizon_min = 60 AND target_time >= %s AND target_time < %s"
+                " AND issued_at >= %s AND issued_at < %s",
+                (start, end, start - timedelta(minutes=60), end),
+                ["site_id", "target_time", "free_predicted", "free_low", "free_high"])
+    by_site: pd.DataFrame | None = None
+    value: float | None = None
+    scored = 0
+    if fc.empty:
+        reason = ("no +60 min forecast with a target time in the period (the parking service stores them every"
+                  " ITS_PARKING_FORECAST_ISSUE_INTERVAL_S once sites have ITS_PARKING_FORECAST_MIN_DAYS of history)")
+    else:
+        obs = _frame(db, "SELECT site_id, time, free FROM parking_occupancy WHERE time >= %s AND time < %s"
+                     " AND site_id = ANY(%s)", (start - timedelta(seconds=max_age_s), end,
+                                                 sorted(fc["site_id"].unique())), ["site_id", "time", "free"])
+        by_site = forecast_error(fc, obs, max_age_s)
+        scored = int(by_site["scored"].sum())
+        reason = "no observation within the staleness threshold of any forecast's target time"
+        if scored:
+            value = float((by_site["mae_spaces"].fillna(0) * by_site["scored"]).sum() / scored)
+            reason = ""
+    table = _table(by_site, "spaces; share", forecast_error, reason)
+    table["horizon_min"] = 60
+    return {
+        "forecast_error_60min": {"unit": "spaces", "defined_by": forecast_error, "value": value,
+                                 "reason": reason or None, "horizon_min": 60, "forecasts_scored": scored},
+        "forecast_error_60min_by_site": table,
+    }

@@ -3,7 +3,11 @@
 Messages update the affected site at once (well within a second); a background tick every
 ``TICK_S`` re-evaluates staleness and opening hours, raises/clears alerts (car park full,
 sensor offline), appends changed availability to ``parking_occupancy`` (the history and its
-15-minute rollup) and refits the forecaster from that rollup every ``REFIT_S``.
+15-minute rollup) and refits the forecaster from that rollup every ``REFIT_S``. A second
+background thread issues the +15/+30/+60 min forecasts of every site every
+``ITS_PARKING_FORECAST_ISSUE_INTERVAL_S`` (aligned to multiples of it in UTC), keeps them in
+memory for the forecast route and appends them to ``parking_forecasts`` in one COPY, so that
+reports can score them.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from its.service import Context, Service
 from parking.availability import ParkingStatus, SiteAvailability
 from parking.config import ParkingSettings
 from parking.datex2 import datex2_publication
-from parking.forecast import HORIZONS_MIN, SiteForecaster
+from parking.forecast import HORIZONS_MIN, ForecastPoint, IssuedForecast, SiteForecaster
 from parking.ingest import SENSOR_KIND, parse_count, parse_space
 from parking.sites import Site
 from parking.state import ParkingState, SiteChange, SiteIndex
@@ -35,6 +39,7 @@ from parking.store import (
     latest_device_status,
     latest_space_events,
     load_sites,
+    save_forecasts,
     save_occupancy,
 )
 
@@ -71,6 +76,10 @@ class ParkingService(Service):
         self._held_lock = threading.Lock()
         self._json: dict[str, SiteJson] = {}
         self._records_cache: tuple[SiteIndex, int, list[SiteJson]] | None = None
+        self._issue_thread: threading.Thread | None = None
+        # latest forecasts per site, keyed by the observation and forecaster they came from
+        self._issued: dict[str, tuple[tuple[Any, ...], IssuedForecast]] = {}
+        self._stored_base: dict[str, datetime] = {}  # observation of each site's last stored forecasts
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, ctx: Context) -> None:
@@ -91,11 +100,14 @@ class ParkingService(Service):
         self._ready = True
         self._thread = threading.Thread(target=self._run, name="parking-tick", daemon=True)
         self._thread.start()
+        self._issue_thread = threading.Thread(target=self._run_issuer, name="parking-forecasts", daemon=True)
+        self._issue_thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for thread in (self._thread, self._issue_thread):
+            if thread is not None:
+                thread.join(timeout=5)
         self.flush()
 
     def ready(self) -> bool:
@@ -357,26 +369,74 @@ class ParkingService(Service):
 
     def forecast(self, site_id: str, now: datetime) -> dict[str, Any]:
         """Free spaces at +15/+30/+60 min with bands, or a reason per horizon."""
+        return self.site_forecast(site_id, now).as_dict()
+
+    def site_forecast(self, site_id: str, now: datetime) -> IssuedForecast:
+        """The site's forecasts from its current observation.
+
+        Served from memory: computed once per observation and forecaster fit (by the issuing
+        thread or the first request), then reused until either changes.
+        """
         forecaster = self.forecaster or self.fit_forecaster(now)
         site = self.state.sites[site_id]
         avail = self.state.current(site_id) or self.state.compute(site_id, now)
-        base: dict[str, Any] = {"site_id": site_id, "capacity": site.capacity,
-                                "observed_at": avail.observed_at.isoformat() if avail.observed_at else None}
+        key = (forecaster, avail.observed_at, avail.occupied, avail.capacity, avail.unknown)
+        hit = self._issued.get(site_id)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         if avail.occupied is None or avail.observed_at is None:
-            base["forecasts"] = [{"horizon_min": h, "free": None, "free_low": None, "free_high": None,
-                                  "reason": "no current observation"} for h in HORIZONS_MIN]
-            return base
-        local = avail.observed_at.astimezone(self.state.zone(site_id))
-        points = forecaster.forecast(
-            site_id, local.weekday(), local.hour * 60 + local.minute + local.second / 60.0,
-            float(avail.occupied), float(avail.capacity - avail.unknown),
-        )
-        base["forecasts"] = [
-            {"horizon_min": p.horizon_min, "at": (avail.observed_at + timedelta(minutes=p.horizon_min)).isoformat(),
-             "free": p.free, "free_low": p.free_low, "free_high": p.free_high, "reason": p.reason}
-            for p in points
-        ]
-        return base
+            reason = "no current observation"
+            issued = IssuedForecast(site_id, site.capacity, None, None,
+                                    tuple(ForecastPoint(h, None, None, None, reason) for h in HORIZONS_MIN), reason)
+        else:
+            local = avail.observed_at.astimezone(self.state.zone(site_id))
+            points = forecaster.forecast(
+                site_id, local.weekday(), local.hour * 60 + local.minute + local.second / 60.0,
+                float(avail.occupied), float(avail.capacity - avail.unknown),
+            )
+            issued = IssuedForecast(site_id, site.capacity, avail.observed_at, avail.occupied, tuple(points))
+        self._issued[site_id] = (key, issued)
+        return issued
+
+    def issue_forecasts(self, issued_at: datetime) -> int:
+        """Issue every site's forecasts at ``issued_at`` and store the new ones; return rows stored.
+
+        A site's forecasts are stored once per observation (the first issue after it), only
+        from a current one (status not ``unknown``, observed at or before ``issued_at``), and
+        only for horizons whose target time is after ``issued_at``. All rows go in one COPY;
+        when it fails they are issued again at the next round.
+        """
+        if self.ctx is None:
+            return 0
+        rows: list[tuple[Any, ...]] = []
+        bases: dict[str, datetime] = {}
+        for site_id in self.state.order:
+            avail = self.state.current(site_id)
+            if avail is None or avail.status is ParkingStatus.UNKNOWN:
+                continue
+            issued = self.site_forecast(site_id, issued_at)
+            base = issued.observed_at
+            if base is None or base > issued_at or self._stored_base.get(site_id) == base:
+                continue
+            site_rows = issued.rows(issued_at)
+            if site_rows:
+                rows.extend(site_rows)
+                bases[site_id] = base
+        stored = save_forecasts(self.ctx.db, rows)
+        self._stored_base.update(bases)
+        return stored
+
+    def _run_issuer(self) -> None:
+        interval = self.settings.forecast_issue_interval_s
+        while True:
+            now_s = time.time()
+            due = (now_s // interval + 1) * interval  # the next multiple of the interval (UTC)
+            if self._stop.wait(due - now_s):
+                return
+            try:
+                self.issue_forecasts(datetime.fromtimestamp(due, UTC))
+            except Exception:
+                log.exception("issuing parking forecasts failed")
 
     def datex2(self, now: datetime) -> dict[str, Any]:
         """DATEX II Parking Publication Light compatible document of all sites."""

@@ -13,6 +13,7 @@ from its.db import Database, copy_rows, upsert_rows
 from parking.sites import Site, Space
 
 __all__ = [
+    "FORECAST_COLUMNS",
     "OCCUPANCY_COLUMNS",
     "ImportResult",
     "latest_counts",
@@ -20,6 +21,7 @@ __all__ = [
     "latest_space_events",
     "load_sites",
     "occupancy_history",
+    "save_forecasts",
     "save_occupancy",
     "upsert_sites",
 ]
@@ -30,6 +32,8 @@ SITE_COLUMNS = (
 )
 SPACE_COLUMNS = ("site_id", "space_id", "lat", "lon", "vehicle_type", "sensor_id")
 OCCUPANCY_COLUMNS = ("site_id", "time", "capacity", "occupied", "free", "unknown", "status")
+FORECAST_COLUMNS = ("issued_at", "site_id", "horizon_min", "observed_at", "target_time", "capacity", "occupied_now",
+                    "free_predicted", "free_low", "free_high")
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,15 @@ def save_occupancy(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
         return 0
     with db.connection() as conn:
         return copy_rows(conn, "parking_occupancy", OCCUPANCY_COLUMNS, rows)
+
+
+def save_forecasts(db: Database, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Append issued forecasts to ``parking_forecasts`` (``FORECAST_COLUMNS`` order) in one COPY;
+    a forecast already stored (same site, horizon and issue time) is skipped."""
+    if not rows:
+        return 0
+    with db.connection() as conn:
+        return copy_rows(conn, "parking_forecasts", FORECAST_COLUMNS, rows)
 
 
 def occupancy_history(

@@ -36,6 +36,11 @@ class ReportSettings(BaseSettings):
         default=1.3, gt=1, description="Network travel time index at or above which an hour is `peak` (ratio).")
     parking_checkpoint_s: float = Field(
         default=3600.0, gt=0, description="Interval of the checks averaged into the share of paid spaces connected (s).")
+    heartbeat_interval_s: float = Field(
+        default=60.0, gt=0, le=60,
+        description="Interval at which every API process records a heartbeat (ready or not, requests and 5xx answers"
+                    " since the previous one) for API availability, aligned to multiples of it in UTC; at most 60 so"
+                    " that every minute of a running process has one (s).")
     html_max_rows: int = Field(
         default=200, ge=1, description="Rows of each table printed in the HTML report (CSV/XLSX have all) (rows).")
 

@@ -12,6 +12,7 @@ import inspect
 import logging
 import math
 import re
+import time as time_module
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -21,11 +22,11 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from its.db import Database
+from its.db import Database, timeseries_backend
 from its.reports.config import ReportSettings
 
-__all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "parse_period", "report_json",
-           "report_tables", "yesterday"]
+__all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "parse_period", "refresh_aggregate",
+           "refresh_rollups", "report_json", "report_tables", "yesterday"]
 
 log = logging.getLogger(__name__)
 Report = dict[str, Any]
@@ -109,6 +110,56 @@ def _guard(name: str, fn: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, 
     return {"section": {"unit": "", "defined_by": None, "rows": None, "reason": reason}}
 
 
+def refresh_rollups(db: Database, start: datetime, end: datetime, now: datetime | None = None) -> list[str]:
+    """On TimescaleDB, bring the continuous aggregates up to date over ``[start, end)``; return them.
+
+    A continuous aggregate answers from its materialisation below its watermark (the end of
+    its last refresh) and from the raw rows above it (real-time aggregation): rows stored
+    late below the watermark (late or replayed messages, back-filled history) stay invisible
+    until the refresh policy's next run. A report therefore first refreshes the buckets of its
+    period (whole buckets, up to one bucket before ``now`` as the policy does, so the live
+    buckets keep being aggregated in real time) and then counts every stored row, as the
+    native ``date_bin`` views do. No-op on native PostgreSQL; a refresh that fails (a
+    read-only replica) is logged and the report uses the aggregate as it is.
+    """
+    if timeseries_backend(db) != "timescaledb":
+        return []
+    moment = (now or datetime.now(UTC)).timestamp()
+    done = []
+    for view, bucket in db.fetchall("SELECT view_name, bucket FROM its_rollups ORDER BY view_name"):
+        width = bucket.total_seconds()
+        lo = math.floor(start.timestamp() / width) * width
+        hi = min(math.ceil(end.timestamp() / width), math.floor(moment / width) - 1) * width
+        if hi <= lo:
+            continue
+        try:
+            refresh_aggregate(db.url, view, datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC))
+            done.append(view)
+        except psycopg2.Error as exc:
+            log.warning("could not refresh %s before the report: %s", view, str(exc).strip())
+    return done
+
+
+def refresh_aggregate(url: str, view: str, lo: datetime | None, hi: datetime | None, attempts: int = 20) -> None:
+    """``CALL refresh_continuous_aggregate`` on its own autocommit connection (it cannot run in a
+    transaction), waiting for a concurrent refresh (the policy's) to finish: up to ``attempts``
+    tries 0.5 s apart."""
+    conn = psycopg2.connect(url, application_name="its-report")
+    try:
+        conn.autocommit = True
+        for attempt in range(attempts):
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, lo, hi))
+                return
+            except psycopg2.errors.LockNotAvailable:
+                if attempt == attempts - 1:
+                    raise
+                time_module.sleep(0.5)
+    finally:
+        conn.close()
+
+
 def build_report(db: Database, start: datetime, end: datetime, area: str | None = None,
                  settings: ReportSettings | None = None) -> Report:
     """Every domain's indicators over ``[start, end)``.
@@ -119,6 +170,7 @@ def build_report(db: Database, start: datetime, end: datetime, area: str | None 
     if end <= start:
         raise ValueError(f"empty period: from {start.isoformat()} is not before to {end.isoformat()}")
     s = settings or ReportSettings()
+    refresh_rollups(db, start, end)
     from its.composition import domain_routes
     from its.reports import platform
     from parking import kpi as parking_kpi

@@ -16,17 +16,21 @@ import orjson
 import pandas as pd
 import pytest
 
+from its.alerts import AlertSink
 from its.db import Database, copy_rows, migrate
 from its.devices import DEVICE_STATUS_ROUTE
 from its.ingest import PayloadError
+from its.service import Context
+from its.settings import load_settings
 from parking.cleaning import read_history_csv
 from parking.config import ParkingSettings
 from parking.ingest import COUNT_COLUMNS, SPACE_COLUMNS, count_topic, parse_count, parse_space
 from parking.kpi import section
+from parking.service import ParkingService
 from parking.simulator import SiteSimulator
 from parking.sites import read_sites
 from parking.state import ParkingState
-from parking.store import OCCUPANCY_COLUMNS, upsert_sites
+from parking.store import OCCUPANCY_COLUMNS, save_occupancy, upsert_sites
 from tests.conftest import create_database, drop_database
 
 DEMO = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_sites.geojson"
@@ -193,4 +197,123 @@ def test_empty_period_and_missing_forecasts(kdb: dict[str, Any]) -> None:
     assert kpi["paid_spaces_connected"]["value"] is None
     assert kpi["paid_spaces_connected"]["reason"] == "no paid parking unit reported in the period"
     assert kpi["forecast_error_60min"]["value"] is None
-    assert kpi["forecast_error_60min"]["reason"].startswith("no data source")
+    assert kpi["forecast_error_60min"]["reason"].startswith("no +60 min forecast")
+    assert kpi["forecast_error_60min_by_site"]["rows"] is None
+
+
+# --------------------------------------------------------------------------- stored forecasts
+
+FC_HISTORY_START = datetime(2016, 10, 4, tzinfo=UTC)
+FC_START = datetime(2016, 11, 7, tzinfo=UTC)  # Monday; 34 days of history before it
+FC_END = datetime(2016, 11, 10, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def fdb(birmingham_csv: Path) -> Iterator[dict[str, Any]]:
+    """The Birmingham history replayed through the parking service's state; from ``FC_START`` on
+    the service issues and stores its forecasts at every cadence boundary, as its issuing thread
+    does (the forecaster fitted once, on the history before ``FC_START`` only)."""
+    url = create_database()
+    db = Database(url)
+    migrate(db)
+    settings = ParkingSettings()
+    sites = [s for s in read_sites(DEMO) if s.timezone == "Europe/London"]  # the Birmingham ids
+    upsert_sites(db, sites, FC_HISTORY_START)
+    service = ParkingService(settings)
+    service.ctx = Context(settings=load_settings(database_url=url), db=db, read_db=db, alerts=AlertSink(db))
+    service.reload_sites()
+    history = read_history_csv(birmingham_csv)
+    history = history[(history["time"] >= pd.Timestamp(FC_HISTORY_START)) & (history["time"] < pd.Timestamp(FC_END))]
+    occupancy: dict[tuple[str, datetime], tuple[Any, ...]] = {}
+
+    def record(changes: list[Any]) -> None:
+        for ch in changes:
+            a = ch.after
+            if a.observed_at is not None:  # first record of an observation wins, as in the store
+                occupancy.setdefault((a.site_id, a.observed_at),
+                                     (a.site_id, a.observed_at, a.capacity, a.occupied, a.free, a.unknown,
+                                      a.status.value))
+
+    interval = timedelta(seconds=settings.forecast_issue_interval_s)
+    tick, stored = FC_START, 0
+    ordered = history.sort_values("time")
+    for site_raw, ts, occupied in zip(ordered["site_id"].tolist(), ordered["time"].dt.to_pydatetime().tolist(),
+                                      ordered["occupied"].tolist(), strict=True):
+        while ts >= tick >= FC_START:
+            if tick == FC_START:
+                save_occupancy(db, list(occupancy.values()))
+                occupancy.clear()
+                service.fit_forecaster(FC_START)
+            record(service.state.refresh(tick))
+            stored += service.issue_forecasts(tick)
+            tick += interval
+        try:
+            rows = parse_count(count_topic(str(site_raw)), orjson.dumps({"ts": ts.isoformat(), "occupied": int(occupied)}))
+        except PayloadError:
+            continue
+        ((site_id, t, occ, ent, ex),) = rows
+        service.state.apply_count(site_id, t, occ, ent, ex)
+        record(service.state.refresh(t, [site_id]))
+    save_occupancy(db, list(occupancy.values()))
+    forecasts = pd.DataFrame.from_records(
+        db.fetchall("SELECT issued_at, site_id, horizon_min, observed_at, target_time, capacity, free_predicted,"
+                    " free_low, free_high FROM parking_forecasts"),
+        columns=["issued_at", "site_id", "horizon_min", "observed_at", "target_time", "capacity", "free_predicted",
+                 "free_low", "free_high"])
+    obs = pd.DataFrame.from_records(db.fetchall("SELECT site_id, time, free FROM parking_occupancy"),
+                                    columns=["site_id", "time", "free"])
+    yield {"db": db, "settings": settings, "forecasts": forecasts, "obs": obs, "stored": stored,
+           "service": service, "kpi": section(db, FC_START, FC_END, settings)}
+    db.close()
+    drop_database(url)
+
+
+def test_forecasts_are_stored_once_per_observation(fdb: dict[str, Any]) -> None:
+    f = fdb["forecasts"]
+    assert fdb["stored"] == len(f) > 1000
+    assert set(f["horizon_min"]) == {15, 30, 60}
+    # issued on the 15-minute cadence, from an observation made before, for a time after
+    issued = pd.to_datetime(f["issued_at"], utc=True)
+    assert (issued == issued.dt.floor("15min")).all()
+    observed, target = pd.to_datetime(f["observed_at"], utc=True), pd.to_datetime(f["target_time"], utc=True)
+    assert (observed <= issued).all() and (target > issued).all()
+    assert (target - observed == pd.to_timedelta(f["horizon_min"], unit="min")).all()
+    assert not f.duplicated(["site_id", "horizon_min", "observed_at"]).any()
+    assert ((f["free_low"] <= f["free_predicted"]) & (f["free_predicted"] <= f["free_high"])).all()
+    assert ((f["free_predicted"] >= 0) & (f["free_predicted"] <= f["capacity"])).all()
+    assert f["site_id"].nunique() >= 20
+
+
+def test_forecast_error_60min_against_the_occupancy_reached(fdb: dict[str, Any]) -> None:
+    max_age = pd.Timedelta(seconds=fdb["settings"].counter_stale_s)
+    f = fdb["forecasts"]
+    f = f[f["horizon_min"] == 60].copy()
+    f["target_time"] = pd.to_datetime(f["target_time"], utc=True)
+    f = f[(f["target_time"] >= pd.Timestamp(FC_START)) & (f["target_time"] < pd.Timestamp(FC_END))]
+    obs = fdb["obs"].assign(time=pd.to_datetime(fdb["obs"]["time"], utc=True))
+    errors: dict[str, list[float]] = {}
+    unscored = 0
+    for site, g in f.groupby("site_id"):
+        o = obs[obs["site_id"] == site]
+        for r in g.itertuples():
+            before = o[(o["time"] <= r.target_time) & (o["time"] >= r.target_time - max_age)]
+            if before.empty or pd.isna(before.sort_values("time")["free"].iloc[-1]):
+                unscored += 1
+                continue
+            errors.setdefault(str(site), []).append(float(r.free_predicted - before.sort_values("time")["free"].iloc[-1]))
+    kpi = fdb["kpi"]
+    overall = kpi["forecast_error_60min"]
+    all_errors = np.concatenate([np.asarray(e) for e in errors.values()])
+    assert overall["forecasts_scored"] == len(all_errors) > 500
+    assert overall["value"] == pytest.approx(np.mean(np.abs(all_errors)))
+    assert unscored == len(f) - len(all_errors)
+    by_site = kpi["forecast_error_60min_by_site"]["rows"].set_index("site_id")
+    assert by_site["forecasts"].sum() == len(f)
+    for site, e in errors.items():
+        assert by_site.loc[site, "scored"] == len(e)
+        assert by_site.loc[site, "mae_spaces"] == pytest.approx(np.mean(np.abs(e)))
+        assert by_site.loc[site, "bias_spaces"] == pytest.approx(np.mean(e))
+    # a useful forecast: on average within a tenth of a car park's capacity
+    capacity = f.groupby("site_id")["capacity"].first()
+    assert overall["value"] < 0.1 * capacity.mean()
+    assert 0.5 < (by_site["band_coverage"] * by_site["scored"]).sum() / by_site["scored"].sum() <= 1.0

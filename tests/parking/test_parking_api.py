@@ -163,6 +163,11 @@ def test_errors_are_json(parking: tuple[TestClient, ParkingService, Context]) ->
 
 def test_stale_and_offline_sensors_are_unknown_with_alerts(parking: tuple[TestClient, ParkingService, Context]) -> None:
     client, service, ctx = parking
+    # the background tick re-evaluates at the real time, when space 12 is still fresh: stop it
+    # so that the tick below, ten minutes ahead, is the one the assertions see
+    service._stop.set()
+    assert service._thread is not None
+    service._thread.join(timeout=10)
     now = datetime.now(UTC)
     for i in range(1, 13):
         service._on_space(space_topic("CNS-ABBOTT", f"{i:02d}"), orjson.dumps({"ts": now.timestamp(), "occupied": i <= 4}))
@@ -275,3 +280,47 @@ def test_stream_sends_changes(parking: tuple[TestClient, ParkingService, Context
                 break
     assert {e["site_id"] for e in events} == set(service.state.sites)
     assert change["site_id"] == "CNS-CENTRAL" and change["occupied"] == 77
+
+
+def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Settings, db: Database,
+                                                                   birmingham_csv: Path) -> None:
+    site = "BHMBCCMKT01"
+    # a fixed-offset zone where it is now 11:xx, so that +60 min stays on the same local day
+    offset_h = 11 - datetime.now(UTC).hour
+    zone = "Etc/GMT" if offset_h == 0 else f"Etc/GMT{'-' if offset_h > 0 else '+'}{abs(offset_h)}"
+    upsert_sites(db, [s.model_copy(update={"timezone": zone}) for s in read_sites(DEMO) if s.site_id == site],
+                 datetime.now(UTC))
+    raw = pd.read_csv(birmingham_csv)
+    raw = raw[raw["site_id"] == site].drop_duplicates(["site_id", "timestamp"])
+    times = pd.to_datetime(raw["timestamp"], utc=True, format="ISO8601")
+    # shift the real history so that its last 11:00 (Birmingham time) falls a week before now:
+    # the current local time of day is then one the history covers, whatever the hour of the test
+    anchor = times.max().tz_convert("Europe/London").normalize() + pd.Timedelta(hours=11)
+    shift = pd.Timestamp.now(tz="UTC") - timedelta(days=7) - anchor
+    rows = [(site, (t + shift).to_pydatetime(), 577, int(min(max(o, 0), 577)), int(577 - min(max(o, 0), 577)), 0,
+             "spacesAvailable") for t, o in zip(times, raw["occupied"], strict=True)]
+    with db.connection() as conn:
+        copy_rows(conn, "parking_occupancy", ("site_id", "time", "capacity", "occupied", "free", "unknown", "status"), rows)
+    ctx = build_context(settings)
+    service = ParkingService(ParkingSettings(forecast_issue_interval_s=1))
+    app = create_app(settings, [service], context=ctx)
+    try:
+        with TestClient(app) as client:
+            assert wait_for(service.ready)
+            service.fit_forecaster(datetime.now(UTC))
+            now = datetime.now(UTC)
+            count(service, site, now, occupied=300)
+            assert wait_for(lambda: len(db.fetchall("SELECT 1 FROM parking_forecasts")) == 3, 20)
+            stored = db.fetchall("SELECT issued_at, horizon_min, observed_at, target_time, free_predicted, free_low,"
+                                 " free_high FROM parking_forecasts ORDER BY horizon_min")
+            served = client.get(f"/v1/parking/sites/{site}/forecast").json()
+    finally:
+        if ctx.live:
+            ctx.live.close()
+        ctx.db.close()
+    assert [r[1] for r in stored] == [15, 30, 60]
+    for (issued, h, observed, target, free, low, high), f in zip(stored, served["forecasts"], strict=True):
+        assert issued.microsecond == 0 and issued >= observed  # on the 1 s cadence, after the count
+        assert abs((observed - now).total_seconds()) < 1e-3 and target == observed + timedelta(minutes=h)
+        assert f["at"] == target.isoformat()
+        assert (free, low, high) == (f["free"], f["free_low"], f["free_high"])  # what the API serves

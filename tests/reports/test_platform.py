@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pandas as pd
+import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
 
+from its.app import build_context, create_app
 from its.collector import Collector
 from its.composition import domain_routes
 from its.db import Database
 from its.mqtt import connect
 from its.reports import platform
+from its.service import Context, Service
 from its.settings import Settings
 
 
@@ -60,3 +66,81 @@ def test_stored_and_rejected_per_feed_through_the_collector(settings: Settings, 
     assert msgs.loc["camera_counts", "rejected"] == 1
     assert msgs.loc["vehicle_positions", "rejected_share"] == 2 / 42
     assert msgs.loc["parking_counts", "ingested"] == 0
+
+
+class GateService(Service):
+    """A real service whose readiness the test switches, with a route that fails (a 5xx)."""
+
+    name = "gate"
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+
+    def start(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def ready(self) -> bool:
+        return self.open.is_set()
+
+    def router(self) -> APIRouter:
+        r = APIRouter(prefix="/v1/gate")
+
+        @r.get("/fail")
+        def fail() -> None:
+            raise RuntimeError("boom")
+
+        return r
+
+
+def test_api_availability_from_heartbeats(settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ITS_REPORTS_HEARTBEAT_INTERVAL_S", "0.2")
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    requests = errors = 0
+
+    def run(ready_after_s: float, for_s: float) -> None:
+        nonlocal requests, errors
+        gate = GateService()
+        ctx = build_context(settings)
+        try:
+            with TestClient(create_app(settings, [gate], context=ctx), raise_server_exceptions=False) as client:
+                time.sleep(ready_after_s)  # started but not ready yet
+                gate.open.set()
+                deadline = time.monotonic() + for_s
+                while time.monotonic() < deadline:
+                    requests += 1
+                    assert client.get("/healthz").status_code == 200
+                    if requests % 5 == 0:
+                        errors += 1
+                        requests += 1
+                        assert client.get("/v1/gate/fail").status_code == 500
+                    time.sleep(0.05)
+        finally:
+            if ctx.live:
+                ctx.live.close()
+            ctx.db.close()
+
+    run(ready_after_s=2.5, for_s=2.5)
+    time.sleep(2.5)  # no API process at all
+    run(ready_after_s=0.0, for_s=2.5)
+    now = datetime.now(UTC)
+    beats = pd.DataFrame.from_records(db.fetchall("SELECT time, instance, ready, requests, errors_5xx FROM api_heartbeats"),
+                                      columns=["time", "instance", "ready", "requests", "errors_5xx"])
+    assert beats["instance"].nunique() == 2
+    assert beats["ready"].any() and not beats["ready"].all()
+    assert (beats["requests"].sum(), beats["errors_5xx"].sum()) == (requests, errors)  # every request, once
+    # independent computation: whole 1 s bins from the first heartbeat's to now, up when a
+    # ready heartbeat fell in them
+    t = pd.to_datetime(beats["time"], utc=True)
+    first, last = t.min().floor("s"), pd.Timestamp(now).floor("s")
+    bins = pd.date_range(first, last, freq="s", inclusive="left")
+    up = set(t[beats["ready"]].dt.floor("s"))
+    want = sum(b in up for b in bins) / len(bins)
+    kpi = platform.section(db, start, now + timedelta(hours=1), domain_routes(), now=now, availability_bin_s=1.0)
+    assert kpi["api_availability"]["value"] == pytest.approx(want)
+    assert kpi["api_availability"]["measured_min"] == pytest.approx(len(bins) / 60)
+    assert 0.2 < want < 0.9  # the not-ready start and the time without a process count as down
+    hourly = kpi["api_availability_by_hour"]["rows"]
+    assert hourly["measured_min"].sum() == pytest.approx(len(bins) / 60)
+    # at the default minute bins the same history gives a share too, never above 1
+    minutes = platform.section(db, start, now + timedelta(hours=1), domain_routes(), now=now)["api_availability"]
+    assert minutes["value"] is None or 0 < minutes["value"] <= 1
