@@ -167,6 +167,10 @@ def _enable_timescale(cur: psycopg2.extensions.cursor) -> None:
         log.info("timescaledb present but not loadable (%s); using native partitions", exc.pgerror)
 
 
+#: Where rollup buckets start on both paths (TimescaleDB's default is 2000-01-03, a Monday).
+BUCKET_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
+
 def _materialize_rollups(cur: psycopg2.extensions.cursor) -> None:
     """Create the views registered with ``its_register_rollup`` (outside a transaction)."""
     timescale = _has_timescale(cur)
@@ -176,7 +180,8 @@ def _materialize_rollups(cur: psycopg2.extensions.cursor) -> None:
     )
     for view, source, tcol, bucket, query in cur.fetchall():
         if timescale:
-            bucket_sql = f"time_bucket('{bucket}'::interval, {tcol})"
+            # same origin as date_bin below, so weekly and longer buckets agree on both paths
+            bucket_sql = f"time_bucket('{bucket}'::interval, {tcol}, origin => {BUCKET_ORIGIN})"
             body = query.replace("{bucket}", bucket_sql)
             cur.execute(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} WITH (timescaledb.continuous) AS {body} WITH NO DATA")
             cur.execute(
@@ -186,7 +191,7 @@ def _materialize_rollups(cur: psycopg2.extensions.cursor) -> None:
             )
             cur.execute("ALTER MATERIALIZED VIEW " + view + " SET (timescaledb.materialized_only = false)")
         else:
-            bucket_sql = f"date_bin('{bucket}'::interval, {tcol}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+            bucket_sql = f"date_bin('{bucket}'::interval, {tcol}, {BUCKET_ORIGIN})"
             body = query.replace("{bucket}", bucket_sql)
             cur.execute(f"CREATE OR REPLACE VIEW {view} AS {body}")
         cur.execute("UPDATE its_rollups SET materialized = true WHERE view_name = %s", (view,))

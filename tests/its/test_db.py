@@ -142,6 +142,19 @@ def test_rollup_gives_the_same_buckets_on_both_backends(db: Database) -> None:
     assert [(r[0], r[1], r[2]) for r in rows] == [(t0, 7.0, 15), (t0 + timedelta(minutes=15), 22.0, 15)]
 
 
+def test_weekly_rollup_buckets_start_on_the_same_day_on_both_backends(db: Database) -> None:
+    _make_series(db)
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT its_register_rollup('probe_7d', 'probe', 'time', interval '7 days',"
+                    " $$SELECT {bucket} AS bucket, count(*) AS n FROM probe GROUP BY 1$$)")
+    migrate(db)
+    monday = datetime(2026, 2, 16, 10, 0, tzinfo=UTC)
+    with db.connection() as conn:
+        copy_rows(conn, "probe", ("k", "time", "v"), [("a", monday, 1.0)])
+    # origin 2000-01-01 (a Saturday) on both paths: the week holding Mon 16 Feb starts Sat 14 Feb
+    assert db.fetchall("SELECT bucket, n FROM probe_7d") == [(datetime(2026, 2, 14, tzinfo=UTC), 1)]
+
+
 def test_bad_url_fails_clearly() -> None:
     with pytest.raises(psycopg2.OperationalError):
         Database("postgresql://postgres@127.0.0.1:1/none")
