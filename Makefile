@@ -18,9 +18,11 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/its demo $(DEMO_ARGS)
 
-## Headless Chromium for the control-centre browser tests (Debian package).
+## Headless Chromium and Firefox ESR for the control-centre browser tests (Debian packages;
+## Playwright drives them as they are: Chromium over CDP, Firefox over WebDriver BiDi).
 browser:
-	command -v chromium || (apt-get update && apt-get install -y chromium)
+	@command -v chromium >/dev/null && command -v firefox-esr >/dev/null || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium firefox-esr; }
 
 ## Set up and run the tests (uses ITS_DATABASE_URL / ITS_MQTT_URL when set).
 test: $(STAMP) browser

@@ -25,7 +25,8 @@ function describe(f) {
     case "parking": return [["Car park", f.name || f.site_id], ["Free", `${f.free ?? "?"} of ${f.capacity}`],
       ["Status", f.status], ["Observed", `${formatAge(f.age_s)} ago`]];
     case "camera": return [["Camera", f.camera_id], ["Online", f.online === false ? "no" : "yes"],
-      ["Counts", `${formatAge(f.age_s)} ago${f.stale ? " (stale)" : ""}`]];
+      ["Counts", `${formatAge(f.age_s)} ago${f.stale ? " (stale)" : ""}`],
+      ["Position", `${f.lat.toFixed(5)}, ${f.lon.toFixed(5)}`]];
     case "alert": return [["Alert", f.kind_name], ["Subject", f.subject], ["Message", f.message], ["Severity", f.severity]];
     default: return [["", String(f.id)]];
   }
@@ -61,7 +62,12 @@ function summarise(map) {
 async function main() {
   await loadSession();
   $("user-name").textContent = `${session.user} (${session.role})`;
-  const map = new MapView($("map"), { onSelect: showDetails, tileUrl: session.config.basemap_tile_url || null });
+  let cameras = null;
+  const onSelect = (f) => {
+    showDetails(f);
+    if (f && f.kind === "camera" && cameras) cameras.show(f.id);  // its snapshot and counts in the panel
+  };
+  const map = new MapView($("map"), { onSelect, tileUrl: session.config.basemap_tile_url || null });
   const redrawSummary = map.redraw.bind(map);
   map.redraw = () => { redrawSummary(); summarise(map); };
   let stopsTimer = null;
@@ -101,7 +107,8 @@ async function main() {
     }
   });
 
-  const panels = [fleet, parking, new CamerasPanel($("cameras"), map), new TrafficPanel($("traffic"), map)];
+  cameras = new CamerasPanel($("cameras"), map);
+  const panels = [fleet, parking, cameras, new TrafficPanel($("traffic"), map)];
   for (const panel of panels) panel.start();
   window.itsControl = { map, feed, panels, session };
 }

@@ -23,8 +23,12 @@ async function limited(items, limit, task) {
   return out;
 }
 
-/** Line chart (or bars) of `values` on a canvas, sized to its CSS box. */
-export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", min = null, max = null } = {}) {
+/**
+ * Line chart (or bars) of `values` on a canvas, sized to its CSS box. `xs` (optional, same length,
+ * fractions 0-1 of the width) places the points in time; a non-finite value breaks the line.
+ * `labels` ({left, right, top}) writes small captions in the corners.
+ */
+export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", min = null, max = null, xs = null, labels = null } = {}) {
   const ratio = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 100;
   const h = canvas.clientHeight || 24;
@@ -33,11 +37,25 @@ export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", mi
   const c = canvas.getContext("2d");
   c.setTransform(ratio, 0, 0, ratio, 0, 0);
   c.clearRect(0, 0, w, h);
+  if (labels) {
+    c.fillStyle = "#a9b7c6";
+    c.font = "11px system-ui, sans-serif";
+    c.textBaseline = "bottom";
+    c.textAlign = "left";
+    if (labels.left) c.fillText(labels.left, 3, h - 2);
+    c.textAlign = "right";
+    if (labels.right) c.fillText(labels.right, w - 3, h - 2);
+    c.textBaseline = "top";
+    c.textAlign = "left";
+    if (labels.top) c.fillText(labels.top, 3, 2);
+  }
   const finite = values.filter(Number.isFinite);
   if (!finite.length) return;
   const lo = min ?? Math.min(...finite);
   const hi = Math.max(max ?? Math.max(...finite), lo + 1e-9);
-  const y = (v) => h - 2 - ((v - lo) / (hi - lo)) * (h - 4);
+  const [top, bottom] = labels ? [16, 16] : [2, 2];  // keep the line clear of the captions
+  const y = (v) => h - bottom - ((v - lo) / (hi - lo)) * (h - top - bottom);
+  const xAt = (i) => (xs ? xs[i] * (w - 8) + 4 : values.length > 1 ? (i / (values.length - 1)) * (w - 2) + 1 : w / 2);
   c.fillStyle = color;
   c.strokeStyle = color;
   c.lineWidth = 1.5;
@@ -46,23 +64,20 @@ export function drawSeries(canvas, values, { bars = false, color = "#6cb4ff", mi
     values.forEach((v, i) => { if (Number.isFinite(v)) c.fillRect(i * bw + 1, y(v), Math.max(1, bw - 2), h - y(v)); });
     return;
   }
-  if (finite.length === 1) {
-    const i = values.findIndex(Number.isFinite);
-    const x = values.length > 1 ? (i / (values.length - 1)) * (w - 2) + 1 : w / 2;
-    c.beginPath();
-    c.arc(x, y(values[i]), 2.5, 0, 2 * Math.PI);
-    c.fill();
-    return;
-  }
+  const dots = [];
   c.beginPath();
-  let started = false;
   values.forEach((v, i) => {
     if (!Number.isFinite(v)) return;
-    const x = values.length > 1 ? (i / (values.length - 1)) * (w - 2) + 1 : w / 2;
-    if (started) c.lineTo(x, y(v)); else c.moveTo(x, y(v));
-    started = true;
+    if (Number.isFinite(values[i - 1])) c.lineTo(xAt(i), y(v));
+    else if (Number.isFinite(values[i + 1])) c.moveTo(xAt(i), y(v));
+    else dots.push([xAt(i), y(v)]);  // a point with no neighbour is drawn as a dot
   });
   c.stroke();
+  for (const [x, yy] of dots) {
+    c.beginPath();
+    c.arc(x, yy, 2.5, 0, 2 * Math.PI);
+    c.fill();
+  }
 }
 
 // ---------------------------------------------------------------------- fleet
@@ -75,18 +90,33 @@ export class FleetPanel {
     this.vehicles = [];
   }
 
+  /** Whole fleet in one call (``/v1/vehicles``, stale ones flagged), else route by route. */
   start() {
-    if (!hasRoute("/v1/routes") || !hasRoute("/v1/routes/{route_id}/vehicles")) return noData(this.box);
+    this.whole = hasRoute("/v1/vehicles");
+    if (!this.whole && !(hasRoute("/v1/routes") && hasRoute("/v1/routes/{route_id}/vehicles"))) return noData(this.box);
     poll(() => this.refresh(), 5000);
   }
 
-  async activeRouteIds() {
+  /** Route definitions (names), reloaded every 5 min; false when the API cannot give them now. */
+  async loadRoutes() {
+    if (!hasRoute("/v1/routes")) return true;
     if (!this.routes.size || Date.now() - this.routesAt > 300000) {
       const data = await getJSON("/v1/routes");
-      if (data === null) return null;
+      if (data === null) return false;
       this.routes = new Map(data.routes.map((r) => [r.route_id, r]));
       this.routesAt = Date.now();
     }
+    return true;
+  }
+
+  vehicleItem(v, route) {
+    const name = (route && (route.short_name || route.route_id)) || v.route_id || "no trip";
+    return { ...v, kind: "vehicle", id: v.vehicle_id, route_name: name, label: v.route_id ? name : null,
+      observed_at: v.observed_at || v.updated_at };
+  }
+
+  async activeRouteIds() {
+    if (!(await this.loadRoutes())) return null;
     if (hasRoute("/gtfs-rt/vehicle-positions")) {
       const feed = await getJSON("/gtfs-rt/vehicle-positions?format=json");
       if (feed === null) return null;
@@ -101,22 +131,29 @@ export class FleetPanel {
   }
 
   async refresh() {
+    const vehicles = this.whole ? await this.wholeFleet() : await this.byRoute();
+    if (vehicles === null) return null;
+    this.vehicles = vehicles;
+    this.map.setPoints("vehicles", vehicles);
+    this.map.autoFit();
+    this.render();
+    return vehicles;
+  }
+
+  async wholeFleet() {
+    const [data] = await Promise.all([getJSON("/v1/vehicles"), this.loadRoutes()]);
+    if (data === null) return null;
+    return data.vehicles.map((v) => this.vehicleItem(v, this.routes.get(v.route_id)));
+  }
+
+  async byRoute() {
     const ids = await this.activeRouteIds();
     if (ids === null) return null;
     const answers = await limited(ids.slice(0, MAX_ROUTES), 4, (id) => getJSON(`/v1/routes/${encodeURIComponent(id)}/vehicles`));
     const vehicles = [];
     answers.forEach((a) => {
-      if (!a) return;
-      const route = a.route || {};
-      for (const v of a.vehicles) {
-        vehicles.push({ ...v, kind: "vehicle", id: v.vehicle_id, route_name: route.short_name || route.route_id || v.route_id,
-          label: route.short_name || v.route_id });
-      }
+      if (a) for (const v of a.vehicles) vehicles.push(this.vehicleItem(v, a.route));
     });
-    this.vehicles = vehicles;
-    this.map.setPoints("vehicles", vehicles);
-    this.map.autoFit();
-    this.render();
     return vehicles;
   }
 
@@ -128,14 +165,20 @@ export class FleetPanel {
       byRoute.get(v.route_name).push(v);
     }
     const rows = [];
-    for (const [name, list] of [...byRoute].sort((a, b) => String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true }))) {
+    const order = (a, b) => (a[1][0].route_id ? 0 : 1) - (b[1][0].route_id ? 0 : 1)  // vehicles off trips last
+      || String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true });
+    for (const [name, list] of [...byRoute].sort(order)) {
       const late = list.filter((v) => (v.delay_s ?? 0) > 300).length;
-      rows.push(el("tr", { class: "route-head" }, el("td", { colspan: 3 }, `Route ${name} · ${list.length} vehicles${late ? ` · ${late} late` : ""}`)));
-      for (const v of list) {
-        rows.push(el("tr", { "data-vehicle-id": v.vehicle_id },
+      const stale = list.filter((v) => v.stale).length;
+      const head = list[0].route_id ? `Route ${name}` : "Not on a trip";
+      rows.push(el("tr", { class: "route-head" }, el("td", { colspan: 3 },
+        `${head} · ${list.length} vehicles${late ? ` · ${late} late` : ""}${stale ? ` · ${stale} silent` : ""}`)));
+      for (const v of list.sort((a, b) => String(a.vehicle_id).localeCompare(String(b.vehicle_id), undefined, { numeric: true }))) {
+        rows.push(el("tr", { "data-vehicle-id": v.vehicle_id, class: v.stale ? "stale" : null },
           el("td", {}, el("button", { type: "button", class: "link", "data-focus-key": `v:${v.vehicle_id}`, onclick: () => this.locate(v) }, v.vehicle_id)),
           el("td", { class: `num ${delayClass(v.delay_s)}` }, formatDelay(v.delay_s)),
-          el("td", { class: `num${v.stale ? " late" : ""}` }, formatAge(v.age_s ?? ageSeconds(v.observed_at)))));
+          el("td", { class: `num${v.stale ? " late" : ""}`, title: v.stale ? "no position for too long" : null },
+            `${formatAge(v.age_s ?? ageSeconds(v.observed_at))}${v.stale ? " (stale)" : ""}`)));
       }
     }
     swap(this.box, el("table", {},
@@ -245,6 +288,7 @@ export class CamerasPanel {
     this.cameras = [];
     this.selected = null;
     this.series = new Map(); // camera_id -> Map(interval_start -> total count)
+    this.missing = new Map(); // camera_id -> when its snapshot was found missing (ms)
   }
 
   start() {
@@ -277,16 +321,30 @@ export class CamerasPanel {
     const select = el("select", { id: "camera-select", "aria-label": "Camera", "data-focus-key": "camera-select" },
       ...this.cameras.map((c) => el("option", { value: c.camera_id, selected: c.camera_id === this.selected },
         `${c.camera_id}${c.online === false ? " (offline)" : c.stale ? " (stale)" : ""}`)));
-    select.addEventListener("change", () => { this.selected = select.value; this.refresh(); });
-    const parts = [select];
-    // request the JPEG only when the camera has one: snapshot_at when the API gives it, else once it counts
-    const hasSnapshot = detail && ("snapshot_at" in detail ? detail.snapshot_at !== null : Boolean(detail.interval_start));
+    select.addEventListener("change", () => this.show(select.value));
+    const camera = this.cameras.find((c) => c.camera_id === this.selected);
+    const located = camera && Number.isFinite(camera.lat) && Number.isFinite(camera.lon);
+    const locate = located ? el("button", { type: "button", class: "locate", "data-focus-key": "camera-locate",
+      "aria-label": `Show camera ${this.selected} on the map`, onclick: () => this.locate(this.selected) }, "Show on map") : null;
+    const parts = [el("div", { class: "camera-head" }, select, locate)];
+    // request the JPEG only when the camera has one: snapshot_at when the API gives it, else once it
+    // counts; a camera whose snapshot was missing is not asked again for 5 min (unless snapshot_at says so)
+    const id = this.selected;
+    const missingSince = this.missing.get(id);
+    const hasSnapshot = detail && ("snapshot_at" in detail ? detail.snapshot_at !== null
+      : Boolean(detail.interval_start) && !(missingSince && Date.now() - missingSince < 300000));
     if (hasRoute("/v1/cameras/{camera_id}/snapshot.jpg") && hasSnapshot) {
       // one <img> per camera, reloaded only when a new interval has been counted
-      const key = `${this.selected}@${detail.snapshot_at || detail.interval_start}`;
+      const stamp = detail.snapshot_at || detail.interval_start;
+      const key = `${id}@${stamp}`;
       if (!this.image || this.imageKey !== key) {
-        this.image = el("img", { class: "snapshot", alt: `latest annotated snapshot of camera ${this.selected}`,
-          src: `/v1/cameras/${encodeURIComponent(this.selected)}/snapshot.jpg?t=${encodeURIComponent(detail.snapshot_at || detail.interval_start)}` });
+        this.image = el("img", { class: "snapshot", alt: `latest annotated snapshot of camera ${id}`,
+          src: `/v1/cameras/${encodeURIComponent(id)}/snapshot.jpg?t=${encodeURIComponent(stamp)}` });
+        this.image.addEventListener("load", () => this.missing.delete(id));
+        this.image.addEventListener("error", (e) => {
+          this.missing.set(id, Date.now());
+          e.currentTarget.replaceWith(el("p", { class: "empty" }, "no snapshot yet"));
+        });
         this.imageKey = key;
       }
       parts.push(this.image);
@@ -302,6 +360,20 @@ export class CamerasPanel {
       parts.push(el("p", { class: "empty" }, "no counts yet"));
     }
     swap(this.box, ...parts);
+  }
+
+  /** Select a camera in the panel (from the list or a click on the map) and load its counts. */
+  show(cameraId) {
+    if (!this.cameras.some((c) => c.camera_id === cameraId)) return;
+    this.selected = cameraId;
+    this.refresh().catch(() => {});
+  }
+
+  locate(cameraId) {
+    const p = this.map.layers.cameras.find((x) => x.id === cameraId);
+    if (!p) return;
+    this.map.flyTo(p.lon, p.lat, Math.max(this.map.zoom, 16));
+    this.map.select(p);
   }
 }
 
@@ -330,6 +402,8 @@ export function congestionSummary(geojson) {
   return { tti: ff > 0 ? tt / ff : null, corridors };
 }
 
+const TTI_HISTORY = "/v1/traffic/indices/history";
+const DAY_MS = 24 * 3600 * 1000;
 const LARGE_NETWORK = 20000; // edges above which the map asks only for the roads in view
 const FULL_EVERY_MS = 300000;
 
@@ -344,11 +418,15 @@ export class TrafficPanel {
     this.large = false;
     this.fullAt = 0;
     this.viewTimer = null;
+    this.history = null; // [[epoch ms, tti]...] from the server, oldest first
+    this.historyStep = null;
+    this.geo = null;
   }
 
   start() {
     if (!hasRoute("/v1/traffic/congestion")) return noData(this.box);
     poll(() => this.refresh(), 30000);
+    if (hasRoute(TTI_HISTORY)) poll(() => this.loadHistory(), 60000);
     this.map.onView(() => {
       if (!this.large) return;
       clearTimeout(this.viewTimer);
@@ -377,7 +455,7 @@ export class TrafficPanel {
       this.fullAt = Date.now();
       this.large = (geo.features || []).length > LARGE_NETWORK;
       this.summary = congestionSummary(geo);
-      if (this.summary.tti !== null) {
+      if (this.summary.tti !== null && !hasRoute(TTI_HISTORY)) {  // no server history: sample it here
         this.samples.push([Date.now(), this.summary.tti]);
         const since = Date.now() - 24 * 3600 * 1000;
         this.samples = this.samples.filter(([t]) => t >= since).slice(-2000);
@@ -386,15 +464,54 @@ export class TrafficPanel {
     }
     const inc = hasRoute("/v1/traffic/incidents") ? await getJSON("/v1/traffic/incidents") : null;
     this.incidents = inc ? inc.incidents : [];
-    this.render(geo);
+    this.geo = geo;
+    this.render();
     return geo;
   }
 
-  render(geo) {
+  /** The network's travel time index over the last 24 h, as the traffic service recorded it. */
+  async loadHistory() {
+    const data = await getJSON(`${TTI_HISTORY}?hours=24`);
+    if (data === null) return null;
+    this.history = (data.points || []).map((p) => [Date.parse(p.time), p.tti])
+      .filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v));
+    this.historyStep = data.step_s;
+    if (this.geo) this.render();
+    return data;
+  }
+
+  /** Chart values, x positions (fractions of the last 24 h) and a caption. */
+  series() {
+    const now = Date.now();
+    const server = this.history !== null;
+    const points = server ? this.history : this.samples;
+    const gap = server && this.historyStep ? 3 * this.historyStep * 1000 : 15 * 60 * 1000;
+    const values = [];
+    const xs = [];
+    points.forEach(([t, v], i) => {
+      if (i > 0 && t - points[i - 1][0] > gap) { values.push(NaN); xs.push(0); }  // a hole in the record
+      values.push(v);
+      xs.push(Math.max(0, Math.min(1, 1 - (now - t) / DAY_MS)));
+    });
+    const n = points.length;
+    let caption = server ? `travel time index over the last 24 h (${n} point${n === 1 ? "" : "s"})`
+      : `index over the day as sampled by this screen (${n} sample${n === 1 ? "" : "s"})`;
+    if (points.length) {
+      const [tPeak, peak] = points.reduce((best, p) => (p[1] > best[1] ? p : best));
+      caption += ` · peak ${peak.toFixed(2)} at ${new Date(tPeak).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+    }
+    return { values, xs, caption, peak: points.length ? Math.max(...points.map((p) => p[1])) : null };
+  }
+
+  render() {
+    const geo = this.geo || {};
     const s = this.summary;
     if (!s || s.tti === null) return noData(this.box, `no speed estimates yet (${(geo.features || []).length} roads)`);
-    const chart = el("canvas", { class: "chart", "aria-label": "travel time index today" });
-    requestAnimationFrame(() => drawSeries(chart, this.samples.map(([, v]) => v), { min: 1, color: "#f0b429" }));
+    const { values, xs, caption, peak } = this.series();
+    const chart = el("canvas", { class: "chart", "aria-label": `chart: ${caption}` });
+    const labels = { left: "24 h ago", right: "now", top: peak === null ? "" : `max ${peak.toFixed(2)}` };
+    const lo = Math.min(1, ...values.filter(Number.isFinite));  // below 1: faster than free flow
+    requestAnimationFrame(() => drawSeries(chart, values, { min: lo, color: "#f0b429", xs, labels }));
     const rows = s.corridors.map((g) => el("tr", {},
       el("td", {}, el("button", { type: "button", class: "link", "data-focus-key": `c:${g.name}`, onclick: () => this.map.flyTo(g.lon, g.lat, 15) }, g.name)),
       el("td", { class: "num" }, g.tti.toFixed(2)),
@@ -405,7 +522,7 @@ export class TrafficPanel {
       : el("p", { class: "empty" }, "no named corridors in this road network");
     swap(this.box,
       el("p", {}, "Travel time index now: ", el("strong", {}, s.tti.toFixed(2)), ` · ${this.incidents.length} incidents`),
-      chart, el("p", { class: "meta" }, `index over the day as sampled by this screen (${this.samples.length} samples)`),
+      chart, el("p", { class: "meta tti-caption" }, caption),
       corridors);
   }
 }

@@ -1,4 +1,8 @@
-"""Fixtures of the control-centre tests: a live API server and headless Chromium."""
+"""Fixtures of the control-centre tests: a live API server and a headless browser.
+
+``browser`` is Chromium unless a test asks for others with
+``@pytest.mark.parametrize("browser", BROWSERS, indirect=True)``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from its.db import Database
 from its.settings import Settings
 
-from .browser import Console, PageOpener, launch_chromium
+from .browser import Console, PageOpener, launch
 from .server import LiveServer, close_server, start_server
 
 
@@ -23,8 +27,8 @@ def live_server(settings: Settings, db: Database) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launch_chromium() as b:
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    with launch(getattr(request, "param", "chromium")) as b:
         yield b
 
 

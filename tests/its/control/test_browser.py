@@ -1,4 +1,4 @@
-"""The control centre in headless Chromium against a real API server (PostgreSQL, Mosquitto)."""
+"""The control centre in headless Chromium and Firefox against a real API server (PostgreSQL, Mosquitto)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from .browser import PageOpener, log_in, screenshot
+from .browser import BROWSERS, PageOpener, log_in, screenshot
 from .server import ADMIN, LiveServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("browser", BROWSERS, indirect=True)]
 
 ALERT_ID = "car_park_full:bham-bullring"
 BULL_RING = (52.4775, -1.8936)  # lat, lon

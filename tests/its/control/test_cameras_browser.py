@@ -1,8 +1,11 @@
-"""Camera panel: the latest snapshot and the counts per interval, published like a camera worker
-does (``its/v1/cameras/{id}/snapshot`` JPEG and ``.../counts``) and served by the video service."""
+"""Camera panel and map, in Chromium and Firefox: the latest snapshot and the counts per interval,
+published like a camera worker does (``its/v1/cameras/{id}/snapshot`` JPEG and ``.../counts``)
+and served by the video service; the camera drawn on the map where its counting line was placed
+on the road network (``traffic_camera_links``)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,17 +20,23 @@ from its.db import Database
 from its.mqtt import connect
 from its.settings import Settings
 
-from .browser import PageOpener, log_in, screenshot
+from .browser import BROWSERS, PageOpener, log_in, screenshot
 from .server import LiveServer, close_server, start_server
 
 video_service = pytest.importorskip("video.service", reason="video service not landed yet")
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.parametrize("browser", BROWSERS, indirect=True)]
 CAMERA = "cam-haar-1"
+CAMERA_LAT, CAMERA_LON = -16.9203, 145.7710  # made up: lines placed on Cairns roads
+OTHER = "cam-haar-2"
+OTHER_LAT, OTHER_LON = -16.9250, 145.7650
 
 
 @pytest.fixture
 def camera_server(settings: Settings, db: Database) -> Iterator[LiveServer]:
+    for camera, lat, lon in ((CAMERA, CAMERA_LAT, CAMERA_LON), (OTHER, OTHER_LAT, OTHER_LON)):
+        db.execute("INSERT INTO traffic_camera_links (camera_id, line_id, direction, network, edge, lon, lat)"
+                   " VALUES (%s, 'line-0', 'in', 'test', 0, %s, %s)", (camera, lon, lat))
     service = video_service.create_service()
     server = start_server(settings, db, [service])
     deadline = time.monotonic() + 30
@@ -82,6 +91,30 @@ def test_camera_snapshot_and_counts_per_interval(camera_server: LiveServer, brok
     totals = page.evaluate("() => [...window.itsControl.panels[2].series.get('cam-haar-1').values()]")
     assert totals == [15, 21]
     screenshot(page, "cameras-1920x1080")
+
+    # drawn on the map at its position; a click on it shows its details and keeps it in the panel
+    page.wait_for_function(f"() => window.itsControl.map.layers.cameras.some(c => c.id === '{CAMERA}'"
+                           f" && Math.abs(c.lat - {CAMERA_LAT}) < 1e-6 && Math.abs(c.lon - {CAMERA_LON}) < 1e-6)")
+    panel.get_by_role("button", name=f"Show camera {CAMERA} on the map").click()
+    view = page.evaluate("() => window.itsControl.map.view()")
+    assert view["lat"] == pytest.approx(CAMERA_LAT, abs=1e-5) and view["lon"] == pytest.approx(CAMERA_LON, abs=1e-5)
+    # a second camera: a click on it on the map opens it (snapshot and counts) in the panel
+    publish(broker_url, f"its/v1/cameras/{OTHER}/snapshot", jpeg)
+    for msg in counts(start, 4, 0):
+        publish(broker_url, f"its/v1/cameras/{OTHER}/counts", msg)
+    page.wait_for_function(f"() => window.itsControl.map.layers.cameras.some(c => c.id === '{OTHER}')", timeout=25_000)
+    page.evaluate("() => window.itsControl.map.fit()")
+    x, y = page.evaluate(f"""() => {{ const m = window.itsControl.map, c = m.layers.cameras.find(c => c.id === '{OTHER}');
+        return m.toScreen(c.x, c.y); }}""")
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    details = page.locator("#map-details")
+    expect(details).to_contain_text(OTHER)
+    expect(details).to_contain_text(f"{OTHER_LAT:.5f}, {OTHER_LON:.5f}")
+    expect(panel.locator("#camera-select")).to_have_value(OTHER)
+    expect(panel).to_contain_text("line-0 in")
+    expect(panel.locator("img.snapshot")).to_have_attribute("src", re.compile(f"/v1/cameras/{OTHER}/snapshot.jpg"))
     assert console.errors == []
 
 
