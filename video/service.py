@@ -162,6 +162,17 @@ class CameraService(Service):
             "lines": sorted({k[0] for k in state.counts}),
         }
 
+    def _snapshot_at(self, camera_id: str, from_mqtt: datetime | None) -> datetime | None:
+        """When the latest snapshot was taken: received over MQTT, else the file's mtime, else None."""
+        if from_mqtt is not None:
+            return from_mqtt
+        if self.data_dir is not None and len(camera_id) <= _CAMERA_ID_MAX and "/" not in camera_id:
+            try:
+                return datetime.fromtimestamp(snapshot_path(self.data_dir, camera_id).stat().st_mtime, UTC)
+            except OSError:
+                return None
+        return None
+
     def list_cameras(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         with self._lock:
@@ -175,8 +186,10 @@ class CameraService(Service):
             if state is None:
                 return None
             out = self.summary(state, now)
+            from_mqtt = state.snapshot_at
             latest = state.latest_interval()
             rows = [r for r in state.counts.values() if r["interval_start"] == latest]
+        out["snapshot_at"] = self._snapshot_at(camera_id, from_mqtt)
         out["interval_start"] = latest
         out["interval_s"] = rows[0]["interval_s"] if rows else None
         out["counts"] = [

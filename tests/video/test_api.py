@@ -73,6 +73,7 @@ def test_counts_status_and_snapshot(client: tuple[TestClient, CameraService], db
     create_user(db, "dora", "correct horse", "dispatcher")
     assert http.post("/v1/auth/login", json={"username": "dora", "password": "correct horse"}).status_code == 200
     assert http.get("/v1/cameras/cam-1/snapshot.jpg").status_code == 404
+    assert http.get("/v1/cameras/cam-1").json()["snapshot_at"] is None  # the UI asks for none
     import numpy as np
 
     jpeg = encode_jpeg(np.zeros((24, 32, 3), np.uint8))
@@ -81,6 +82,7 @@ def test_counts_status_and_snapshot(client: tuple[TestClient, CameraService], db
     path.write_bytes(jpeg)  # written by a worker on this host
     r = http.get("/v1/cameras/cam-1/snapshot.jpg")
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg" and r.content == jpeg
+    assert http.get("/v1/cameras/cam-1").json()["snapshot_at"] is not None  # the file's time
     newer = encode_jpeg(np.full((24, 32, 3), 200, np.uint8))
     service.on_snapshot("its/v1/cameras/cam-1/snapshot", newer)  # retained MQTT copy wins
     assert http.get("/v1/cameras/cam-1/snapshot.jpg").content == newer
