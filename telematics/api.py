@@ -98,6 +98,36 @@ def build_router(service: ArrivalsService) -> APIRouter:
             out.append(public_view(view, now))
         return _json({"route": service.routes[route_id], "vehicles": out})
 
+    @router.get("/v1/vehicles", response_model=None)
+    async def vehicles(
+        route_id: Annotated[str | None, Query(min_length=1, max_length=200, description="Only this route's vehicles.")]
+        = None,
+        agency: Annotated[str | None, Query(min_length=1, max_length=200, description="Only this agency's vehicles.")]
+        = None,
+    ) -> Response:
+        """Every vehicle in memory (silent up to 2 h), stale ones flagged: position, trip,
+        delay (s, positive late), ``updated_at`` (its last ping, ISO 8601 UTC) and ``age_s``
+        (s since then); ``stale`` once silent longer than ``ITS_TELEMATICS_STALE_AFTER_S``."""
+        ready()
+        if agency is not None and agency not in service.fleets:
+            raise not_found("agency", agency)
+        if route_id is not None and route_id not in service.routes:
+            raise not_found("route", route_id)
+        now = service.clock()
+        stale_s = service.config.stale_after_s
+        out = []
+        for view in service.snapshot.vehicles.values():
+            if (agency is not None and view["agency"] != agency) or (route_id is not None
+                                                                     and view["route_id"] != route_id):
+                continue
+            age = max(now - view["_observed_s"], 0.0)
+            out.append({"vehicle_id": view["vehicle_id"], "agency": view["agency"], "route_id": view["route_id"],
+                        "trip_id": view["trip_id"], "lat": view["lat"], "lon": view["lon"], "bearing": view["bearing"],
+                        "delay_s": view["delay_s"], "updated_at": view["observed_at"], "age_s": round(age, 1),
+                        "stale": age > stale_s})
+        out.sort(key=lambda v: (v["agency"], v["vehicle_id"]))
+        return _json({"vehicles": out})
+
     @router.get("/v1/vehicles/{vehicle_id}", response_model=None)
     async def vehicle(vehicle_id: str) -> Response:
         """A vehicle's latest position, trip, progress and delay."""

@@ -38,6 +38,7 @@ LATE_SCALE_S = 480.0  # lateness (s) costing one unit
 ENDING_COST = 1.0  # cost per ping of a trip whose last stretch the vehicle is on
 ORIGIN_OFFSET_SCALE_M = 60.0  # offset (m) costing one unit at a trip's origin
 EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
+TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
 
 __all__ = ["AssignmentConfig", "TripAssigner", "assignment_accuracy", "is_stale"]
 
@@ -116,6 +117,18 @@ class TripAssigner:
         self.end_s = np.array([self._sched[t][-1] for t in self.trip_ids])
         self.last_stop_m = np.array([paths.stop_dist_m[t][-1] for t in self.trip_ids])
         self._index = {t: i for i, t in enumerate(self.trip_ids)}
+        # per path: trips grouped by their stop positions, with their schedules as one matrix
+        grouped: dict[tuple[str, bytes], list[int]] = {}
+        for c, trip in enumerate(self.trip_ids.tolist()):
+            dist = np.asarray(paths.stop_dist_m[trip], dtype=np.float64)
+            grouped.setdefault((str(self.path_key[c]), dist.tobytes() + self._sched[trip].size.to_bytes(4, "little")),
+                               []).append(c)
+        self._groups: dict[str, list[tuple[npt.NDArray[np.int64], FloatArray, FloatArray]]] = {}
+        for (key, _), members in grouped.items():
+            trip = str(self.trip_ids[members[0]])
+            self._groups.setdefault(key, []).append((
+                np.array(members, dtype=np.int64), np.asarray(paths.stop_dist_m[trip], dtype=np.float64),
+                np.vstack([self._sched[str(self.trip_ids[c])] for c in members])))
 
     def _features(self, t: FloatArray, xy: FloatArray, bearing: FloatArray
                   ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -140,10 +153,13 @@ class TripAssigner:
             head = line.heading_at(a)
             diff = np.abs((bearing[rows] - head + 180.0) % 360.0 - 180.0)
             heading[np.ix_(rows, cols)] = diff[:, None]
-            for c in cols:
-                trip = str(self.trip_ids[c])
-                sched_at = np.interp(a, self.paths.stop_dist_m[trip], self._sched[trip])
-                delay[rows, c] = clock[rows] - sched_at
+            for group, dist, sched in self._groups[str(key)]:  # trips with the same stops: one interpolation
+                f = np.interp(a, dist, np.arange(len(dist), dtype=np.float64))
+                i0 = np.minimum(np.floor(f).astype(np.int64), len(dist) - 1)
+                i1 = np.minimum(i0 + 1, len(dist) - 1)
+                w = f - i0
+                sched_at = sched[:, i0] * (1.0 - w) + sched[:, i1] * w
+                delay[np.ix_(rows, group)] = clock[rows][:, None] - sched_at.T
         return offset, along, delay, heading
 
     def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray
@@ -224,16 +240,8 @@ class TripAssigner:
         position = np.zeros(len(t), dtype=np.int64)
         for rows, *_ in per_vehicle:
             position[rows] = np.arange(len(rows))
-        block_order = np.lexsort((self.start_s, self.block))
-        block_sorted = self.block[block_order]
-        cuts = np.flatnonzero(np.r_[True, block_sorted[1:] != block_sorted[:-1]])
-        has_block = block_sorted[cuts] != ""
-        # one vehicle runs one block: trips without a block are blocks of their own
-        unit_sorted = np.cumsum(np.r_[True, (block_sorted[1:] != block_sorted[:-1])
-                                      | (block_sorted[1:] == "")]) - 1
-        unit_cuts = np.flatnonzero(np.r_[True, np.diff(unit_sorted) != 0])
+        block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks()
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
-        switch_cost = np.where(self.block != "", SWITCH_COST, LOOSE_SWITCH_COST)
         last_seen = np.full(len(per_vehicle), -np.inf)
         is_started = np.zeros(len(per_vehicle), dtype=bool)
         out = np.full(len(t), "", dtype=object)
@@ -245,21 +253,10 @@ class TripAssigner:
             total = totals[v]
             if i and t[row] - t[rows[i - 1]] > cfg.stale_after_s:
                 total[:] = 0.0
-            late = delay[i]
-            step = cost[i] + np.where(late >= 0, late / LATE_SCALE_S, -late / early_scale[i])
-            step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST)
             r = self._index.get(str(rep[row]), -1)
             reported_ok = r >= 0 and bool(plausible[i, r])
-            if reported_ok:
-                step += OFF_COST
-                step[r] = 0.0
-            switch = total.min() + switch_cost
-            via_block = np.empty_like(total)
-            via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + (
-                BLOCK_SWITCH_COST)
-            total = np.minimum(np.minimum(total, switch), via_block) + step
-            total -= total.min()
-            totals[v] = total
+            totals[v] = self._forward(total, cost[i], delay[i], early_scale[i], plausible[i], r if reported_ok else -1,
+                                      switch_cost, block_order, cuts, has_block)
             last_seen[v] = t[row]
             is_started[v] = bool(started[i])
             if reported_ok:
@@ -267,28 +264,69 @@ class TripAssigner:
             elif started[i]:
                 chosen = self._joint_choice(v, totals, (t[row] - last_seen <= cfg.stale_after_s)
                                             & is_started, block_order, unit_cuts)
-                chosen = chosen if plausible[i, chosen] else -1
+                chosen = chosen if chosen >= 0 and plausible[i, chosen] else -1
             else:
                 chosen = -1
             if chosen >= 0:
                 out[row] = self.trip_ids[chosen]
         return out.astype(str)
 
+    def blocks(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_],
+                              npt.NDArray[np.int64], FloatArray]:
+        """Block structure of the day's trips: trip order by (block, start), first position of
+        each block in it, whether it is a real block, first position of each assignment unit
+        (a block, or a trip without one) and the cost of switching to each trip."""
+        block_order = np.lexsort((self.start_s, self.block))
+        block_sorted = self.block[block_order]
+        cuts = np.flatnonzero(np.r_[True, block_sorted[1:] != block_sorted[:-1]])
+        has_block = block_sorted[cuts] != ""
+        # one vehicle runs one block: trips without a block are blocks of their own
+        unit_sorted = np.cumsum(np.r_[True, (block_sorted[1:] != block_sorted[:-1])
+                                      | (block_sorted[1:] == "")]) - 1
+        unit_cuts = np.flatnonzero(np.r_[True, np.diff(unit_sorted) != 0])
+        switch_cost = np.where(self.block != "", SWITCH_COST, LOOSE_SWITCH_COST)
+        return block_order, cuts, has_block, unit_cuts, switch_cost
+
+    def _forward(self, total: FloatArray, cost: FloatArray, delay: FloatArray, early_scale: FloatArray,
+                 plausible: npt.NDArray[np.bool_], reported: int, switch_cost: FloatArray,
+                 block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
+                 has_block: npt.NDArray[np.bool_]) -> FloatArray:
+        """One ping's step of a vehicle's forward pass: its accumulated cost per trip (regret)."""
+        step = cost + np.where(delay >= 0, delay / LATE_SCALE_S, -delay / early_scale)
+        step = np.where(plausible, np.minimum(step, OFF_COST), OFF_COST)
+        if reported >= 0:
+            step += OFF_COST
+            step[reported] = 0.0
+        switch = total.min() + switch_cost
+        via_block = np.empty_like(total)
+        via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + BLOCK_SWITCH_COST
+        total = np.minimum(np.minimum(total, switch), via_block) + step
+        return total - total.min()
+
     @staticmethod
     def _joint_choice(v: int, totals: FloatArray, active: npt.NDArray[np.bool_],
-                      block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64]) -> int:
+                      block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64],
+                      taken: npt.NDArray[np.bool_] | None = None) -> int:
         """Trip of vehicle ``v`` in the least-cost assignment of blocks to the active vehicles.
 
         Each active vehicle's cost of a block is its accumulated cost (regret) of the
         block's best trip; one block goes to at most one vehicle (Hungarian algorithm).
+        ``taken`` (per assignment unit) marks blocks already held by other vehicles.
         """
         others = np.flatnonzero(active)
         if v not in others:
             others = np.r_[others, v]
         sorted_totals = totals[np.ix_(others, block_order)]
         block_cost = np.minimum.reduceat(sorted_totals, unit_cuts, axis=1)
+        if taken is not None:
+            block_cost[:, taken] += TAKEN_COST
         vehicles, blocks = linear_sum_assignment(block_cost)
-        unit = int(blocks[np.flatnonzero(others[vehicles] == v)[0]])
+        hit = np.flatnonzero(others[vehicles] == v)
+        if len(hit) == 0:
+            return -1  # more vehicles than blocks: this one got none
+        unit = int(blocks[hit[0]])
+        if taken is not None and taken[unit]:
+            return -1
         lo = unit_cuts[unit]
         hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
         members = block_order[lo:hi]

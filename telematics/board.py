@@ -38,6 +38,7 @@ class Board:
     snapshots: list[VehicleSnapshot]
     trip_updates: list[TripUpdate]
     alerts: list[AlertSpec]
+    predicted: dict[tuple[str, date, int], tuple[float, float, float]]  # Fleet.predict's output
 
 
 def public_view(entry: dict[str, Any], now_s: float) -> dict[str, Any]:
@@ -161,7 +162,8 @@ def build_board(fleet: Fleet, now_s: float) -> Board:
         run = by_trip.get((trip, day)) or fleet.block_runs[(trip, day)][0]
         updates.append(TripUpdate(str(trip), fleet.trip_route[trip], day, run.vehicle_id, run.observed_s, tuple(stus)))
     vehicles, snapshots = vehicle_views(fleet, now_s)
-    return Board(now_s, dict(arrivals), vehicles, snapshots, updates, dispatcher_alerts(fleet, now_s, predicted))
+    return Board(now_s, dict(arrivals), vehicles, snapshots, updates, dispatcher_alerts(fleet, now_s, predicted),
+                 predicted)
 
 
 def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]], list[VehicleSnapshot]]:

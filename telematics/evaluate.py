@@ -49,6 +49,7 @@ from telematics.downstream import (
     still_for,
 )
 from telematics.feed import Feed, TripPaths, read_feed, service_day_start, trip_paths
+from telematics.frequencies import expand_frequencies
 from telematics.matching import match_monotone, projection_candidates
 from telematics.predict import (
     PaceFilter,
@@ -281,7 +282,7 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
         The issue's JSON: ``predictions``, ``within_windows``, ``mae_s``,
         ``within_by_bucket``, ``baselines`` and ``assigned_trip_accuracy``.
     """
-    feed = gtfs if isinstance(gtfs, Feed) else read_feed(gtfs)
+    feed = expand_frequencies(gtfs if isinstance(gtfs, Feed) else read_feed(gtfs))
     paths = trip_paths(feed)
     avl = read_avl(avl_path)
     if vehicles is not None:

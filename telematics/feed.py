@@ -423,8 +423,9 @@ class TripPaths:
     projection : LocalProjection
         The planar CRS (metres) of all paths, centred on the feed's stops.
     paths : dict of str to Polyline
-        Paths keyed by ``shape_id``, or ``"trip:<trip_id>"`` for a trip without a shape
-        (its stop sequence is then the path).
+        Paths keyed by ``shape_id``, or ``"trip:<trip_id>"`` for trips without a shape
+        (their stop sequence is then the path; trips with the same stops share the key of
+        the first of them).
     trip_path : dict of str to str
         ``trip_id`` to its key in ``paths``.
     stop_dist_m : dict of str to ndarray
@@ -517,6 +518,7 @@ def trip_paths(feed: Feed) -> TripPaths:
     trip_path: dict[str, str] = {}
     stop_dist: dict[str, FloatArray] = {}
     cache: dict[tuple[str, str], FloatArray] = {}
+    shared: dict[tuple[str, str], str] = {}
     for lo, hi in itertools.pairwise(bounds):
         trip = str(trip_ids[lo])
         stop_xy = stop_xy_all[rows[lo:hi]]
@@ -528,14 +530,16 @@ def trip_paths(feed: Feed) -> TripPaths:
                 cache[key] = _shape_stop_distances(paths[shape], stop_xy, shape_sdt[shape], sdt)
             trip_path[trip] = shape
             stop_dist[trip] = cache[key]
-        else:
+        else:  # trips with the same stops share one path (e.g. frequency-based instances)
             key = ("", pattern_text[trip])
-            line = Polyline(xy=stop_xy, cum_m=np.r_[0.0, np.cumsum(np.hypot(*np.diff(stop_xy, axis=0).T))])
-            if len(stop_xy) == 1:
-                line = Polyline(xy=np.vstack([stop_xy, stop_xy + 1e-3]), cum_m=np.array([0.0, 1e-3]))
-            paths[f"trip:{trip}"] = line
-            trip_path[trip] = f"trip:{trip}"
-            stop_dist[trip] = cache.setdefault(key, line.cum_m[:len(stop_xy)].copy())
+            name = shared.setdefault(key, f"trip:{trip}")
+            if name not in paths:
+                line = Polyline(xy=stop_xy, cum_m=np.r_[0.0, np.cumsum(np.hypot(*np.diff(stop_xy, axis=0).T))])
+                if len(stop_xy) == 1:
+                    line = Polyline(xy=np.vstack([stop_xy, stop_xy + 1e-3]), cum_m=np.array([0.0, 1e-3]))
+                paths[name] = line
+            trip_path[trip] = name
+            stop_dist[trip] = cache.setdefault(key, paths[name].cum_m[:len(stop_xy)].copy())
     return TripPaths(projection=projection, paths=paths, trip_path=trip_path, stop_dist_m=stop_dist)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -40,6 +39,8 @@ from telematics.downstream import (
     predict_downstream,
 )
 from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
+from telematics.frequencies import expand_frequencies
+from telematics.live_assignment import LiveAssigner
 from telematics.matching import projection_candidates
 from telematics.predict import (
     PaceFilter,
@@ -53,7 +54,6 @@ __all__ = ["Fleet", "VehicleTrack", "still_s"]
 
 FloatArray = npt.NDArray[np.float64]
 REPORTED_MAX_OFFSET_M = 300.0  # a reported trip whose path is farther than this (m) is implausible
-RECENT_PINGS = 30  # pings per vehicle kept for trip inference
 PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
@@ -85,7 +85,6 @@ class VehicleTrack:
     moving: bool = True  # the last ping advanced more than MOVED_M
     moved_s: float = 0.0  # start of the last advancing interval (the ping before that advance)
     to_next: list[tuple[int, float, int, float]] = field(default_factory=list)  # code, offset m, state, ping s
-    recent: deque[tuple[float, float, float, float]] = field(default_factory=lambda: deque(maxlen=RECENT_PINGS))
 
 
 def still_s(v: VehicleTrack) -> float:
@@ -112,6 +111,7 @@ class Fleet:
 
     def __init__(self, agency: str, feed: Feed, config: TelematicsSettings | None = None) -> None:
         self.agency = agency
+        feed = expand_frequencies(feed)  # frequency-based trips become concrete instances
         self.feed = feed
         self.config = config or TelematicsSettings()
         self.timezone = feed.timezone
@@ -130,6 +130,7 @@ class Fleet:
         self.trip_route = trips["route_id"].astype(str).to_dict()
         self.trip_service = trips["service_id"].astype(str).to_dict()
         self.trip_headsign = trips["trip_headsign"].astype(str).to_dict()
+        self.trip_block = (trips["block_id"].fillna("").astype(str).to_dict() if "block_id" in trips.columns else {})
         self.trip_direction = (pd.to_numeric(trips["direction_id"], errors="coerce").to_dict()
                                if "direction_id" in trips.columns else {})
         self.st_service = pd.Series(self.st_trip).map(self.trip_service).to_numpy(dtype=str)
@@ -142,7 +143,8 @@ class Fleet:
         self.vehicles: dict[str, VehicleTrack] = {}
         self._service_cache: dict[date, set[str]] = {}
         self._active_cache: dict[date, npt.NDArray[np.bool_]] = {}
-        self._assigners: dict[date, TripAssigner] = {}
+        self._assigners: dict[date, LiveAssigner] = {}
+        self._reported: dict[str, tuple[str, date, float]] = {}  # vehicle -> reported trip, day, ping s
         self.corrector = ResidualCorrector()
         self._labels = np.zeros((MAX_LABELS, 3))  # ring of (situation, known at s, residual s)
         self._n_labels = 0
@@ -231,7 +233,6 @@ class Fleet:
         v.observed_s, v.lat, v.lon, v.speed_mps, v.bearing, v.occupancy = t, lat, lon, speed, bearing, occupancy
         self.version += 1
         xy = self.paths.projection.to_xy([lat], [lon])[0]
-        v.recent.append((t, float(xy[0]), float(xy[1]), math.nan if bearing is None else float(bearing)))
         trip, day = self._resolve_trip(v, trip_id, start_date, t, xy)
         if trip is None or day is None:
             v.trip_id, v.service_date = None, None
@@ -252,26 +253,50 @@ class Fleet:
             day = self._service_day_for(trip_id, t, start_date)
             if day is not None and (trip_id == v.trip_id or projection_candidates(
                     self.paths[trip_id], xy[None, :], k=1)[1][0, 0] <= REPORTED_MAX_OFFSET_M):
+                self._reported[v.vehicle_id] = (trip_id, day, t)
+                if day in self._assigners:
+                    self._assigners[day].forget(v.vehicle_id)
+                    self._release_block(v.vehicle_id, trip_id, day)
                 return trip_id, day
-        return self._infer_trip(v, t)
+        self._reported.pop(v.vehicle_id, None)
+        return self._infer_trip(v, t, xy)
 
-    def _assigner(self, day: date) -> TripAssigner:
+    def _release_block(self, holder: str, trip_id: str, day: date) -> None:
+        """Unassign inferred vehicles holding a trip of ``trip_id``'s block (``holder`` reports it)."""
+        block = self.trip_block.get(trip_id, "")
+        for vid, other in self.vehicles.items():
+            if (vid != holder and vid not in self._reported and other.service_date == day and other.trip_id
+                    and (other.trip_id == trip_id or (block and self.trip_block.get(other.trip_id) == block))):
+                other.trip_id, other.service_date = None, None
+
+    def _assigner(self, day: date) -> LiveAssigner:
         if day not in self._assigners:
             if len(self._assigners) > 3:
                 self._assigners.clear()
-            self._assigners[day] = TripAssigner(self.feed, self.paths, day,
-                                                service_day_start(day, self.timezone),
-                                                AssignmentConfig(stale_after_s=self.config.stale_after_s * 5))
+            self._assigners[day] = LiveAssigner(TripAssigner(
+                self.feed, self.paths, day, service_day_start(day, self.timezone),
+                AssignmentConfig(stale_after_s=self.config.stale_after_s * 5)))
         return self._assigners[day]
 
-    def _infer_trip(self, v: VehicleTrack, t: float) -> tuple[str | None, date | None]:
-        """Trip inferred from the vehicle's recent pings (None while it has not moved)."""
+    def _infer_trip(self, v: VehicleTrack, t: float, xy: FloatArray) -> tuple[str | None, date | None]:
+        """Trip inferred by the day's incremental fleet assignment (`LiveAssigner`): None
+        while the vehicle has not moved; never a block another vehicle holds."""
         day = self.local_date(t)
-        if not self.services_on(day) or len(v.recent) < 2:
+        if not self.services_on(day):
             return None, None
-        times, x, y, bearing = (np.array(c, dtype=np.float64) for c in zip(*v.recent, strict=True))
-        got = self._assigner(day).assign_vehicle(times, np.column_stack([x, y]), bearing)
-        trip = str(got[-1])
+        stale = self.config.stale_after_s
+        held = [trip for vid, (trip, d, seen) in self._reported.items()
+                if d == day and vid != v.vehicle_id and t - seen <= stale]
+        live = self._assigner(day)
+        trip = live.observe(v.vehicle_id, t, (float(xy[0]), float(xy[1])), v.bearing, held)
+        for vid, other_trip in live.revised.items():  # the joint solution moved other vehicles
+            other = self.vehicles.get(vid)
+            if other is None or other.service_date not in (day, None):
+                continue
+            if other_trip:
+                self._start_trip(other, other_trip, day)
+            else:
+                other.trip_id, other.service_date = None, None
         return (trip, day) if trip else (None, None)
 
     def _start_trip(self, v: VehicleTrack, trip: str, day: date) -> None:
@@ -407,6 +432,9 @@ class Fleet:
         gone = [vid for vid, v in self.vehicles.items() if now_s - v.observed_s > silent_s]
         for vid in gone:
             del self.vehicles[vid]
+            self._reported.pop(vid, None)
+            for assigner in self._assigners.values():
+                assigner.forget(vid)
         if gone:
             self.version += 1
         return gone

@@ -26,6 +26,7 @@ __all__ = [
     "headway_regularity",
     "on_time_performance",
     "prediction_accuracy",
+    "read_prediction_errors",
     "read_scheduled_stop_times",
     "section",
     "service_delivered",
@@ -223,16 +224,20 @@ def avl_completeness(positions: pd.DataFrame, expected_interval_s: float = 30.0)
 
 
 def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFrame:
-    """Share of predictions within the MBTA windows (0-1) per horizon band.
+    """Share of predictions within the MBTA windows (0-1) and mean absolute error (s) per horizon band.
 
-    Error = predicted - actual arrival (s); horizon = actual arrival - prediction time (s).
+    Over the stored samples of served predictions (``arrival_predictions``) whose stop
+    passing was detected (``stop_arrivals``, the first passing of the trip's stop on its
+    service date): error = actual - predicted arrival (s, positive: the bus came later than
+    predicted); horizon = predicted arrival - issue time (s), as in ``its eval arrivals``.
     Bands and allowed errors: 0-3 min [-60, +60] s, 3-6 min [-90, +120], 6-12 min
     [-150, +210], 12-30 min [-240, +360].
 
     Returns
     -------
     DataFrame
-        ``horizon, predictions, within, accuracy``.
+        ``horizon, predictions, within, accuracy, mae_s, mean_error_s`` (one row per band;
+        ``accuracy``, ``mae_s`` and ``mean_error_s`` None for a band without predictions).
     """
     h, e = np.asarray(horizon_s, np.float64), np.asarray(error_s, np.float64)
     rows = []
@@ -241,8 +246,32 @@ def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFr
         n = int(m.sum())
         within = int(((e[m] >= elo) & (e[m] <= ehi)).sum())
         rows.append({"horizon": f"{int(lo // 60)}-{int(hi // 60)} min", "predictions": n, "within": within,
-                     "accuracy": within / n if n else None})
+                     "accuracy": within / n if n else None,
+                     "mae_s": float(np.abs(e[m]).mean()) if n else None,
+                     "mean_error_s": float(e[m].mean()) if n else None})
     return pd.DataFrame(rows)
+
+
+def read_prediction_errors(db: Database, start: datetime, end: datetime, agency: str | None = None,
+                           settle_s: float = 7200.0) -> tuple[pd.DataFrame, int]:
+    """Stored predictions issued in ``[start, end)`` joined with their detected arrivals.
+
+    Arrivals are looked up until ``end + settle_s`` (s), so a prediction issued near the end
+    of the period is scored when its bus came after it. Returns the frame ``agency,
+    horizon_s, error_s`` (s, error = actual - predicted) and the number of predictions
+    issued in the period (scored or not).
+    """
+    extra = " AND agency = %(agency)s" if agency is not None else ""
+    params = {"start": start, "end": end, "until": end + timedelta(seconds=settle_s), "agency": agency}
+    issued = db.fetchall("SELECT count(*) FROM arrival_predictions WHERE issued >= %(start)s"
+                         " AND issued < %(end)s" + extra, params)[0][0]
+    rows = db.fetchall(
+        "WITH a AS (SELECT agency, service_date, trip_id, stop_sequence, min(time) AS time FROM stop_arrivals"
+        "  WHERE time >= %(start)s AND time < %(until)s" + extra + " GROUP BY 1, 2, 3, 4)"
+        " SELECT p.agency, p.horizon_s, extract(epoch FROM a.time - p.predicted_time)::float8"
+        " FROM arrival_predictions p JOIN a USING (agency, service_date, trip_id, stop_sequence)"
+        " WHERE p.issued >= %(start)s AND p.issued < %(end)s" + extra.replace(" agency", " p.agency", 1), params)
+    return pd.DataFrame.from_records(rows, columns=["agency", "horizon_s", "error_s"]), int(issued)
 
 
 # --------------------------------------------------------------------------- SQL readers
@@ -379,6 +408,10 @@ def section(db: Database, start: datetime, end: datetime, *, agency: str | None 
     out["avl_completeness"] = _table(
         avl_completeness(positions, expected_interval_s) if positions["trip_id"].notna().any() else None, "share",
         avl_completeness, "no vehicle positions on a trip in the period")
-    out["prediction_accuracy"] = _table(None, "share", prediction_accuracy,
-                                        "no data source: predictions are served live but not stored")
+    errors, issued = read_prediction_errors(db, start, end, agency)
+    out["prediction_accuracy"] = _table(
+        prediction_accuracy(errors["horizon_s"].to_numpy(), errors["error_s"].to_numpy()) if len(errors) else None,
+        "share", prediction_accuracy,
+        "no prediction stored in the period" if not issued else
+        "no stored prediction of the period has a detected stop arrival")
     return out

@@ -31,11 +31,13 @@ from telematics.config import TelematicsSettings
 from telematics.dispatch import AlertSpec
 from telematics.fleet import Fleet
 from telematics.ingest import parse_gtfsrt_position, parse_json_position
+from telematics.samples import PredictionSampler
 
 __all__ = ["ArrivalsService", "Snapshot", "StopIndex", "create_service"]
 
 log = logging.getLogger(__name__)
 FULL_REFRESH_S = 15.0
+MAX_PENDING = 100_000  # rows of each kind held while the database is unreachable
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class ArrivalsService(Service):
         self.ctx: Context | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
+        self._pending_predictions: list[tuple[Any, ...]] = []
+        self.sampler = PredictionSampler()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._ready = False
@@ -151,7 +155,7 @@ class ArrivalsService(Service):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._flush_arrivals()
+        self.flush()
 
     def ready(self) -> bool:
         return self._ready
@@ -232,6 +236,9 @@ class ArrivalsService(Service):
             for fleet in self.fleets.values():
                 fleet.evict(now)
                 board = fleet.board(now)
+                samples = self.sampler.sample(fleet, now, board.predicted)
+                self._pending_predictions.extend(samples)
+                del self._pending_predictions[:-MAX_PENDING]
                 for stop_id, items in board.arrivals.items():
                     arrivals.setdefault(stop_id, []).extend(items)
                 vehicles.update(board.vehicles)
@@ -259,18 +266,36 @@ class ArrivalsService(Service):
             self.ctx.alerts.clear(kind, subject)
         self._alerts = set(current)
 
-    def _flush_arrivals(self) -> int:
+    def flush(self) -> tuple[int, int]:
+        """Store the detected stop arrivals and the sampled predictions held in memory.
+
+        Called by the refresher thread (never on the message path). Rows that cannot be
+        written are kept for the next attempt (at most `MAX_PENDING` of each).
+
+        Returns
+        -------
+        tuple of int
+            Stop arrivals and predictions inserted.
+        """
         with self._lock:
             rows, self._pending = self._pending, []
-        if not rows or self.ctx is None:
-            return 0
-        try:
-            return store.write_stop_arrivals(self.ctx.db, rows)
-        except Exception:
-            log.exception("could not store %d stop arrivals; keeping them for the next attempt", len(rows))
-            with self._lock:
-                self._pending[:0] = rows[-100_000:]
-            return 0
+            preds, self._pending_predictions = self._pending_predictions, []
+        if self.ctx is None:
+            return 0, 0
+        done = [0, 0]
+        for n, (batch, write, what) in enumerate(((rows, store.write_stop_arrivals, "stop arrivals"),
+                                                  (preds, store.write_predictions, "predictions"))):
+            if not batch:
+                continue
+            try:
+                done[n] = write(self.ctx.db, batch)
+            except Exception:
+                log.exception("could not store %d %s; keeping them for the next attempt", len(batch), what)
+                with self._lock:
+                    pending = self._pending if n == 0 else self._pending_predictions
+                    pending[:0] = batch[-MAX_PENDING:]
+                    del pending[:-MAX_PENDING]
+        return done[0], done[1]
 
     def _run(self) -> None:
         last = 0.0
@@ -282,7 +307,7 @@ class ArrivalsService(Service):
                 self._dirty.clear()
                 try:
                     self.refresh()
-                    self._flush_arrivals()
+                    self.flush()
                 except Exception:
                     log.exception("arrivals refresh failed")
                 last = time.monotonic()

@@ -26,6 +26,7 @@ from telematics.ingest import POSITION_COLUMNS
 
 __all__ = [
     "ARRIVAL_COLUMNS",
+    "PREDICTION_COLUMNS",
     "ImportResult",
     "active_feed_version",
     "agencies",
@@ -36,12 +37,17 @@ __all__ = [
     "read_stop_arrivals",
     "rebase_calendar",
     "write_positions",
+    "write_predictions",
     "write_stop_arrivals",
 ]
 
 #: Columns of ``stop_arrivals`` rows, in the order `write_stop_arrivals` expects.
 ARRIVAL_COLUMNS = ("agency", "service_date", "trip_id", "stop_sequence", "time", "stop_id",
                    "vehicle_id", "route_id", "scheduled_time", "delay_s")
+
+#: Columns of ``arrival_predictions`` rows, in the order `write_predictions` expects.
+PREDICTION_COLUMNS = ("issued", "agency", "service_date", "trip_id", "stop_id", "stop_sequence", "vehicle_id",
+                      "predicted_time", "horizon_s")
 
 
 @dataclass(frozen=True)
@@ -397,6 +403,21 @@ def read_stop_arrivals(db: Database, agency_id: str, start: datetime, end: datet
         "SELECT " + ", ".join(ARRIVAL_COLUMNS) + " FROM stop_arrivals WHERE agency = %s"
         " AND time >= %s AND time < %s ORDER BY time", (agency_id, start, end))
     return pd.DataFrame.from_records(rows, columns=list(ARRIVAL_COLUMNS))
+
+
+def write_predictions(db: Database, rows: Iterable[Sequence[Any]]) -> int:
+    """Store sampled arrival predictions (rows in `PREDICTION_COLUMNS` order); duplicates are skipped.
+
+    Returns
+    -------
+    int
+        Rows inserted.
+    """
+    batch = list(rows)
+    if not batch:
+        return 0
+    with db.connection() as conn:
+        return copy_rows(conn, "arrival_predictions", PREDICTION_COLUMNS, batch)
 
 
 def write_positions(db: Database, rows: Iterable[Sequence[Any]]) -> int:

@@ -17,6 +17,7 @@ from its.composition import domain_services
 from its.control import control_routers
 from its.db import Database
 from its.settings import Settings
+
 from .helpers import wait_for
 
 

@@ -199,7 +199,7 @@ def test_live_position_updates_state_and_stores_passings(client: tuple[TestClien
         service._on_json(topic, payload)
         found = len(service._pending)
     assert found > 0
-    assert service._flush_arrivals() == found
+    assert service.flush()[0] == found
     stored = db.fetchall("SELECT count(*), min(stop_sequence) FROM stop_arrivals")[0]
     assert stored[0] >= found
 
@@ -242,3 +242,37 @@ def test_live_mqtt_positions_reach_the_service(loaded: tuple[Database, float, pd
         service.stop()
         pub.close()
         live.close()
+
+
+def test_vehicles_list_filters_and_bad_params(client: tuple[TestClient, ArrivalsService],
+                                              loaded: tuple[Database, float, pd.DataFrame]) -> None:
+    tc, service = client
+    _db, last, avl = loaded
+    res = tc.get("/v1/vehicles")
+    assert res.status_code == 200
+    items = res.json()["vehicles"]
+    last_ping = avl.groupby("vehicle_id").last()  # avl is sorted by time: each vehicle's latest ping
+    assert {v["vehicle_id"] for v in items} == set(last_ping.index)
+    assert [(v["agency"], v["vehicle_id"]) for v in items] == sorted((v["agency"], v["vehicle_id"]) for v in items)
+    keys = {"vehicle_id", "agency", "route_id", "trip_id", "lat", "lon", "bearing", "delay_s", "updated_at", "age_s",
+            "stale"}
+    for v in items:
+        assert set(v) == keys
+        ping = last_ping.loc[v["vehicle_id"]]
+        assert (v["lat"], v["lon"]) == (float(ping["lat"]), float(ping["lon"]))
+        updated = datetime.fromisoformat(v["updated_at"].replace("Z", "+00:00")).timestamp()
+        assert updated == pytest.approx(datetime.fromisoformat(ping["timestamp"].replace("Z", "+00:00")).timestamp(),
+                                        abs=0.5)
+        assert v["age_s"] == pytest.approx(last - updated, abs=0.6)
+        assert v["stale"] == (v["age_s"] > service.config.stale_after_s)
+    assert any(v["stale"] for v in items) and any(not v["stale"] for v in items)
+    route = max({v["route_id"] for v in items if v["route_id"]},
+                key=lambda r: sum(v["route_id"] == r for v in items))
+    on_route = tc.get("/v1/vehicles", params={"route_id": route}).json()["vehicles"]
+    assert on_route == [v for v in items if v["route_id"] == route] and on_route
+    assert tc.get("/v1/vehicles", params={"agency": "wmata", "route_id": route}).json()["vehicles"] == on_route
+    assert tc.get("/v1/vehicles", params={"agency": "cairns"}).json() == {"vehicles": []}
+    for params, status in (({"agency": "nope"}, 404), ({"route_id": "nope"}, 404), ({"route_id": ""}, 422),
+                           ({"agency": "x" * 300}, 422)):
+        bad = tc.get("/v1/vehicles", params=params)
+        assert bad.status_code == status and "error" in bad.json(), params

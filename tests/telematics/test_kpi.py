@@ -160,9 +160,9 @@ def test_avl_completeness(loaded: dict[str, Any]) -> None:
     assert 0.5 < got["received"].sum() / got["expected"].sum() <= 1.0
 
 
-def test_prediction_accuracy_has_no_stored_source(loaded: dict[str, Any]) -> None:
-    entry = loaded["kpi"]["prediction_accuracy"]
-    assert entry["rows"] is None and entry["reason"].startswith("no data source")
+def test_prediction_accuracy_without_stored_predictions(loaded: dict[str, Any]) -> None:
+    entry = loaded["kpi"]["prediction_accuracy"]  # arrivals detected, but no live service stored predictions
+    assert entry["rows"] is None and entry["reason"] == "no prediction stored in the period"
 
 
 def test_empty_period_gives_null_with_reason(module_db: Database, loaded: dict[str, Any]) -> None:

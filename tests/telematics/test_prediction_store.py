@@ -1,0 +1,109 @@
+"""Stored prediction samples and the live prediction-accuracy indicator, on real WMATA AVL.
+
+The live service (real database, its MQTT callback fed with the AVL as JSON messages,
+clock following the replay) refreshes its boards every 30 s of replay time and flushes;
+the ``prediction_accuracy`` indicator of `telematics.kpi.section` is then checked against
+an independent pandas join of the stored tables.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from its.alerts import AlertSink
+from its.db import Database
+from its.service import Context
+from its.settings import load_settings
+from telematics.config import TelematicsSettings
+from telematics.kpi import section
+from telematics.samples import EVERY_S
+from telematics.service import ArrivalsService
+from telematics.store import import_feed_file
+
+START = datetime(2026, 2, 16, 15, 0, tzinfo=UTC)
+END = datetime(2026, 2, 16, 18, 0, tzinfo=UTC)
+REPLAY_UNTIL = "2026-02-16T18:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def replayed(module_db: Database, wmata_dir: Path) -> dict[str, Any]:
+    import_feed_file(module_db, wmata_dir / "wmata_gtfs.zip", "wmata")
+    avl = pd.read_csv(wmata_dir / "wmata_avl.csv", dtype=str, keep_default_na=False).sort_values("timestamp")
+    avl = avl[avl["timestamp"] < REPLAY_UNTIL]
+    now = [START.timestamp()]
+    service = ArrivalsService(TelematicsSettings(recent_positions_min=0, history_days=0), clock=lambda: now[0],
+                              background=False)
+    settings = load_settings(database_url=module_db.url, mqtt_url=None)
+    service.start(Context(settings=settings, db=module_db, read_db=module_db, alerts=AlertSink(module_db)))
+    next_refresh = 0.0
+    stored = [0, 0]
+    for r in avl.to_dict("records"):
+        t = datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+        if t >= next_refresh:
+            service.refresh(now[0])
+            got = service.flush()
+            stored = [stored[0] + got[0], stored[1] + got[1]]
+            next_refresh = t + 30.0
+        now[0] = t
+        payload = {"ts": r["timestamp"], "lat": float(r["lat"]), "lon": float(r["lon"]), "trip_id": r["trip_id"],
+                   "start_date": r["start_date"]}
+        service._on_json(f"its/v1/vehicles/wmata/{r['vehicle_id']}/position", orjson.dumps(payload))
+    service.refresh(now[0])
+    got = service.flush()
+    service.stop()
+    return {"stored": (stored[0] + got[0], stored[1] + got[1]),
+            "kpi": section(module_db, START, END, agency="wmata", timezone="America/New_York")}
+
+
+def _frame(db: Database, query: str, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(db.fetchall(query), columns=columns)
+
+
+def test_predictions_are_sampled_once_a_minute_per_vehicle(module_db: Database, replayed: dict[str, Any]) -> None:
+    p = _frame(module_db, "SELECT vehicle_id, issued, predicted_time, horizon_s, trip_id FROM arrival_predictions",
+               ["vehicle_id", "issued", "predicted_time", "horizon_s", "trip_id"])
+    assert len(p) == replayed["stored"][1] > 10_000
+    issued = p["issued"].map(lambda d: d.timestamp())
+    np.testing.assert_allclose(p["predicted_time"].map(lambda d: d.timestamp()) - issued, p["horizon_s"], atol=1e-5)
+    assert p["horizon_s"].between(0, 1800).all()
+    for _vid, g in pd.DataFrame({"v": p["vehicle_id"], "t": issued}).groupby("v"):
+        gaps = np.diff(np.unique(g["t"].to_numpy()))
+        assert (gaps >= EVERY_S).all()
+    # one sample holds one trip of one vehicle
+    assert (p.groupby(["vehicle_id", "issued"])["trip_id"].nunique() == 1).all()
+
+
+def test_prediction_accuracy_matches_pandas_join(module_db: Database, replayed: dict[str, Any]) -> None:
+    entry = replayed["kpi"]["prediction_accuracy"]
+    assert entry["reason"] is None
+    got = entry["rows"].set_index("horizon")
+    p = _frame(module_db, "SELECT service_date, trip_id, stop_sequence, issued, predicted_time FROM arrival_predictions",
+               ["service_date", "trip_id", "stop_sequence", "issued", "predicted_time"])
+    a = _frame(module_db, "SELECT service_date, trip_id, stop_sequence, time FROM stop_arrivals",
+               ["service_date", "trip_id", "stop_sequence", "time"])
+    first = a.groupby(["service_date", "trip_id", "stop_sequence"], as_index=False)["time"].min()
+    j = p[(p["issued"] >= START) & (p["issued"] < END)].merge(first, on=["service_date", "trip_id", "stop_sequence"])
+    horizon = (j["predicted_time"] - j["issued"]).dt.total_seconds()
+    error = (j["time"] - j["predicted_time"]).dt.total_seconds()
+    windows = {"0-3 min": (0, 180, -60, 60), "3-6 min": (180, 360, -90, 120), "6-12 min": (360, 720, -150, 210),
+               "12-30 min": (720, 1800, -240, 360)}
+    for band, (lo, hi, elo, ehi) in windows.items():
+        e = error[(horizon >= lo) & (horizon < hi)]
+        assert got.loc[band, "predictions"] == len(e) > 100, band
+        assert got.loc[band, "accuracy"] == pytest.approx(e.between(elo, ehi).mean()), band
+        assert got.loc[band, "mae_s"] == pytest.approx(e.abs().mean()), band
+    # live predictions are as good as the eval says (0.90 within overall there)
+    assert got.loc["0-3 min", "accuracy"] > 0.75 and got.loc["12-30 min", "accuracy"] > 0.7
+
+
+def test_period_without_predictions_gives_reason(module_db: Database, replayed: dict[str, Any]) -> None:
+    kpi = section(module_db, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC))
+    assert kpi["prediction_accuracy"]["rows"] is None
+    assert kpi["prediction_accuracy"]["reason"] == "no prediction stored in the period"
