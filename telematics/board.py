@@ -160,7 +160,9 @@ def build_board(fleet: Fleet, now_s: float) -> Board:
     updates = []
     for (trip, day), stus in trip_updates.items():
         run = by_trip.get((trip, day)) or fleet.block_runs[(trip, day)][0]
-        updates.append(TripUpdate(str(trip), fleet.trip_route[trip], day, run.vehicle_id, run.observed_s, tuple(stus)))
+        rt_trip, start_time = fleet.gtfsrt_trip(str(trip))
+        updates.append(TripUpdate(rt_trip, fleet.trip_route[trip], day, run.vehicle_id, run.observed_s, tuple(stus),
+                                  start_time=start_time))
     vehicles, snapshots = vehicle_views(fleet, now_s)
     return Board(now_s, dict(arrivals), vehicles, snapshots, updates, dispatcher_alerts(fleet, now_s, predicted),
                  predicted)
@@ -189,7 +191,8 @@ def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]]
             "observed_at": _iso(v.observed_s), "_observed_s": v.observed_s,
             "stale": now_s - v.observed_s > fleet.config.stale_after_s,
         }
+        rt_trip, start_time = fleet.gtfsrt_trip(v.trip_id) if v.trip_id else (None, None)
         snaps.append(VehicleSnapshot(v.vehicle_id, v.observed_s, v.lat, v.lon, v.bearing, v.speed_mps,
-                                     v.trip_id, route, v.service_date, next_stop_id, next_seq,
-                                     occupancy=v.occupancy))
+                                     rt_trip, route, v.service_date, next_stop_id, next_seq,
+                                     occupancy=v.occupancy, start_time=start_time))
     return views, snaps

@@ -50,6 +50,7 @@ from telematics.downstream import (
 )
 from telematics.feed import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.frequencies import expand_frequencies
+from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
 from telematics.matching import match_monotone, projection_candidates
 from telematics.predict import (
     PaceFilter,
@@ -73,8 +74,7 @@ FloatArray = npt.NDArray[np.float64]
 AVL_COLUMNS = ("vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id", "start_date",
                "speed_mps", "bearing")
 #: Horizon buckets (label, low s, high s) and MBTA windows (early, late) in seconds.
-BUCKETS = (("0-3", 0, 180, -60, 60), ("3-6", 180, 360, -90, 120),
-           ("6-12", 360, 720, -150, 210), ("12-30", 720, 1800, -240, 360))
+BUCKETS = tuple((f"{int(lo // 60)}-{int(hi // 60)}", lo, hi, early, late) for lo, hi, early, late in MBTA_WINDOWS)
 HORIZON_S = 1800.0
 
 
@@ -147,17 +147,19 @@ def _service_start(avl: pd.DataFrame, timezone: str) -> FloatArray:
 
 
 def score_predictions(horizon_s: FloatArray, error_s: FloatArray) -> dict[str, object]:
-    """Within-window share and MAE per bucket; ``error = actual - predicted`` (s)."""
-    within = np.zeros(len(error_s), dtype=bool)
+    """Within-window share and MAE per bucket; ``error = actual - predicted`` (s).
+
+    The bands, windows and counting are `telematics.kpi.prediction_accuracy`'s, the
+    definition the live indicator uses; ``within_windows`` is the share over all predictions.
+    """
+    acc = prediction_accuracy(horizon_s, error_s)
     mae: dict[str, float | None] = {}
     by_bucket: dict[str, float | None] = {}
-    for label, lo, hi, early, late in BUCKETS:
-        sel = (horizon_s >= lo) & (horizon_s < hi) if lo else (horizon_s < hi)
-        ok = (error_s >= early) & (error_s <= late)
-        within |= sel & ok
-        mae[label] = round(float(np.mean(np.abs(error_s[sel]))), 1) if sel.any() else None
-        by_bucket[label] = round(float(ok[sel].mean()), 4) if sel.any() else None
-    return {"within_windows": round(float(within.mean()), 4) if len(within) else None,
+    for (label, *_), row in zip(BUCKETS, acc.to_dict("records"), strict=True):
+        mae[label] = round(float(row["mae_s"]), 1) if row["predictions"] else None
+        by_bucket[label] = round(float(row["accuracy"]), 4) if row["predictions"] else None
+    n = len(error_s)
+    return {"within_windows": round(float(acc["within"].sum()) / n, 4) if n else None,
             "mae_s": mae, "within_by_bucket": by_bucket}
 
 
@@ -239,7 +241,7 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     pace_filter = PaceFilter()
     parts = [_predict_run(run, t_all, paths, bounds, table, model, pace_filter, remaining, departures)
              for run in runs]
-    names = ("now", "pred", "p10", "p90", "truth", "sched", "delayprop", "ahead", "stop", "still",
+    names = ("now", "pred", "p10", "p90", "truth", "sched", "delayprop", "ahead", "stop", "row", "still",
              "waiting", "label", "label_known", "situation")
     cols = {k: np.concatenate([p[k] for p in parts]) for k in names} if parts else {
         k: np.zeros(0) for k in names}
@@ -339,7 +341,7 @@ def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[st
     group = pred.state
     return {"now": t[group], "pred": pred.arrival_s, "truth": run.truth[stop], "sched": sched[stop],
             "delayprop": pred.delayprop_s, "p10": pred.p10_s, "p90": pred.p90_s,
-            "ahead": pred.ahead.astype(float), "stop": stop.astype(float), "still": still[group],
+            "ahead": pred.ahead.astype(float), "stop": stop.astype(float), "row": pred.row.astype(float), "still": still[group],
             "waiting": (pred.waiting.astype(float) + pred.before_start)[group],
             "label": online.time_s[stop], "label_known": online.known_at_s[stop],
             "situation": correctable(pred.situation, still[group]).astype(np.float64)}

@@ -58,6 +58,7 @@ PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
 MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
+INSTANCE_MATCH_S = 1800  # a reported start this close (s) to an instance's start names that instance
 LEAVE_FIRST_STOP_M = 30.0  # beyond this (m) the vehicle has left its trip's first stop
 
 
@@ -130,6 +131,15 @@ class Fleet:
         self.trip_route = trips["route_id"].astype(str).to_dict()
         self.trip_service = trips["service_id"].astype(str).to_dict()
         self.trip_headsign = trips["trip_headsign"].astype(str).to_dict()
+        self._instances: dict[str, tuple[npt.NDArray[np.int64], list[str]]] = {}  # template -> starts, ids
+        self._template_of: dict[str, tuple[str, str]] = {}  # instance -> (template, HH:MM:SS)
+        if "template_trip_id" in trips.columns:
+            inst = trips[trips["template_trip_id"].astype(str) != ""]
+            for template, g in inst.reset_index().sort_values("start_s").groupby("template_trip_id"):
+                ids = g["trip_id"].astype(str).tolist()
+                self._instances[str(template)] = (g["start_s"].to_numpy(dtype=np.int64), ids)
+                for tid in ids:
+                    self._template_of[tid] = (str(template), tid.rsplit("#", 1)[1])
         self.trip_block = (trips["block_id"].fillna("").astype(str).to_dict() if "block_id" in trips.columns else {})
         self.trip_direction = (pd.to_numeric(trips["direction_id"], errors="coerce").to_dict()
                                if "direction_id" in trips.columns else {})
@@ -194,6 +204,27 @@ class Fleet:
     def local_date(self, epoch_s: float) -> date:
         return datetime.fromtimestamp(epoch_s, ZoneInfo(self.timezone)).date()
 
+    def gtfsrt_trip(self, trip_id: str) -> tuple[str, str | None]:
+        """GTFS-realtime ``(trip_id, start_time)`` of a trip: the template and the run's start
+        ``HH:MM:SS`` for an instance of a frequency-based trip, else ``(trip_id, None)``."""
+        return self._template_of.get(trip_id, (trip_id, None))
+
+    def instance_of(self, trip_id: str | None, start_s: int | None) -> str | None:
+        """The trip a reported ``trip_id`` (+ GTFS-rt ``start_time``, s of service day) means.
+
+        A known trip is itself; a frequency template with a start time is the instance
+        starting then, else the nearest instance within `INSTANCE_MATCH_S` (a frequency-based
+        run's start may be its actual one); anything else is None (the trip is then inferred).
+        """
+        if not trip_id or trip_id in self.trip_rows:
+            return trip_id or None
+        found = self._instances.get(trip_id)
+        if found is None or start_s is None:
+            return None
+        starts, ids = found
+        k = int(np.argmin(np.abs(starts - start_s)))
+        return ids[k] if abs(int(starts[k]) - start_s) <= INSTANCE_MATCH_S else None
+
     def _service_day_for(self, trip_id: str, t_s: float, start_date: date | None) -> date | None:
         """The service date on which ``trip_id`` runs around ``t_s``, or None."""
         lo, hi = self.trip_rows[trip_id]
@@ -209,7 +240,10 @@ class Fleet:
     # ------------------------------------------------------------------ observe
 
     def observe(self, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """Update the state with one position row (`telematics.ingest.POSITION_COLUMNS` order).
+        """Update the state with one position row (`telematics.ingest.POSITION_COLUMNS` order,
+        optionally followed by the GTFS-rt ``start_time`` in s of service day, see
+        `telematics.ingest.parse_json_position`): a frequency template plus start time is
+        mapped to its instance (`instance_of`).
 
         Returns
         -------
@@ -217,10 +251,11 @@ class Fleet:
             Stop passings detected by this ping, as ``stop_arrivals`` rows
             (`telematics.store.ARRIVAL_COLUMNS` order).
         """
-        _agency, vid, ts, lat, lon, speed, bearing, trip_id, _route, start_date, _odo, occupancy = row
+        _agency, vid, ts, lat, lon, speed, bearing, trip_id, _route, start_date, _odo, occupancy = row[:12]
+        start_s = row[12] if len(row) > 12 else None
         t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
         speed, bearing = _finite_or_none(speed), _finite_or_none(bearing)  # store reads give NaN for NULL
-        trip_id = trip_id if isinstance(trip_id, str) and trip_id else None
+        trip_id = self.instance_of(trip_id, start_s) if isinstance(trip_id, str) and trip_id else None
         start_date = start_date if isinstance(start_date, date) else None
         occupancy = occupancy if isinstance(occupancy, str) else None
         v = self.vehicles.get(vid)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from telematics.feed import Feed
 
-__all__ = ["expand_frequencies", "instance_id"]
+__all__ = ["expand_frequencies", "instance_id", "instances"]
 
 MAX_INSTANCES = 200_000  # a feed expanding to more trip instances than this is refused
 
@@ -34,6 +34,36 @@ def instance_id(template: str, start_s: int) -> str:
     """Trip id of the instance of ``template`` starting at ``start_s`` (s of service day)."""
     h, rem = divmod(int(start_s), 3600)
     return f"{template}#{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
+
+
+def instances(freq: pd.DataFrame) -> pd.DataFrame:
+    """Trip instances of ``frequencies.txt`` rows (``trip_id, start_time, end_time,
+    headway_secs`` in s of service day, optional ``exact_times``).
+
+    Returns
+    -------
+    DataFrame
+        ``template_trip_id, start_s`` (s of service day), ``exact_times`` and ``trip_id``
+        (`instance_id`), one row per instance.
+
+    Raises
+    ------
+    ValueError
+        When the expansion exceeds `MAX_INSTANCES` trips.
+    """
+    starts: list[tuple[str, int, int]] = []  # template, start s, exact
+    exact_col = (pd.to_numeric(freq["exact_times"], errors="coerce").fillna(0).astype(int).tolist()
+                 if "exact_times" in freq.columns else [0] * len(freq))
+    for trip, lo, hi, step, exact in zip(freq["trip_id"].astype(str), freq["start_time"].astype(int),
+                                         freq["end_time"].astype(int), freq["headway_secs"].astype(int),
+                                         exact_col, strict=True):
+        starts.extend((trip, t, int(exact)) for t in range(int(lo), int(hi), int(step)))
+        if len(starts) > MAX_INSTANCES:
+            raise ValueError(f"frequencies.txt expands to more than {MAX_INSTANCES} trips")
+    inst = pd.DataFrame(starts, columns=["template_trip_id", "start_s", "exact_times"]).drop_duplicates(
+        ["template_trip_id", "start_s"])
+    inst["trip_id"] = [instance_id(t, s) for t, s in zip(inst["template_trip_id"], inst["start_s"], strict=True)]
+    return inst
 
 
 def expand_frequencies(feed: Feed) -> Feed:
@@ -54,18 +84,7 @@ def expand_frequencies(feed: Feed) -> Feed:
         return feed
     st = feed.stop_times
     first_dep = st.groupby("trip_id", sort=False)["departure_time"].min()
-    starts: list[tuple[str, int, int]] = []  # template, start s, exact
-    exact_col = (pd.to_numeric(freq["exact_times"], errors="coerce").fillna(0).astype(int).tolist()
-                 if "exact_times" in freq.columns else [0] * len(freq))
-    for trip, lo, hi, step, exact in zip(freq["trip_id"].astype(str), freq["start_time"].astype(int),
-                                         freq["end_time"].astype(int), freq["headway_secs"].astype(int),
-                                         exact_col, strict=True):
-        starts.extend((trip, t, int(exact)) for t in range(int(lo), int(hi), int(step)))
-        if len(starts) > MAX_INSTANCES:
-            raise ValueError(f"frequencies.txt expands to more than {MAX_INSTANCES} trips")
-    inst = pd.DataFrame(starts, columns=["template_trip_id", "start_s", "exact_times"]).drop_duplicates(
-        ["template_trip_id", "start_s"])
-    inst["trip_id"] = [instance_id(t, s) for t, s in zip(inst["template_trip_id"], inst["start_s"], strict=True)]
+    inst = instances(freq)
     templates = set(inst["template_trip_id"])
 
     trips = feed.trips.copy()

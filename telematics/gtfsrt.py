@@ -44,6 +44,7 @@ class VehicleSnapshot:
     current_stop_sequence: int | None = None
     label: str | None = None
     occupancy: str | None = None  # GTFS-rt OccupancyStatus name
+    start_time: str | None = None  # HH:MM:SS of a frequency-based trip's run (trip_id is then the template)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class TripUpdate:
     observed_s: float
     stops: Sequence[StopTimeUpdate] = field(default_factory=tuple)
     direction_id: int | None = None
+    start_time: str | None = None  # HH:MM:SS of a frequency-based trip's run (trip_id is then the template)
 
 
 def _header(msg: gtfs_realtime_pb2.FeedMessage, timestamp_s: float) -> None:
@@ -78,9 +80,13 @@ def _header(msg: gtfs_realtime_pb2.FeedMessage, timestamp_s: float) -> None:
 
 
 def _trip(desc: gtfs_realtime_pb2.TripDescriptor, trip_id: str | None, route_id: str | None,
-          start_date: date | None) -> None:
+          start_date: date | None, start_time: str | None = None) -> None:
+    """Fill a TripDescriptor; a frequency-based trip is its template ``trip_id`` plus
+    ``start_time`` and ``start_date`` (GTFS-rt spec), never our instance id."""
     if trip_id:
         desc.trip_id = trip_id
+    if start_time:
+        desc.start_time = start_time
     if route_id:
         desc.route_id = route_id
     if start_date is not None:
@@ -105,7 +111,7 @@ def vehicle_positions_feed(vehicles: Iterable[VehicleSnapshot], timestamp_s: flo
         entity.id = f"vehicle:{v.vehicle_id}"
         vp = entity.vehicle
         if v.trip_id:
-            _trip(vp.trip, v.trip_id, v.route_id, v.start_date)
+            _trip(vp.trip, v.trip_id, v.route_id, v.start_date, v.start_time)
         vp.vehicle.id = v.vehicle_id
         if v.label:
             vp.vehicle.label = v.label
@@ -136,9 +142,9 @@ def trip_updates_feed(trips: Iterable[TripUpdate], timestamp_s: float) -> gtfs_r
     _header(msg, timestamp_s)
     for t in trips:
         entity = msg.entity.add()
-        entity.id = f"trip:{t.start_date:%Y%m%d}:{t.trip_id}"
+        entity.id = f"trip:{t.start_date:%Y%m%d}:{t.trip_id}" + (f"#{t.start_time}" if t.start_time else "")
         tu = entity.trip_update
-        _trip(tu.trip, t.trip_id, t.route_id, t.start_date)
+        _trip(tu.trip, t.trip_id, t.route_id, t.start_date, t.start_time)
         if t.direction_id is not None:
             tu.trip.direction_id = t.direction_id
         if t.vehicle_id:

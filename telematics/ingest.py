@@ -86,6 +86,16 @@ def _service_date(value: object, name: str = "start_date") -> date | None:
         raise PayloadError(f"field {name!r}={value!r} is not a calendar date") from None
 
 
+def _start_time(value: object, name: str = "start_time") -> int | None:
+    """GTFS-rt ``start_time`` ``HH:MM:SS`` (hours may pass 24) as s of service day, or None."""
+    if value is None or value == "":
+        return None
+    m = re.fullmatch(r"(\d{1,2}):([0-5]\d):([0-5]\d)", value) if isinstance(value, str) else None
+    if m is None:
+        raise PayloadError(f"field {name!r} must be a time HH:MM:SS")
+    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+
+
 def _occupancy(value: object) -> str | None:
     if value is None or value == "":
         return None
@@ -99,12 +109,15 @@ def _check_fix(lat: float, lon: float, where: str = "") -> None:
         raise PayloadError(f"{where}fields 'lat'/'lon' are 0,0 (no GPS fix)")
 
 
-def parse_json_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
+def parse_json_position(topic: str, payload: bytes, with_start_time: bool = False) -> list[tuple[Any, ...]]:
     """Parse a JSON position message into one ``vehicle_positions`` row.
 
     Units: ``lat``/``lon`` WGS84 degrees, ``speed_mps`` m/s (0-70), ``bearing`` degrees
     clockwise from north [0, 360], ``odometer_m`` metres (>= 0); ``ts`` ISO 8601 or epoch
-    s/ms. Unknown fields are ignored.
+    s/ms. Unknown fields are ignored. ``start_time`` (``HH:MM:SS``, as GTFS-rt names the run
+    of a frequency-based trip) is checked; with ``with_start_time`` the row gains it as a
+    13th element (s of service day, None when absent) for the live fleet
+    (`telematics.fleet.Fleet.instance_of`).
 
     Raises
     ------
@@ -122,9 +135,11 @@ def parse_json_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
     speed = optional_float(obj, "speed_mps", 0.0, MAX_SPEED_MPS)
     bearing = optional_float(obj, "bearing", 0.0, 360.0)
     odometer = optional_float(obj, "odometer_m", 0.0, 1e10)
-    return [(agency, vehicle, ts, lat, lon, speed, None if bearing is None else bearing % 360.0,
-             _optional_text(obj, "trip_id"), _optional_text(obj, "route_id"),
-             _service_date(obj.get("start_date")), odometer, _occupancy(obj.get("occupancy")))]
+    start_s = _start_time(obj.get("start_time"))
+    row = (agency, vehicle, ts, lat, lon, speed, None if bearing is None else bearing % 360.0,
+           _optional_text(obj, "trip_id"), _optional_text(obj, "route_id"),
+           _service_date(obj.get("start_date")), odometer, _occupancy(obj.get("occupancy")))
+    return [(*row, start_s) if with_start_time else row]
 
 
 def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> float:
@@ -134,7 +149,7 @@ def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> floa
 
 
 def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosition,
-                 fallback_ts: int, where: str) -> tuple[Any, ...]:
+                 fallback_ts: int, where: str, with_start_time: bool = False) -> tuple[Any, ...]:
     if not vp.HasField("position"):
         raise PayloadError(f"{where}field 'position' missing")
     pos = vp.position
@@ -152,9 +167,11 @@ def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosi
     trip_id = trip.trip_id[:MAX_ID_LEN] or None
     route_id = trip.route_id[:MAX_ID_LEN] or None
     start = _service_date(trip.start_date or None, f"{where}start_date".strip())
+    start_s = _start_time(trip.start_time or None, f"{where}start_time".strip())
     occupancy = (gtfs_realtime_pb2.VehiclePosition.OccupancyStatus.Name(vp.occupancy_status)
                  if vp.HasField("occupancy_status") else None)
-    return (agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer, occupancy)
+    row = (agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer, occupancy)
+    return (*row, start_s) if with_start_time else row
 
 
 def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
@@ -169,10 +186,12 @@ def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
     return msg
 
 
-def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
+def parse_gtfsrt_position(topic: str, payload: bytes, with_start_time: bool = False) -> list[tuple[Any, ...]]:
     """Parse a binary GTFS-realtime FeedMessage or VehiclePosition into position rows.
 
-    Entities without a vehicle position (trip updates, alerts) are ignored.
+    Entities without a vehicle position (trip updates, alerts) are ignored. With
+    ``with_start_time`` each row gains the trip's ``start_time`` (s of service day or None),
+    as `parse_json_position`.
 
     Raises
     ------
@@ -192,14 +211,14 @@ def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
             vid = vp.vehicle.id or vp.vehicle.label or entity.id
             if not _ID.match(vid):
                 raise PayloadError(f"entity[{i}] field 'vehicle.id' must be 1-64 printable characters")
-            rows.append(_vehicle_row(agency, vid, vp, feed.header.timestamp, f"entity[{i}] "))
+            rows.append(_vehicle_row(agency, vid, vp, feed.header.timestamp, f"entity[{i}] ", with_start_time))
         return rows
     vp = gtfs_realtime_pb2.VehiclePosition()
     try:
         vp.ParseFromString(payload)
     except DecodeError as exc:
         raise PayloadError(f"not a GTFS-realtime FeedMessage or VehiclePosition ({exc})") from None
-    return [_vehicle_row(agency, vehicle, vp, 0, "")]
+    return [_vehicle_row(agency, vehicle, vp, 0, "", with_start_time)]
 
 
 ROUTES = [

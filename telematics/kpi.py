@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 
 from its.db import Database
+from telematics.frequencies import instances
 
 __all__ = [
     "MBTA_WINDOWS",
+    "OUTCOME_KNOWN_S",
     "avl_completeness",
     "delay_by_route_hour",
     "headway_regularity",
@@ -36,6 +38,8 @@ __all__ = [
 #: MBTA prediction-accuracy windows: (horizon from s, horizon to s, allowed error low s, high s).
 MBTA_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
     (0, 180, -60, 60), (180, 360, -90, 120), (360, 720, -150, 210), (720, 1800, -240, 360))
+#: A prediction is scored once the data reach this long (s, the widest late window) past its predicted arrival.
+OUTCOME_KNOWN_S = float(max(w[3] for w in MBTA_WINDOWS))
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -228,10 +232,14 @@ def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFr
 
     Over the stored samples of served predictions (``arrival_predictions``) whose stop
     passing was detected (``stop_arrivals``, the first passing of the trip's stop on its
-    service date): error = actual - predicted arrival (s, positive: the bus came later than
-    predicted); horizon = predicted arrival - issue time (s), as in ``its eval arrivals``.
-    Bands and allowed errors: 0-3 min [-60, +60] s, 3-6 min [-90, +120], 6-12 min
-    [-150, +210], 12-30 min [-240, +360].
+    service date) and whose outcome is known (predicted arrival + 360 s, the widest late
+    window, not after the agency's latest detected passing): error = actual - predicted
+    arrival (s, positive: the bus came later than predicted); horizon = predicted arrival -
+    issue time (s). Bands and allowed errors: 0-3 min [-60, +60] s, 3-6 min [-90, +120],
+    6-12 min [-150, +210], 12-30 min [-240, +360]; a prediction already due (negative
+    horizon) counts in 0-3 min. ``its eval arrivals`` scores with this same function
+    (`telematics.evaluate.score_predictions`); it weights every ping of the replayed day,
+    the live samples weight each vehicle once a minute.
 
     Returns
     -------
@@ -242,7 +250,7 @@ def prediction_accuracy(horizon_s: np.ndarray, error_s: np.ndarray) -> pd.DataFr
     h, e = np.asarray(horizon_s, np.float64), np.asarray(error_s, np.float64)
     rows = []
     for lo, hi, elo, ehi in MBTA_WINDOWS:
-        m = (h >= lo) & (h < hi)
+        m = (h >= lo) & (h < hi) if lo > 0 else h < hi
         n = int(m.sum())
         within = int(((e[m] >= elo) & (e[m] <= ehi)).sum())
         rows.append({"horizon": f"{int(lo // 60)}-{int(hi // 60)} min", "predictions": n, "within": within,
@@ -257,19 +265,25 @@ def read_prediction_errors(db: Database, start: datetime, end: datetime, agency:
     """Stored predictions issued in ``[start, end)`` joined with their detected arrivals.
 
     Arrivals are looked up until ``end + settle_s`` (s), so a prediction issued near the end
-    of the period is scored when its bus came after it. Returns the frame ``agency,
+    of the period is scored when its bus came after it. A prediction is scored only when its
+    outcome is known: its predicted arrival plus `OUTCOME_KNOWN_S` is not after the latest
+    passing detected for its agency in that range (otherwise a report made right after the
+    period would score only the buses that came early). Returns the frame ``agency,
     horizon_s, error_s`` (s, error = actual - predicted) and the number of predictions
     issued in the period (scored or not).
     """
     extra = " AND agency = %(agency)s" if agency is not None else ""
-    params = {"start": start, "end": end, "until": end + timedelta(seconds=settle_s), "agency": agency}
+    params = {"start": start, "end": end, "until": end + timedelta(seconds=settle_s), "agency": agency,
+              "known": timedelta(seconds=OUTCOME_KNOWN_S)}
     issued = db.fetchall("SELECT count(*) FROM arrival_predictions WHERE issued >= %(start)s"
                          " AND issued < %(end)s" + extra, params)[0][0]
     rows = db.fetchall(
         "WITH a AS (SELECT agency, service_date, trip_id, stop_sequence, min(time) AS time FROM stop_arrivals"
-        "  WHERE time >= %(start)s AND time < %(until)s" + extra + " GROUP BY 1, 2, 3, 4)"
+        "  WHERE time >= %(start)s AND time < %(until)s" + extra + " GROUP BY 1, 2, 3, 4),"
+        " seen AS (SELECT agency, max(time) AS last FROM a GROUP BY 1)"
         " SELECT p.agency, p.horizon_s, extract(epoch FROM a.time - p.predicted_time)::float8"
         " FROM arrival_predictions p JOIN a USING (agency, service_date, trip_id, stop_sequence)"
+        " JOIN seen ON seen.agency = p.agency AND p.predicted_time + %(known)s <= seen.last"
         " WHERE p.issued >= %(start)s AND p.issued < %(end)s" + extra.replace(" agency", " p.agency", 1), params)
     return pd.DataFrame.from_records(rows, columns=["agency", "horizon_s", "error_s"]), int(issued)
 
@@ -283,7 +297,10 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
 
     ``service_dates`` restricts the service days read (default: every day the period touches).
     Returns ``service_date, trip_id, route_id, stop_id, stop_sequence, time_s`` (epoch s of the
-    scheduled departure) and ``trip_start_s`` (the trip's first departure, epoch s).
+    scheduled departure) and ``trip_start_s`` (the trip's first departure, epoch s). A
+    frequency-based trip (``gtfs_frequencies``) gives its instances
+    (`telematics.frequencies.instances`: trip ids ``TEMPLATE#HH:MM:SS``, the template's times
+    shifted to each start), as the live service runs and records them.
     """
     rows = db.fetchall("SELECT f.feed_version, f.timezone FROM gtfs_active a JOIN gtfs_feeds f USING (feed_version)"
                        " WHERE a.agency = %s", (agency,))
@@ -316,6 +333,12 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
     res = db.fetchall(query, {"days": list(service_dates), "v": version})
     frame = pd.DataFrame.from_records(res, columns=["service_date", "trip_id", "route_id", "stop_id", "stop_sequence",
                                                     "dep_s", "first_s"])
+    freq = pd.DataFrame.from_records(
+        db.fetchall("SELECT trip_id, start_s, end_s, headway_s, exact_times FROM gtfs_frequencies"
+                    " WHERE feed_version = %s", (version,)),
+        columns=["trip_id", "start_time", "end_time", "headway_secs", "exact_times"])
+    if not freq.empty and not frame.empty:
+        frame = _expand_instances(frame, instances(freq))
     if frame.empty:
         return pd.DataFrame(columns=cols)
     base = {d: _day_start(d, tz) for d in frame["service_date"].unique()}
@@ -325,6 +348,19 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
     lo, hi = start.timestamp(), end.timestamp()
     frame = frame[(frame["time_s"] >= lo) & (frame["time_s"] < hi)]
     return frame[cols].reset_index(drop=True)
+
+
+def _expand_instances(frame: pd.DataFrame, inst: pd.DataFrame) -> pd.DataFrame:
+    """Scheduled rows with each frequency template's rows replaced by its instances (times
+    shifted by instance start - template's first departure, s)."""
+    templated = frame["trip_id"].isin(set(inst["template_trip_id"]))
+    rows = frame[templated].merge(inst[["template_trip_id", "start_s", "trip_id"]].rename(
+        columns={"trip_id": "instance"}), left_on="trip_id", right_on="template_trip_id")
+    shift = rows["start_s"].to_numpy(dtype=np.float64) - rows["first_s"].to_numpy(dtype=np.float64)
+    rows["dep_s"] = rows["dep_s"].to_numpy(dtype=np.float64) + shift
+    rows["first_s"] = rows["start_s"].to_numpy(dtype=np.float64)
+    rows["trip_id"] = rows["instance"]
+    return pd.concat([frame[~templated], rows[frame.columns]], ignore_index=True)
 
 
 def _day_start(day: date, timezone: str) -> float:

@@ -213,13 +213,13 @@ class ArrivalsService(Service):
 
     def _on_json(self, topic: str, payload: bytes) -> None:
         try:
-            self.observe(parse_json_position(topic, payload))
+            self.observe(parse_json_position(topic, payload, with_start_time=True))
         except PayloadError as exc:
             log.debug("ignoring live position on %s: %s", topic, exc)
 
     def _on_gtfsrt(self, topic: str, payload: bytes) -> None:
         try:
-            self.observe(parse_gtfsrt_position(topic, payload))
+            self.observe(parse_gtfsrt_position(topic, payload, with_start_time=True))
         except PayloadError as exc:
             log.debug("ignoring live GTFS-rt position on %s: %s", topic, exc)
 

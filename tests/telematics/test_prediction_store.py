@@ -22,7 +22,10 @@ from its.db import Database
 from its.service import Context
 from its.settings import load_settings
 from telematics.config import TelematicsSettings
-from telematics.kpi import section
+from telematics.evaluate import read_avl, replay_predictions, score_predictions
+from telematics.feed import read_feed, trip_paths
+from telematics.frequencies import expand_frequencies
+from telematics.kpi import MBTA_WINDOWS, OUTCOME_KNOWN_S, prediction_accuracy, section
 from telematics.samples import EVERY_S
 from telematics.service import ArrivalsService
 from telematics.store import import_feed_file
@@ -90,6 +93,10 @@ def test_prediction_accuracy_matches_pandas_join(module_db: Database, replayed: 
                ["service_date", "trip_id", "stop_sequence", "time"])
     first = a.groupby(["service_date", "trip_id", "stop_sequence"], as_index=False)["time"].min()
     j = p[(p["issued"] >= START) & (p["issued"] < END)].merge(first, on=["service_date", "trip_id", "stop_sequence"])
+    # the replay stops at END: only predictions whose outcome is known by then are scored
+    known = j["predicted_time"] + pd.Timedelta(seconds=OUTCOME_KNOWN_S) <= first["time"].max()
+    assert 0 < (~known).sum() < len(j)
+    j = j[known]
     horizon = (j["predicted_time"] - j["issued"]).dt.total_seconds()
     error = (j["time"] - j["predicted_time"]).dt.total_seconds()
     windows = {"0-3 min": (0, 180, -60, 60), "3-6 min": (180, 360, -90, 120), "6-12 min": (360, 720, -150, 210),
@@ -107,3 +114,47 @@ def test_period_without_predictions_gives_reason(module_db: Database, replayed: 
     kpi = section(module_db, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC))
     assert kpi["prediction_accuracy"]["rows"] is None
     assert kpi["prediction_accuracy"]["reason"] == "no prediction stored in the period"
+
+
+def test_live_samples_score_as_the_eval_at_the_same_pings(module_db: Database, replayed: dict[str, Any],
+                                                          wmata_dir: Path) -> None:
+    """The live path and ``its eval arrivals`` predict alike at the same pings and score alike.
+
+    The gap between the live indicator and the eval's headline is the period (the eval's day
+    against the first, cold hours) and the weighting (every ping against one sample per
+    vehicle a minute), not the prediction or the scoring: joined on (ping, trip, stop), the
+    live predictions equal the eval's and score the same against the eval's ground truth.
+    """
+    feed = expand_frequencies(read_feed(wmata_dir / "wmata_gtfs.zip"))
+    cols = replay_predictions(feed, trip_paths(feed), read_avl(wmata_dir / "wmata_avl.csv"))
+    st = feed.stop_times
+    row = cols["row"].astype(np.int64)
+    ev = pd.DataFrame({"issued_s": cols["now"], "trip_id": st["trip_id"].to_numpy()[row].astype(str),
+                       "stop_sequence": st["stop_sequence"].to_numpy()[row].astype(np.int64),
+                       "eval_pred": cols["pred"], "truth": cols["truth"]})
+    p = _frame(module_db, "SELECT extract(epoch FROM issued)::float8, trip_id, stop_sequence,"
+               " extract(epoch FROM predicted_time)::float8 FROM arrival_predictions",
+               ["issued_s", "trip_id", "stop_sequence", "live_pred"])
+    p["stop_sequence"] = p["stop_sequence"].astype(np.int64)
+    j = p.merge(ev.drop_duplicates(["issued_s", "trip_id", "stop_sequence"]),
+                on=["issued_s", "trip_id", "stop_sequence"])
+    assert len(j) > 0.9 * len(p)
+    diff = (j["live_pred"] - j["eval_pred"]).abs()
+    assert diff.median() < 2.0 and (diff < 60).mean() > 0.97
+    live = score_predictions((j["live_pred"] - j["issued_s"]).to_numpy(), (j["truth"] - j["live_pred"]).to_numpy())
+    evaluated = score_predictions((j["eval_pred"] - j["issued_s"]).to_numpy(), (j["truth"] - j["eval_pred"]).to_numpy())
+    for band, share in evaluated["within_by_bucket"].items():  # type: ignore[attr-defined]
+        assert abs(live["within_by_bucket"][band] - share) < 0.02, band  # type: ignore[index]
+
+
+def test_eval_and_live_indicator_share_one_scoring() -> None:
+    rng = np.random.default_rng(0)
+    horizon = rng.uniform(-60, 1799, 5000)
+    error = rng.normal(0, 150, 5000)
+    ev = score_predictions(horizon, error)
+    kpi = prediction_accuracy(horizon, error)
+    assert [round(a, 4) for a in kpi["accuracy"]] == list(ev["within_by_bucket"].values())  # type: ignore[attr-defined]
+    assert int(kpi["predictions"].sum()) == len(horizon)  # an already-due prediction counts in 0-3 min
+    lo, hi, elo, ehi = MBTA_WINDOWS[1]
+    m = (horizon >= lo) & (horizon < hi)
+    assert kpi.loc[1, "accuracy"] == pytest.approx(((error[m] >= elo) & (error[m] <= ehi)).mean())
