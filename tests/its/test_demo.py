@@ -66,6 +66,21 @@ def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path
         assert ready_at is not None, (tmp_path / "demo.out").read_text()[-3000:]
         assert found == {"arrivals": True, "parking": True, "cameras": True, "congestion": True}, found
         assert time.monotonic() - ready_at < 90
+        # the demo stops by itself after --duration; a report over its data has every section
+        assert demo.wait(240) == 0, (tmp_path / "demo.out").read_text()[-3000:]
+        rep = subprocess.run([sys.executable, "-m", "its.cli", "report", "--json", "--format", "json",
+                              "--out", str(tmp_path / "reports")], env=env, capture_output=True, timeout=300)
+        assert rep.returncode == 0, rep.stderr.decode()[-3000:]
+        sections = orjson.loads(rep.stdout.splitlines()[-1])["sections"]
+        real = {name: sorted(k for k, e in entries.items() if e.get("rows") or e.get("value") is not None)
+                for name, entries in sections.items()}
+        assert set(real) == {"public_transport", "parking", "traffic", "camera_counts", "platform"}, real
+        assert all(real.values()), real  # every section has indicators with real values
+        assert "api_availability" in real["platform"], real
+        # nothing null without its reason (e.g. a prediction is scored only 360 s after its arrival)
+        nulls = {f"{n}.{k}": e.get("reason") for n, entries in sections.items() for k, e in entries.items()
+                 if not (e.get("rows") or e.get("value") is not None)}
+        assert all(nulls.values()), nulls
     finally:
         demo.send_signal(signal.SIGINT)
         try:
