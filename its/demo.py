@@ -133,6 +133,10 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
             _run([*its, "maps", "import", "--gtfs", str(feed), "--name", "demo"], settings)
         sites = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
         _run([*its, "parking", "import", str(sites)], settings)
+        from parking.history import backfill_demo_history
+
+        # days of (time-shifted, real) history, so the replay sites are forecast at once
+        backfill_demo_history(db, sites, shared_data_dir(), datetime.now(UTC))
         _place_demo_camera(db)
         env_done.write_text(tz + "\n")
     creds = data / "demo-credentials.txt"

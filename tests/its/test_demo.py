@@ -43,7 +43,7 @@ def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path
     try:
         deadline = time.monotonic() + 240  # setup (imports) + 60 s of live running
         ready_at = None
-        while time.monotonic() < deadline and not all(found.get(k) for k in ("arrivals", "parking", "cameras", "congestion")):
+        while time.monotonic() < deadline and not all(found.get(k) for k in ("arrivals", "parking", "forecast", "cameras", "congestion")):
             if ready_at is None and _get(base + "/readyz")[0] == 200:
                 ready_at = time.monotonic()
             if ready_at is not None:
@@ -57,6 +57,9 @@ def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path
                         break
                 _, avail = _get(base + "/v1/parking/availability", headers)
                 found["parking"] = any(s.get("status") not in (None, "unknown") for s in (avail or {}).get("sites", []))  # type: ignore[union-attr]
+                # replay car parks come with weeks of (time-shifted, real) history: forecast at once
+                _, fc = _get(base + "/v1/parking/sites/BHMBCCMKT01/forecast", headers)
+                found["forecast"] = any(f.get("free") is not None for f in (fc or {}).get("forecasts", []))  # type: ignore[union-attr]
                 _, cams = _get(base + "/v1/cameras", headers)
                 found["cameras"] = any(c.get("observed_at") and c.get("lines") and c.get("lat") is not None
                                        for c in (cams or {}).get("cameras", []))  # type: ignore[union-attr]
@@ -64,7 +67,7 @@ def test_demo_serves_live_data_within_a_minute(tmp_path: Path, shared_data: Path
                 found["congestion"] = bool((cong or {}).get("features"))  # type: ignore[union-attr]
             time.sleep(2)
         assert ready_at is not None, (tmp_path / "demo.out").read_text()[-3000:]
-        assert found == {"arrivals": True, "parking": True, "cameras": True, "congestion": True}, found
+        assert found == {"arrivals": True, "parking": True, "forecast": True, "cameras": True, "congestion": True}, found
         assert time.monotonic() - ready_at < 90
         # the demo stops by itself after --duration; a report over its data has every section
         assert demo.wait(240) == 0, (tmp_path / "demo.out").read_text()[-3000:]

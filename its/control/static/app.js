@@ -50,12 +50,13 @@ async function loadStops(map, view) {
 
 function summarise(map) {
   const L = map.layers;
+  const count = (n, one, many) => `${n} ${n === 1 ? one : many}`;
   const parts = [];
-  if (L.vehicles.length) parts.push(`${L.vehicles.length} buses`);
-  if (L.roads.length) parts.push(`${L.roads.length} roads`);
-  if (L.parking.length) parts.push(`${L.parking.length} car parks`);
-  if (L.cameras.length) parts.push(`${L.cameras.length} cameras`);
-  if (L.alerts.length) parts.push(`${L.alerts.length} alerts`);
+  if (L.vehicles.length) parts.push(count(L.vehicles.length, "bus", "buses"));
+  if (L.roads.length) parts.push(count(L.roads.length, "road", "roads"));
+  if (L.parking.length) parts.push(count(L.parking.length, "car park", "car parks"));
+  if (L.cameras.length) parts.push(count(L.cameras.length, "camera", "cameras"));
+  if (L.alerts.length) parts.push(count(L.alerts.length, "alert", "alerts"));
   $("map-summary").textContent = parts.length ? parts.join(" · ") : "no data yet";
 }
 

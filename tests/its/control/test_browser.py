@@ -38,7 +38,7 @@ def test_dispatcher_sees_alert_live_acknowledges_it_and_logs_out(live_server: Li
     expect(item).to_be_visible(timeout=5000)
     expect(item).to_contain_text("Bull Ring car park is full")
     expect(page.locator("#alerts-count")).to_have_text("(1 open / 1)")
-    expect(page.locator("#map-summary")).to_have_text("1 alerts")
+    expect(page.locator("#map-summary")).to_have_text("1 alert")
     screenshot(page, "alert-raised-1920x1080")
 
     # "Show on map" pans there and selects the alert
