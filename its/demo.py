@@ -10,6 +10,7 @@ fleet and parking simulators, a camera worker — and prints the URLs. Ctrl-C (o
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -66,6 +67,14 @@ def cairns_feed(data_dir: Path) -> Path:
     return target
 
 
+def morning_timezone(now: datetime | None = None) -> str:
+    """A fixed-offset zone in which it is about 10:00 now (``Etc/GMT-x`` counts the other way)."""
+    now = now or datetime.now(UTC)
+    offset = (10 - now.hour) % 24
+    offset = offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
 def demo_timezone(now: datetime | None = None, home: str = "Australia/Brisbane") -> str:
     """The time zone the demo city runs in: its own when buses run there now (06:00-21:00),
     otherwise a fixed-offset zone in which it is about 10:00, so a demo started at any hour
@@ -74,9 +83,22 @@ def demo_timezone(now: datetime | None = None, home: str = "Australia/Brisbane")
     local = now.astimezone(ZoneInfo(home))
     if 6 <= local.hour < 21:
         return home
-    offset = (10 - now.hour) % 24
-    offset = offset - 24 if offset > 14 else offset
-    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+    return morning_timezone(now)
+
+
+def demo_sites(data_dir: Path) -> Path:
+    """The demo car parks, written once into ``data_dir`` in a zone where it was about 10:00
+    when first written: the replay sites' history (recorded 08:00-16:30) then covers the
+    +15/+30/+60 min forecasts of a demo started at any hour."""
+    target = data_dir / "demo_sites.geojson"
+    if not target.exists():
+        src = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
+        sites = json.loads(src.read_text())
+        tz = morning_timezone()
+        for feature in sites["features"]:
+            feature["properties"]["timezone"] = tz
+        target.write_text(json.dumps(sites, indent=1))
+    return target
 
 
 def feed_in_timezone(feed: Path, tz: str, out_dir: Path) -> Path:
@@ -131,7 +153,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
             _run([*its, "maps", "import", str(osm), "--name", "demo"], settings)
         else:
             _run([*its, "maps", "import", "--gtfs", str(feed), "--name", "demo"], settings)
-        sites = Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson"
+        sites = demo_sites(data)
         _run([*its, "parking", "import", str(sites)], settings)
         from parking.history import backfill_demo_history
 
@@ -154,7 +176,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
         "collector": [*its, "collect", "--client-id", "its-demo-collector"],
         "api": [*its, "serve"],
         "fleet": [*its, "simulate", "fleet", "--gtfs", str(feed), "--agency", "cairns", "--rebase-calendar"],
-        "parking": [*its, "simulate", "parking", "--sites", str(Path(__file__).resolve().parents[1] / "parking" / "data" / "demo_sites.geojson")],
+        "parking": [*its, "simulate", "parking", "--sites", str(demo_sites(data))],
     }
     clip = demo_clip()
     if clip is not None:
