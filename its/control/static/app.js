@@ -4,6 +4,7 @@ import { el, formatAge, formatDelay, getJSON, hasRoute, loadSession, postJSON, s
 import { AlertFeed } from "./alerts.js";
 import { MapView } from "./map.js";
 import { CamerasPanel, FleetPanel, ParkingPanel, TrafficPanel } from "./panels.js";
+import { ReportsView } from "./reports.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -111,7 +112,11 @@ async function main() {
   cameras = new CamerasPanel($("cameras"), map);
   const panels = [fleet, parking, cameras, new TrafficPanel($("traffic"), map)];
   for (const panel of panels) panel.start();
-  window.itsControl = { map, feed, panels, session };
+  const reports = new ReportsView({
+    toggle: $("reports-toggle"), box: $("reports-body"), form: $("reports-form"), from: $("reports-from"),
+    to: $("reports-to"), status: $("reports-status"), sections: $("reports-sections"), files: $("reports-files"),
+  });
+  window.itsControl = { map, feed, panels, reports, session };
 }
 
 main().catch((exc) => {
