@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,7 @@ __all__ = [
     "drop_expired_partitions",
     "ensure_partitions",
     "migrate",
+    "refresh_aggregate",
     "timeseries_backend",
     "upsert_rows",
 ]
@@ -394,3 +396,23 @@ def upsert_rows(
         n = int(cur.rowcount)
         cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(stage)))
         return n
+
+
+def refresh_aggregate(url: str, view: str, lo: datetime | None, hi: datetime | None, attempts: int = 20) -> None:
+    """``CALL refresh_continuous_aggregate`` over ``[lo, hi)`` on its own autocommit connection
+    (it cannot run in a transaction), waiting for a concurrent refresh (the policy's) to
+    finish: up to ``attempts`` tries 0.5 s apart. TimescaleDB only."""
+    conn = psycopg2.connect(url, application_name="its-refresh")
+    try:
+        conn.autocommit = True
+        for attempt in range(attempts):
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, lo, hi))
+                return
+            except psycopg2.errors.LockNotAvailable:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.5)
+    finally:
+        conn.close()

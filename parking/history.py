@@ -14,17 +14,14 @@ so running it again for the same week adds nothing.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg2
-import psycopg2.errors
 
-from its.db import Database, copy_rows, timeseries_backend
+from its.db import Database, copy_rows, refresh_aggregate, timeseries_backend
 from parking.availability import ParkingStatus
 from parking.cleaning import clean_history, read_history_csv
 from parking.config import ParkingSettings
@@ -133,7 +130,7 @@ def backfill_history(
     with db.connection() as conn:
         inserted = copy_rows(conn, "parking_occupancy", OCCUPANCY_COLUMNS, rows)
     if inserted and timeseries_backend(db) == "timescaledb":
-        _refresh_rollup(db.url, shifted["time"].min().to_pydatetime(), end)
+        refresh_aggregate(db.url, ROLLUP, shifted["time"].min().to_pydatetime(), end)
     log.info("parking history: %d of %d rows backfilled for %d sites", inserted, len(rows), shifted["site_id"].nunique())
     return inserted
 
@@ -148,20 +145,3 @@ def backfill_demo_history(db: Database, sites_file: Path, shared_data: Path | No
     return backfill_history(db, read_sites(sites_file), history, end)
 
 
-def _refresh_rollup(url: str, lo: datetime, hi: datetime, attempts: int = 20) -> None:
-    """Refresh the continuous aggregate over ``[lo, hi)`` (autocommit; retried 0.5 s apart
-    while the refresh policy holds the lock)."""
-    conn = psycopg2.connect(url, application_name="its-parking-backfill")
-    try:
-        conn.autocommit = True
-        for attempt in range(attempts):
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (ROLLUP, lo, hi))
-                return
-            except psycopg2.errors.LockNotAvailable:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.5)
-    finally:
-        conn.close()

@@ -382,6 +382,15 @@ def load_feed(db: Database, agency_id: str) -> Feed:
 
 # --------------------------------------------------------------------------- time series
 
+def _copy_batch(db: Database, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    """COPY ``rows`` into ``table`` in one transaction (no connection for an empty batch); rows inserted."""
+    batch = list(rows)
+    if not batch:
+        return 0
+    with db.connection() as conn:
+        return copy_rows(conn, table, tuple(columns), batch)
+
+
 def write_stop_arrivals(db: Database, rows: Iterable[Sequence[Any]]) -> int:
     """Store detected stop arrivals (rows in `ARRIVAL_COLUMNS` order); duplicates are skipped.
 
@@ -390,11 +399,7 @@ def write_stop_arrivals(db: Database, rows: Iterable[Sequence[Any]]) -> int:
     int
         Rows inserted.
     """
-    batch = list(rows)
-    if not batch:
-        return 0
-    with db.connection() as conn:
-        return copy_rows(conn, "stop_arrivals", ARRIVAL_COLUMNS, batch)
+    return _copy_batch(db, "stop_arrivals", ARRIVAL_COLUMNS, rows)
 
 
 def read_stop_arrivals(db: Database, agency_id: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -413,11 +418,7 @@ def write_predictions(db: Database, rows: Iterable[Sequence[Any]]) -> int:
     int
         Rows inserted.
     """
-    batch = list(rows)
-    if not batch:
-        return 0
-    with db.connection() as conn:
-        return copy_rows(conn, "arrival_predictions", PREDICTION_COLUMNS, batch)
+    return _copy_batch(db, "arrival_predictions", PREDICTION_COLUMNS, rows)
 
 
 def write_positions(db: Database, rows: Iterable[Sequence[Any]]) -> int:

@@ -12,7 +12,6 @@ import inspect
 import logging
 import math
 import re
-import time as time_module
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 import psycopg2
 
-from its.db import Database, timeseries_backend
+from its.db import Database, refresh_aggregate, timeseries_backend
 from its.reports.config import ReportSettings
 
 __all__ = ["SECTIONS", "Report", "build_report", "day_bounds", "definition", "parse_period", "refresh_aggregate",
@@ -138,26 +137,6 @@ def refresh_rollups(db: Database, start: datetime, end: datetime, now: datetime 
         except psycopg2.Error as exc:
             log.warning("could not refresh %s before the report: %s", view, str(exc).strip())
     return done
-
-
-def refresh_aggregate(url: str, view: str, lo: datetime | None, hi: datetime | None, attempts: int = 20) -> None:
-    """``CALL refresh_continuous_aggregate`` on its own autocommit connection (it cannot run in a
-    transaction), waiting for a concurrent refresh (the policy's) to finish: up to ``attempts``
-    tries 0.5 s apart."""
-    conn = psycopg2.connect(url, application_name="its-report")
-    try:
-        conn.autocommit = True
-        for attempt in range(attempts):
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, lo, hi))
-                return
-            except psycopg2.errors.LockNotAvailable:
-                if attempt == attempts - 1:
-                    raise
-                time_module.sleep(0.5)
-    finally:
-        conn.close()
 
 
 def build_report(db: Database, start: datetime, end: datetime, area: str | None = None,
