@@ -58,7 +58,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def test_ops_routes(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert wait_for(lambda: client.get("/readyz").status_code == 200, 10)
+    assert wait_for(lambda: client.get("/readyz").status_code == 200, 120)
     r = client.get("/readyz")
     assert r.json()["checks"] == {"database": True, "broker": True, "service:echo": True}
     m = client.get("/metrics")

@@ -18,6 +18,8 @@ from its.db import Database
 from its.routes import iter_api_routes
 from its.settings import Settings
 
+from .helpers import wait_for
+
 HOSTILE = [
     "' OR '1'='1", "1; DROP TABLE users; --", "../../../../etc/passwd", "%00", "\u0000x", "<script>alert(1)</script>",
     "x" * 10_000, "-1e309", "NaN", "{}", "😀" * 50, "%2e%2e%2f%2e%2e%2f",
@@ -31,6 +33,8 @@ def client(city_settings: Settings, db: Database) -> Iterator[TestClient]:
     ctx = build_context(settings)
     app = create_app(settings, domain_services(), context=ctx, extra_routers=control_routers())
     with TestClient(app, raise_server_exceptions=False) as c:
+        # services load in the background (503 "still loading" until then): probe the settled app
+        assert wait_for(lambda: c.get("/readyz").status_code == 200, 120)
         create_user(db, "hostile", "hostile-pass", "admin")
         body = c.post("/v1/auth/login", json={"username": "hostile", "password": "hostile-pass"}).json()
         c.headers.update({"Authorization": f"Bearer {body['token']}", "X-CSRF-Token": body["csrf_token"],

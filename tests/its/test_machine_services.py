@@ -45,7 +45,7 @@ def test_collector_and_api_on_the_machine_broker(db_url: str, db: Database, tmp_
         drop_session(MACHINE_MQTT or "", f"{run}-collector")  # leave no queue behind on a shared broker
     ctx = build_context(settings)
     with TestClient(create_app(settings, [], context=ctx)) as client:
-        assert wait_for(lambda: client.get("/readyz").status_code == 200, 10)
+        assert wait_for(lambda: client.get("/readyz").status_code == 200, 120)
         assert client.get("/readyz").json()["checks"]["broker"] is True
     if ctx.live:
         ctx.live.close()

@@ -141,6 +141,12 @@ def test_api_availability_from_heartbeats(settings: Settings, db: Database, monk
     assert 0.2 < want < 0.9  # the not-ready start and the time without a process count as down
     hourly = kpi["api_availability_by_hour"]["rows"]
     assert hourly["measured_min"].sum() == pytest.approx(len(bins) / 60)
-    # at the default minute bins the same history gives a share too, never above 1
+    # at the default minute bins the same rule holds: whole minutes since the first heartbeat's
+    # minute, up when a ready heartbeat fell in them (none whole yet: no value, with its reason)
+    minute_bins = pd.date_range(t.min().floor("min"), pd.Timestamp(now).floor("min"), freq="min", inclusive="left")
+    up_min = set(t[beats["ready"]].dt.floor("min"))
     minutes = platform.section(db, start, now + timedelta(hours=1), domain_routes(), now=now)["api_availability"]
-    assert minutes["value"] is None or 0 < minutes["value"] <= 1
+    if len(minute_bins) == 0:
+        assert minutes["value"] is None and minutes["reason"]
+    else:
+        assert minutes["value"] == pytest.approx(sum(b in up_min for b in minute_bins) / len(minute_bins))
