@@ -32,6 +32,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from traffic.config import TrafficSettings
+from traffic.learned import SegmentModel, SegmentModelState
 
 __all__ = [
     "LEVELS",
@@ -217,6 +218,10 @@ class CongestionEstimator:
     profile : historical profile; None → free-flow speed at all times.
     length_m : edge lengths (m) for travel times; None → travel times are NaN.
     settings : estimator constants (:class:`traffic.config.TrafficSettings`).
+    model : per-edge model learned from dense speed history (m/s,
+        :func:`traffic.learned.fit_segment_model`); when given, it sets the speed of every
+        edge (the graph solve still gives confidence and source shares). None → the graph
+        smoothing sets the speeds (networks without such a history, e.g. probe-only roads).
     """
 
     def __init__(
@@ -226,6 +231,7 @@ class CongestionEstimator:
         profile: SpeedProfile | None = None,
         length_m: npt.ArrayLike | None = None,
         settings: TrafficSettings | None = None,
+        model: SegmentModel | None = None,
     ) -> None:
         self.settings = settings or TrafficSettings()
         self.freeflow_mps = np.asarray(freeflow_mps, dtype=np.float64)
@@ -235,6 +241,9 @@ class CongestionEstimator:
         if profile is not None and profile.speeds_mps.shape[1] != n:
             raise ValueError("profile has a different number of edges")
         self.n_edges = n
+        if model is not None and model.n != n:
+            raise ValueError("model has a different number of edges")
+        self._model = None if model is None else SegmentModelState(model)
         self.profile = profile
         self.length_m = None if length_m is None else np.asarray(length_m, dtype=np.float64)
         s = self.settings
@@ -274,6 +283,8 @@ class CongestionEstimator:
         code = np.full(int(ok.sum()), PROBE if source == "probe" else FLOW, dtype=np.int8)
         self._memory.push(e[ok], np.ascontiguousarray(t[ok]), np.ascontiguousarray(v[ok]),
                           np.ascontiguousarray(w[ok]), code)
+        if self._model is not None:
+            self._model.observe(e[ok], np.ascontiguousarray(t[ok]), np.ascontiguousarray(v[ok]))
         return int(ok.sum())
 
     def profile_at(self, time_s: float) -> FloatArray:
@@ -345,7 +356,8 @@ class CongestionEstimator:
         level, c, flow_share = self.own_evidence(time_s)
         dev = np.where(c > 0, level - profile, 0.0)
         x = self._solve(c, np.column_stack([c * dev, c]))
-        speed = np.clip(profile + x[:, 0], s.min_speed_mps, s.max_speed_ratio * self.freeflow_mps)
+        raw = profile + x[:, 0] if self._model is None else self._model.predict(float(time_s))
+        speed = np.clip(raw, s.min_speed_mps, s.max_speed_ratio * self.freeflow_mps)
         share = np.clip(x[:, 1], 0.0, 1.0)
         direct = np.minimum(c / (c + s.shrinkage + self._lap_diag), share)
         mix = np.column_stack([direct * (1 - flow_share), direct * flow_share, share - direct, 1.0 - share])

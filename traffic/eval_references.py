@@ -10,7 +10,9 @@ than the methodology allows.
   last visible value and exponentially weighted means (weights 0.5, 0.3 per visible
   value) of them, the mean change of its visible neighbours against their own weighted
   means (a Kalman-style innovation propagated over the graph), against free flow, and the
-  free-flow speed. The strongest causal predictor we found under the methodology.
+  free-flow speed. The strongest *temporal-only* causal predictor we found under the
+  methodology (the estimator's learned model, :mod:`traffic.learned`, which also uses the
+  concurrent readings of correlated segments, is stronger).
 * ``persistence_full_past``: every segment's value at the previous timestamp, as if every
   segment had been visible at every earlier timestamp (the methodology hides half).
 * ``linear_full_past``: a least-absolute-deviation linear predictor fitted on TRAIN (its

@@ -3,10 +3,12 @@
 For each timestamp of the test speeds a seeded random subset of segments (the observed
 fraction, ``rng = numpy.random.default_rng(seed)``, one ``rng.permutation`` per timestamp)
 is visible. The live :class:`traffic.congestion.CongestionEstimator` — the same code the
-service runs — receives the visible speeds of that timestamp (having received all earlier
+service runs, here with the per-segment model of :mod:`traffic.learned` fitted on TRAIN
+(its own visible subsets, drawn from ``default_rng([seed, 1])``) since every segment has a
+speed history — receives the visible speeds of that timestamp (having received all earlier
 ones) and predicts every segment; the mean absolute error is taken over the hidden
-segments that have a true speed. History (the historical profile, free-flow speeds) comes
-only from TRAIN. Baselines in the same run: ``free_flow`` = 95th percentile of the
+segments that have a true speed. History (the historical profile, free-flow speeds, the
+model) comes only from TRAIN. Baselines in the same run: ``free_flow`` = 95th percentile of the
 segment's TRAIN speeds; ``historical`` = the segment's mean TRAIN speed at that time of day.
 """
 
@@ -21,6 +23,7 @@ import numpy.typing as npt
 
 from traffic.config import TrafficSettings
 from traffic.congestion import CongestionEstimator, SpeedProfile
+from traffic.learned import fit_segment_model
 from traffic.segment_graph import SegmentGraph, SpeedTable, read_segment_graph, read_speeds
 
 __all__ = ["CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
@@ -93,8 +96,14 @@ def evaluate_congestion(
     observed_frac: float = 0.5,
     seed: int = 0,
     settings: TrafficSettings | None = None,
+    learned: bool = True,
 ) -> CongestionEval:
-    """Run the methodology on in-memory data (speeds km/h; estimator works in m/s)."""
+    """Run the methodology on in-memory data (speeds km/h; estimator works in m/s).
+
+    ``learned``: give the estimator the per-segment model fitted on TRAIN
+    (:func:`traffic.learned.fit_segment_model`, its own seeded visible subsets); False →
+    the graph smoothing alone, as on networks without dense speed history.
+    """
     if not 0.0 < observed_frac < 1.0:
         raise ValueError("observed fraction must be in (0, 1)")
     if not len(train.time_s) or not len(test.time_s):
@@ -110,7 +119,11 @@ def evaluate_congestion(
         cols, train.time_s[rows], train_mps[rows, cols], n,
         slot_s=_slot_seconds(train.time_s), utc_offset_s=train.utc_offset_s,
     )
-    estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings)
+    model = None
+    if learned:
+        model = fit_segment_model(train.time_s, train_mps, freeflow, float(_slot_seconds(train.time_s)),
+                                  np.random.default_rng([seed, 1]), observed_frac)
+    estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings, model=model)
     rng = np.random.default_rng(seed)
     k = round(observed_frac * n)
     err_est: list[npt.NDArray[np.float64]] = []

@@ -73,12 +73,14 @@ def test_references_show_the_free_flow_target_is_below_full_information_predicto
     assert set(ref) == {"linear_full_past", "linear_observed_past", "persistence_full_past", "two_sided_mean",
                         "two_sided_median", "noise_floor"}
     target = 0.5 * result.free_flow_mae_kmh
-    # given every earlier value (the methodology hides half), a linear predictor fitted on TRAIN beats
-    # the estimator and persistence, yet stays above the target; so does non-causal interpolation
-    assert ref["linear_full_past"] < result.mae_kmh and ref["linear_full_past"] < ref["persistence_full_past"]
+    # the estimator (learned per-segment model) beats the best temporal-only causal reference under the
+    # methodology; given every earlier value (the methodology hides half), a linear predictor fitted on
+    # TRAIN beats persistence, yet stays above the target; so does non-causal interpolation
+    assert result.mae_kmh < ref["linear_observed_past"] < ref["persistence_full_past"]
+    assert ref["linear_full_past"] < ref["persistence_full_past"]
     assert ref["linear_full_past"] > target and ref["two_sided_mean"] > target
     assert ref["noise_floor"] < ref["two_sided_median"] < ref["two_sided_mean"]
-    # under the methodology's information, the best causal predictor found is only slightly below the estimator
-    assert ref["linear_full_past"] < ref["linear_observed_past"] < result.mae_kmh
+    # given every earlier value, the temporal-only linear reference beats its own version under the methodology
+    assert ref["linear_full_past"] < ref["linear_observed_past"]
     out = result.to_json()
     assert set(out["references"]) == set(ref) and "reference linear_full_past" in result.summary()
