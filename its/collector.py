@@ -1,9 +1,14 @@
 """The collector runtime: MQTT in, validated rows out, acknowledged only after commit.
 
-One :class:`Collector` subscribes (through ``$share/its-collectors/...`` so N processes
-split the load) to every route's topic filter with a persistent session and manual
-acknowledgement. A writer thread takes batches, parses them with the routes' pure parse
-functions, COPYs rows and dead letters in one transaction, commits, then acknowledges.
+One :class:`Collector` subscribes to the telemetry tree with a persistent session and
+manual acknowledgement: by default with a plain (exclusive) subscription, which Mosquitto
+saves in its persistence file and restores after a broker restart, so messages published
+before the collector reconnects wait for it; or, with ``collector_subscription = "shared"``,
+through ``$share/its-collectors/...`` so N processes split the load (Mosquitto 2.0 does not
+restore shared subscriptions: after a broker restart, messages published before the
+collectors re-subscribe reach no one). A writer thread takes batches, parses them with the
+routes' pure parse functions, COPYs rows and dead letters in one transaction, commits, then
+acknowledges.
 When the database is unreachable the batch in hand goes to a local spool file (fsync'd,
 then acknowledged), intake stops (the broker keeps the rest: at most ``collector_inflight``
 messages are ever unacknowledged), and the spool is replayed when the database returns.
@@ -51,7 +56,9 @@ class Message(NamedTuple):
     """One received MQTT message. ``mid`` is 0 for replayed (already acknowledged) ones.
 
     ``received`` is epoch seconds (cheap to take per message; an aware datetime is accepted
-    too); see :attr:`received_at`.
+    too); see :attr:`received_at`. ``generation`` is the connection that delivered it
+    (:attr:`its.mqtt.MqttConnection.generation`): its ``mid`` is acknowledged on that
+    connection only.
     """
 
     mid: int
@@ -59,6 +66,7 @@ class Message(NamedTuple):
     topic: str
     payload: bytes
     received: float | datetime
+    generation: int = 1
 
     @property
     def received_at(self) -> datetime:
@@ -207,8 +215,9 @@ class Collector:
     client_id : str, optional
         Persistent session id; default ``<collector_client_id>-<host>`` is stable across
         restarts of the same process so the broker redelivers what was not acknowledged.
-    shared : bool
-        Subscribe through ``$share/its-collectors/`` (MQTT v5) so collectors split the load.
+    shared : bool, optional
+        Subscribe through ``$share/its-collectors/`` (MQTT v5) so collectors split the load;
+        default from ``settings.collector_subscription``.
     """
 
     def __init__(
@@ -218,7 +227,7 @@ class Collector:
         routes: Sequence[Route],
         *,
         client_id: str | None = None,
-        shared: bool = True,
+        shared: bool | None = None,
     ) -> None:
         if not settings.mqtt_url:
             raise ValueError("collector needs an MQTT URL")
@@ -226,7 +235,7 @@ class Collector:
         self.db = db
         self.router = Router(routes)
         self.client_id = client_id or f"{settings.collector_client_id}-{os.uname().nodename}"
-        self.shared = shared
+        self.shared = settings.collector_subscription == "shared" if shared is None else shared
         self.spool = Spool(settings.data_dir / "spool" / f"{self.client_id}.jsonl")
         # deque appends/pops are atomic; the broker bounds it (MQTT v5 receive maximum), and
         # _on_message applies backpressure for 3.1.1 brokers that ignore that bound
@@ -257,7 +266,11 @@ class Collector:
         if self.shared and not share:
             log.warning("broker speaks MQTT 3.1.1 only: no shared subscriptions, run a single collector")
         # one subscription for the whole telemetry tree: topics no route knows are dead-lettered
-        self.conn.subscribe(f"$share/{SHARE_GROUP}/{TELEMETRY_FILTER}" if share else TELEMETRY_FILTER, 1)
+        shared_filter = f"$share/{SHARE_GROUP}/{TELEMETRY_FILTER}"
+        if self.conn.session_present:
+            # a session kept from a run in the other mode would deliver everything twice
+            self.conn.client.unsubscribe(TELEMETRY_FILTER if share else shared_filter)
+        self.conn.subscribe(shared_filter if share else TELEMETRY_FILTER, 1)
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
 
@@ -291,7 +304,8 @@ class Collector:
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         while len(self._inbox) >= self._inbox_cap and not self._stop.is_set():
             time.sleep(0.01)  # backpressure: the network thread stops reading
-        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time()))
+        generation = self.conn.generation if self.conn is not None else 1  # None: first connect
+        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time(), generation))
 
     def pending(self) -> int:
         """Messages received and not yet committed."""
@@ -383,10 +397,17 @@ class Collector:
         self.totals.rejected += 1
 
     def _ack(self, batch: Sequence[Message]) -> None:
+        """PUBACK committed messages on the connection that delivered them.
+
+        After a reconnect the ids of earlier deliveries may name other messages (a restarted
+        broker numbers afresh): those are not acknowledged; the broker redelivers the ones it
+        still holds and the duplicates are skipped by key.
+        """
         if self.conn is None:
             return
+        current = self.conn.generation
         for m in batch:
-            if m.mid and m.qos > 0:
+            if m.mid and m.qos > 0 and m.generation == current:
                 self.conn.client.ack(m.mid, m.qos)
 
     def _replay_spool(self) -> None:

@@ -38,12 +38,16 @@ class MqttConnection:
         ``mqtt.MQTTv5`` or ``mqtt.MQTTv311`` (after a broker refused v5).
     session_present : bool
         Whether the broker resumed a stored session at the last connect.
+    generation : int
+        Number of successful connects so far: a message id is only meaningful within the
+        connection (generation) that delivered it.
     """
 
     def __init__(self, client: mqtt.Client, protocol: int) -> None:
         self.client = client
         self.protocol = protocol
         self.session_present = False
+        self.generation = 0
         self.connected = threading.Event()
         self._subscriptions: list[tuple[str, int]] = []
 
@@ -160,6 +164,7 @@ def _connect(
         outcome["rc"] = rc
         if code == 0:
             conn.session_present = bool(flags.session_present)
+            conn.generation += 1
             conn.connected.set()
             conn._resubscribe()
         else:

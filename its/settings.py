@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     )
     collector_client_id: str = Field(
         "its-collector", description="MQTT client id prefix of collectors (persistent session)."
+    )
+    collector_subscription: Literal["exclusive", "shared"] = Field(
+        "exclusive",
+        description="`exclusive`: one collector, a plain persistent subscription the broker restores "
+        "after a restart; `shared`: `$share/its-collectors/` so several collectors split the load "
+        "(Mosquitto 2.0 loses messages published between a broker restart and the re-subscribe).",
     )
     retention_days: int = Field(
         0, ge=0, description="Drop time-series data older than this many days (0 keeps all)."

@@ -105,11 +105,12 @@ def publisher(own_broker: MosquittoBroker) -> Iterator[MqttConnection]:
 
 
 class CollectorProcess:
-    """``its collect`` as a real child process."""
+    """``its collect`` as a real child process (``subscription``: exclusive or shared)."""
 
-    def __init__(self, tmp: Path, db_url: str, mqtt_url: str, client_id: str) -> None:
+    def __init__(self, tmp: Path, db_url: str, mqtt_url: str, client_id: str, subscription: str = "shared") -> None:
         self.env = {**os.environ, "ITS_DATABASE_URL": db_url, "ITS_MQTT_URL": mqtt_url,
-                    "ITS_DATA_DIR": str(tmp / client_id), "ITS_LOG_LEVEL": "WARNING"}
+                    "ITS_DATA_DIR": str(tmp / client_id), "ITS_LOG_LEVEL": "WARNING",
+                    "ITS_COLLECTOR_SUBSCRIPTION": subscription}
         self.client_id = client_id
         self.log = tmp / f"{client_id}.log"
         self.proc: subprocess.Popen[bytes] | None = None

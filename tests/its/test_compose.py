@@ -58,3 +58,21 @@ def test_broker_config_raises_queue_limits_and_refuses_anonymous() -> None:
     assert "max_queued_messages 5000000" in conf
     acl = (REPO / "deploy" / "mosquitto" / "acl").read_text()
     assert "pattern write its/v1/vehicles/+/%u/position" in acl
+
+
+def _default(value: str) -> str:
+    """The default of a ``${VAR:-default}`` compose value (the value itself otherwise)."""
+    return value.split(":-", 1)[1].rstrip("}") if value.startswith("${") and ":-" in value else value
+
+
+def test_collector_replicas_share_one_subscription() -> None:
+    from its.settings import Settings
+
+    collector = _compose()["services"]["collector"]
+    env = collector["environment"]
+    assert env["ITS_DATABASE_URL"].startswith("postgresql://")  # the platform env is kept, not replaced
+    mode = _default(env["ITS_COLLECTOR_SUBSCRIPTION"])
+    # several exclusive collectors would each receive every message: replicas need `shared`
+    if int(_default(str(collector["deploy"]["replicas"]))) > 1:
+        assert mode == "shared"
+    assert Settings(collector_subscription=mode).collector_subscription == mode

@@ -310,7 +310,9 @@ def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Sett
             service.fit_forecaster(datetime.now(UTC))
             now = datetime.now(UTC)
             count(service, site, now, occupied=300)
-            assert wait_for(lambda: len(db.fetchall("SELECT 1 FROM parking_forecasts")) == 3, 20)
+            stored_n = lambda: len(db.fetchall("SELECT 1 FROM parking_forecasts"))  # noqa: E731
+            assert wait_for(lambda: stored_n() >= 3, 60), (stored_n(), service.state.current(site),
+                                                            service.site_forecast(site, datetime.now(UTC)))
             stored = db.fetchall("SELECT issued_at, horizon_min, observed_at, target_time, free_predicted, free_low,"
                                  " free_high FROM parking_forecasts ORDER BY horizon_min")
             served = client.get(f"/v1/parking/sites/{site}/forecast").json()
