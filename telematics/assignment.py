@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on
+from telematics.gtfs import Feed, TripPaths, service_day_start, service_ids_on
 from telematics.matching import project_points
 
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
@@ -88,7 +88,7 @@ class TripAssigner:
     feed : Feed
         The schedule.
     paths : TripPaths
-        Paths of its trips (`telematics.feed.trip_paths`).
+        Paths of its trips (`telematics.gtfs.trip_paths`).
     day : datetime.date
         The service day.
     day_start_s : float

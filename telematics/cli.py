@@ -23,8 +23,8 @@ def gtfs_import(
     from its.db import Database, migrate
     from its.runtime import start_runtime
     from its.settings import get_settings
-    from telematics.feed import FeedError
-    from telematics.store import import_feed_file
+    from telematics.gtfs import FeedError
+    from telematics.gtfs.database import import_feed_file
 
     settings = get_settings()
     rt = start_runtime(settings.model_copy(update={"mqtt_url": settings.mqtt_url or "mqtt://unused:1"}))
@@ -65,9 +65,9 @@ def simulate_fleet(
 ) -> None:
     """Publish realistic MQTT vehicle positions (QoS 1) from a GTFS schedule or an AVL replay."""
     from its.settings import get_settings
-    from telematics.feed import FeedError, read_feed
+    from telematics.gtfs import FeedError, read_feed
+    from telematics.gtfs import rebase_calendar as store_rebase
     from telematics.simulator import run_fleet, run_replay, same_time_on
-    from telematics.store import rebase_calendar as store_rebase
 
     if (gtfs is None) == (replay is None):
         typer.echo("error: give exactly one of --gtfs or --replay", err=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
-from telematics.feed import service_day_start
+from telematics.gtfs import service_day_start
 
 if TYPE_CHECKING:
     from telematics.fleet import Fleet

@@ -48,7 +48,7 @@ from telematics.downstream import (
     predict_downstream,
     still_for,
 )
-from telematics.feed import Feed, TripPaths, read_feed, service_day_start, trip_paths
+from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.frequencies import expand_frequencies
 from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
 from telematics.matching import match_monotone, projection_candidates

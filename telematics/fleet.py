@@ -38,8 +38,8 @@ from telematics.downstream import (
     motion_state,
     predict_downstream,
 )
-from telematics.feed import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
-from telematics.frequencies import expand_frequencies
+from telematics.frequencies import expand_frequencies, parse_start_time
+from telematics.gtfs import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
 from telematics.live_assignment import LiveAssigner
 from telematics.matching import projection_candidates
 from telematics.predict import (
@@ -241,9 +241,9 @@ class Fleet:
 
     def observe(self, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Update the state with one position row (`telematics.ingest.POSITION_COLUMNS` order,
-        optionally followed by the GTFS-rt ``start_time`` in s of service day, see
-        `telematics.ingest.parse_json_position`): a frequency template plus start time is
-        mapped to its instance (`instance_of`).
+        whose last, ``start_time``, is the GTFS-rt ``HH:MM:SS`` or s of service day and may be
+        left out, see `telematics.ingest.parse_json_position`): a frequency template plus
+        start time is mapped to its instance (`instance_of`).
 
         Returns
         -------
@@ -252,7 +252,7 @@ class Fleet:
             (`telematics.store.ARRIVAL_COLUMNS` order).
         """
         _agency, vid, ts, lat, lon, speed, bearing, trip_id, _route, start_date, _odo, occupancy = row[:12]
-        start_s = row[12] if len(row) > 12 else None
+        start_s = parse_start_time(row[12]) if len(row) > 12 else None
         t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
         speed, bearing = _finite_or_none(speed), _finite_or_none(bearing)  # store reads give NaN for NULL
         trip_id = self.instance_of(trip_id, start_s) if isinstance(trip_id, str) and trip_id else None

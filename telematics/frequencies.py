@@ -13,27 +13,71 @@ before ``end_time`` (times at the trip's first stop, seconds of the service day)
 
 Each instance is a trip ``{template}#{HH:MM:SS}`` (its start, as GTFS-realtime's
 ``start_time`` identifies it) with the template's stop times shifted to that start and no
-``block_id`` (instances of one template are run by different vehicles). Pure function over
-`telematics.feed.Feed`.
+``block_id`` (instances of one template are run by different vehicles). Pure functions over
+`telematics.gtfs.Feed`; `parse_start_time` and `format_start_time` convert a GTFS-realtime
+``start_time`` (``HH:MM:SS``, hours may pass 24) to seconds of the service day and back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
 
 import pandas as pd
 
-from telematics.feed import Feed
+from telematics.gtfs import Feed
 
-__all__ = ["expand_frequencies", "instance_id", "instances"]
+__all__ = ["expand_frequencies", "format_start_time", "instance_id", "instances", "parse_start_time"]
 
 MAX_INSTANCES = 200_000  # a feed expanding to more trip instances than this is refused
 
 
+_START_TIME = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
+
+
+def format_start_time(start_s: int) -> str:
+    """GTFS-realtime ``start_time`` ``HH:MM:SS`` of ``start_s`` (s of service day; hours may pass 24)."""
+    h, rem = divmod(int(start_s), 3600)
+    return f"{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
+
+
+def parse_start_time(value: object) -> int | None:
+    """Seconds of service day of a GTFS-realtime ``start_time``.
+
+    Parameters
+    ----------
+    value : str, int, float or None
+        ``H:MM:SS``/``HH:MM:SS`` text (hours may pass 24, ``25:10:00`` is 90,600 s), or
+        seconds already; None, ``""`` and NaN (a NULL read back from the store) mean no run.
+
+    Returns
+    -------
+    int or None
+        Seconds since service-day midnight (s).
+
+    Raises
+    ------
+    ValueError
+        Text that is not a time ``HH:MM:SS``.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"start_time {value!r} is not a time HH:MM:SS")
+        number = float(value)
+        return None if math.isnan(number) else int(number)
+    m = _START_TIME.fullmatch(value)
+    if m is None:
+        raise ValueError(f"start_time {value!r} is not a time HH:MM:SS")
+    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+
+
 def instance_id(template: str, start_s: int) -> str:
     """Trip id of the instance of ``template`` starting at ``start_s`` (s of service day)."""
-    h, rem = divmod(int(start_s), 3600)
-    return f"{template}#{h:02d}:{rem // 60:02d}:{rem % 60:02d}"
+    return f"{template}#{format_start_time(start_s)}"
 
 
 def instances(freq: pd.DataFrame) -> pd.DataFrame:

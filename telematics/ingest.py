@@ -3,14 +3,16 @@
 Topics (see DESIGN.md):
 
 * ``its/v1/vehicles/{agency}/{vehicle_id}/position``: a UTF-8 JSON object with ``ts, lat,
-  lon`` and optionally ``speed_mps, bearing, trip_id, route_id, start_date, odometer_m,
-  occupancy``.
+  lon`` and optionally ``speed_mps, bearing, trip_id, route_id, start_date, start_time,
+  odometer_m, occupancy``.
 * ``its/v1/vehicles/{agency}/{vehicle_id}/position/gtfsrt``: a binary GTFS-realtime
   ``VehiclePosition`` (keyed by the topic's vehicle id) or a whole ``FeedMessage`` (an
   agency gateway relaying its feed: each entity's vehicle id, else label, else entity id).
 
 Both give rows of ``vehicle_positions`` in `POSITION_COLUMNS` order; anything invalid
-raises `its.ingest.PayloadError` naming the field.
+raises `its.ingest.PayloadError` naming the field. ``start_time`` is the GTFS-realtime
+``TripDescriptor.start_time`` (``HH:MM:SS`` of the service day, may pass 24:00:00), which
+names the run of a frequency-based trip; it is stored normalised to two-digit hours.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from google.transit import gtfs_realtime_pb2
 
 from its.ingest import PayloadError, Route, json_object, optional_float, require_float
 from its.timeutil import TimeError, parse_time
+from telematics.frequencies import format_start_time, parse_start_time
 
 __all__ = [
     "OCCUPANCY_STATUSES",
@@ -36,7 +39,7 @@ __all__ = [
 ]
 
 POSITION_COLUMNS = ("agency", "vehicle_id", "time", "lat", "lon", "speed_mps", "bearing",
-                    "trip_id", "route_id", "start_date", "odometer_m", "occupancy")
+                    "trip_id", "route_id", "start_date", "odometer_m", "occupancy", "start_time")
 #: GTFS-realtime ``OccupancyStatus`` names accepted in ``occupancy`` (case-insensitive).
 OCCUPANCY_STATUSES = tuple(gtfs_realtime_pb2.VehiclePosition.OccupancyStatus.keys())
 MAX_SPEED_MPS = 70.0  # 252 km/h: anything faster is a broken unit, not a bus
@@ -86,14 +89,15 @@ def _service_date(value: object, name: str = "start_date") -> date | None:
         raise PayloadError(f"field {name!r}={value!r} is not a calendar date") from None
 
 
-def _start_time(value: object, name: str = "start_time") -> int | None:
-    """GTFS-rt ``start_time`` ``HH:MM:SS`` (hours may pass 24) as s of service day, or None."""
-    if value is None or value == "":
-        return None
-    m = re.fullmatch(r"(\d{1,2}):([0-5]\d):([0-5]\d)", value) if isinstance(value, str) else None
-    if m is None:
+def _start_time(value: object, name: str = "start_time") -> str | None:
+    """GTFS-rt ``start_time`` ``H:MM:SS`` (hours may pass 24) as ``HH:MM:SS``, or None."""
+    if value is not None and not isinstance(value, str):
         raise PayloadError(f"field {name!r} must be a time HH:MM:SS")
-    return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+    try:
+        start_s = parse_start_time(value)
+    except ValueError:
+        raise PayloadError(f"field {name!r} must be a time HH:MM:SS") from None
+    return None if start_s is None else format_start_time(start_s)
 
 
 def _occupancy(value: object) -> str | None:
@@ -109,15 +113,14 @@ def _check_fix(lat: float, lon: float, where: str = "") -> None:
         raise PayloadError(f"{where}fields 'lat'/'lon' are 0,0 (no GPS fix)")
 
 
-def parse_json_position(topic: str, payload: bytes, with_start_time: bool = False) -> list[tuple[Any, ...]]:
+def parse_json_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
     """Parse a JSON position message into one ``vehicle_positions`` row.
 
     Units: ``lat``/``lon`` WGS84 degrees, ``speed_mps`` m/s (0-70), ``bearing`` degrees
     clockwise from north [0, 360], ``odometer_m`` metres (>= 0); ``ts`` ISO 8601 or epoch
     s/ms. Unknown fields are ignored. ``start_time`` (``HH:MM:SS``, as GTFS-rt names the run
-    of a frequency-based trip) is checked; with ``with_start_time`` the row gains it as a
-    13th element (s of service day, None when absent) for the live fleet
-    (`telematics.fleet.Fleet.instance_of`).
+    of a frequency-based trip) is the row's last element, ``HH:MM:SS`` or None; the live
+    fleet maps a template plus start time to its run (`telematics.fleet.Fleet.instance_of`).
 
     Raises
     ------
@@ -135,11 +138,11 @@ def parse_json_position(topic: str, payload: bytes, with_start_time: bool = Fals
     speed = optional_float(obj, "speed_mps", 0.0, MAX_SPEED_MPS)
     bearing = optional_float(obj, "bearing", 0.0, 360.0)
     odometer = optional_float(obj, "odometer_m", 0.0, 1e10)
-    start_s = _start_time(obj.get("start_time"))
+    start_time = _start_time(obj.get("start_time"))
     row = (agency, vehicle, ts, lat, lon, speed, None if bearing is None else bearing % 360.0,
            _optional_text(obj, "trip_id"), _optional_text(obj, "route_id"),
            _service_date(obj.get("start_date")), odometer, _occupancy(obj.get("occupancy")))
-    return [(*row, start_s) if with_start_time else row]
+    return [(*row, start_time)]
 
 
 def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> float:
@@ -149,7 +152,7 @@ def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> floa
 
 
 def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosition,
-                 fallback_ts: int, where: str, with_start_time: bool = False) -> tuple[Any, ...]:
+                 fallback_ts: int, where: str) -> tuple[Any, ...]:
     if not vp.HasField("position"):
         raise PayloadError(f"{where}field 'position' missing")
     pos = vp.position
@@ -167,11 +170,11 @@ def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosi
     trip_id = trip.trip_id[:MAX_ID_LEN] or None
     route_id = trip.route_id[:MAX_ID_LEN] or None
     start = _service_date(trip.start_date or None, f"{where}start_date".strip())
-    start_s = _start_time(trip.start_time or None, f"{where}start_time".strip())
+    start_time = _start_time(trip.start_time or None, f"{where}start_time".strip())
     occupancy = (gtfs_realtime_pb2.VehiclePosition.OccupancyStatus.Name(vp.occupancy_status)
                  if vp.HasField("occupancy_status") else None)
-    row = (agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer, occupancy)
-    return (*row, start_s) if with_start_time else row
+    return (agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer, occupancy,
+            start_time)
 
 
 def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
@@ -186,12 +189,11 @@ def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
     return msg
 
 
-def parse_gtfsrt_position(topic: str, payload: bytes, with_start_time: bool = False) -> list[tuple[Any, ...]]:
+def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
     """Parse a binary GTFS-realtime FeedMessage or VehiclePosition into position rows.
 
-    Entities without a vehicle position (trip updates, alerts) are ignored. With
-    ``with_start_time`` each row gains the trip's ``start_time`` (s of service day or None),
-    as `parse_json_position`.
+    Entities without a vehicle position (trip updates, alerts) are ignored. Each row ends
+    with its trip's ``start_time`` (``HH:MM:SS`` or None), as `parse_json_position`.
 
     Raises
     ------
@@ -211,14 +213,14 @@ def parse_gtfsrt_position(topic: str, payload: bytes, with_start_time: bool = Fa
             vid = vp.vehicle.id or vp.vehicle.label or entity.id
             if not _ID.match(vid):
                 raise PayloadError(f"entity[{i}] field 'vehicle.id' must be 1-64 printable characters")
-            rows.append(_vehicle_row(agency, vid, vp, feed.header.timestamp, f"entity[{i}] ", with_start_time))
+            rows.append(_vehicle_row(agency, vid, vp, feed.header.timestamp, f"entity[{i}] "))
         return rows
     vp = gtfs_realtime_pb2.VehiclePosition()
     try:
         vp.ParseFromString(payload)
     except DecodeError as exc:
         raise PayloadError(f"not a GTFS-realtime FeedMessage or VehiclePosition ({exc})") from None
-    return [_vehicle_row(agency, vehicle, vp, 0, "", with_start_time)]
+    return [_vehicle_row(agency, vehicle, vp, 0, "")]
 
 
 ROUTES = [

@@ -1,12 +1,18 @@
 """The arrivals service: live fleet state in memory, fed by MQTT, rebuilt from the store.
 
-At start every agency's active feed is loaded (`telematics.store.load_feed`), the arrival
+At start every agency's active feed is loaded (`telematics.gtfs.database.load_feed`), the arrival
 model learns from the stored ``stop_arrivals`` of the last days and the recent stored
 positions are replayed. Live positions then arrive through ``ctx.subscribe``. A refresher
 thread rebuilds the published `Snapshot` (arrival boards per stop, vehicles, GTFS-rt
 bytes) at most every ``board_refresh_s`` after a change and at least every 15 s, writes
 the detected stop arrivals and syncs the dispatcher alerts; requests only read the
 current snapshot.
+
+Restarts keep each vehicle on the same run of a frequency-based trip: a stored position
+carries the run its message named (``vehicle_positions.start_time``), and when a message
+named a frequency-based trip without a run, the run the live assignment chose is written
+back to its stored position (`telematics.store.fill_start_times`), so the replay at start
+maps the vehicle to that run again (`telematics.fleet.Fleet.instance_of`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from telematics.board import StopBoardJson
 from telematics.config import TelematicsSettings
 from telematics.dispatch import AlertSpec
 from telematics.fleet import Fleet
+from telematics.gtfs import database as gtfs_db
 from telematics.ingest import parse_gtfsrt_position, parse_json_position
 from telematics.samples import PredictionSampler
 
@@ -38,6 +45,7 @@ __all__ = ["ArrivalsService", "Snapshot", "StopIndex", "create_service"]
 log = logging.getLogger(__name__)
 FULL_REFRESH_S = 15.0
 MAX_PENDING = 100_000  # rows of each kind held while the database is unreachable
+RUN_FILL_RETRY_S = 120.0  # a run is written back to its position for this long (s) after the ping
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class ArrivalsService(Service):
         self._lock = threading.Lock()
         self._pending: list[tuple[Any, ...]] = []
         self._pending_predictions: list[tuple[Any, ...]] = []
+        self._pending_runs: list[tuple[str, str, datetime, str, str]] = []  # agency, vehicle, time, trip, run
         self.sampler = PredictionSampler()
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -131,8 +140,8 @@ class ArrivalsService(Service):
     def start(self, ctx: Context) -> None:
         """Load feeds, history and recent positions from the store, then go live."""
         self.ctx = ctx
-        for agency in store.agencies(ctx.read_db):
-            self.add_agency(agency, store.load_feed(ctx.read_db, agency))
+        for agency in gtfs_db.agencies(ctx.read_db):
+            self.add_agency(agency, gtfs_db.load_feed(ctx.read_db, agency))
             now = datetime.fromtimestamp(self.clock(), UTC)
             if self.config.history_days:
                 history = store.read_stop_arrivals(ctx.read_db, agency, now - timedelta(days=self.config.history_days),
@@ -142,7 +151,7 @@ class ArrivalsService(Service):
                 recent = store.read_positions(ctx.read_db, now - timedelta(minutes=self.config.recent_positions_min),
                                               agency)
                 for row in recent.itertuples(index=False, name=None):
-                    self.fleets[agency].observe(row)
+                    self._observe_row(self.fleets[agency], row)
         ctx.subscribe("its/v1/vehicles/+/+/position", self._on_json)
         ctx.subscribe("its/v1/vehicles/+/+/position/gtfsrt", self._on_gtfsrt)
         self.refresh()
@@ -168,7 +177,7 @@ class ArrivalsService(Service):
     # ------------------------------------------------------------------ state
 
     def add_agency(self, agency: str, feed: Any) -> None:
-        """Serve ``agency`` with ``feed`` (a `telematics.feed.Feed`)."""
+        """Serve ``agency`` with ``feed`` (a `telematics.gtfs.Feed`)."""
         fleet = Fleet(agency, feed, self.config)
         stops = feed.stops
         served: dict[str, set[str]] = {}
@@ -205,21 +214,37 @@ class ArrivalsService(Service):
                 fleet = self.fleets.get(row[0])
                 if fleet is None:
                     continue
-                passings = fleet.observe(row)
+                passings = self._observe_row(fleet, row)
                 found += len(passings)
                 self._pending.extend(passings)
         self._dirty.set()
         return found
 
+    def _observe_row(self, fleet: Fleet, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """`Fleet.observe` one row; remember the run it gave a frequency-based trip named
+        without one (written back to the stored position by `flush`)."""
+        passings = fleet.observe(row)
+        trip_id, ts = row[7], row[2]
+        if not isinstance(trip_id, str) or not trip_id or (len(row) > 12 and isinstance(row[12], str) and row[12]):
+            return passings
+        v = fleet.vehicles.get(row[1])
+        if v is None or v.trip_id is None or not isinstance(ts, datetime) or v.observed_s != ts.timestamp():
+            return passings
+        template, run = fleet.gtfsrt_trip(v.trip_id)
+        if run is not None and template == trip_id:
+            self._pending_runs.append((fleet.agency, str(row[1]), ts, trip_id, run))
+            del self._pending_runs[:-MAX_PENDING]
+        return passings
+
     def _on_json(self, topic: str, payload: bytes) -> None:
         try:
-            self.observe(parse_json_position(topic, payload, with_start_time=True))
+            self.observe(parse_json_position(topic, payload))
         except PayloadError as exc:
             log.debug("ignoring live position on %s: %s", topic, exc)
 
     def _on_gtfsrt(self, topic: str, payload: bytes) -> None:
         try:
-            self.observe(parse_gtfsrt_position(topic, payload, with_start_time=True))
+            self.observe(parse_gtfsrt_position(topic, payload))
         except PayloadError as exc:
             log.debug("ignoring live GTFS-rt position on %s: %s", topic, exc)
 
@@ -282,6 +307,7 @@ class ArrivalsService(Service):
             preds, self._pending_predictions = self._pending_predictions, []
         if self.ctx is None:
             return 0, 0
+        self.flush_runs()
         done = [0, 0]
         for n, (batch, write, what) in enumerate(((rows, store.write_stop_arrivals, "stop arrivals"),
                                                   (preds, store.write_predictions, "predictions"))):
@@ -296,6 +322,34 @@ class ArrivalsService(Service):
                     pending[:0] = batch[-MAX_PENDING:]
                     del pending[:-MAX_PENDING]
         return done[0], done[1]
+
+    def flush_runs(self) -> int:
+        """Write the runs the live assignment chose back to their stored positions.
+
+        A position the collector has not stored yet is retried at the next flush, for
+        `RUN_FILL_RETRY_S` after its ping.
+
+        Returns
+        -------
+        int
+            Positions updated.
+        """
+        with self._lock:
+            runs, self._pending_runs = self._pending_runs, []
+        if self.ctx is None or not runs:
+            return 0
+        try:
+            done = store.fill_start_times(self.ctx.db, runs)
+        except Exception:
+            log.exception("could not store the runs of %d positions; keeping them for the next attempt", len(runs))
+            done = set()
+        cutoff = self.clock() - RUN_FILL_RETRY_S
+        retry = [r for r in runs if (r[0], r[1], r[2]) not in done and r[2].timestamp() >= cutoff]
+        if retry:
+            with self._lock:
+                self._pending_runs[:0] = retry
+                del self._pending_runs[:-MAX_PENDING]
+        return len(done)
 
     def _run(self) -> None:
         last = 0.0

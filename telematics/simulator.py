@@ -24,7 +24,7 @@ import numpy.typing as npt
 import orjson
 import pyproj
 
-from telematics.feed import Feed, service_day_start, service_ids_on, trip_paths
+from telematics.gtfs import Feed, service_day_start, service_ids_on, trip_paths
 
 __all__ = ["FleetSimulation", "avl_messages", "fleet_messages", "run_fleet", "run_replay", "same_time_on"]
 

@@ -25,9 +25,10 @@ from parking.ingest import COUNT_COLUMNS, count_topic, parse_count
 from parking.sites import read_sites
 from parking.state import ParkingState
 from parking.store import OCCUPANCY_COLUMNS, upsert_sites
-from telematics.feed import read_feed
 from telematics.fleet import Fleet
-from telematics.store import import_feed_file, write_positions, write_stop_arrivals
+from telematics.gtfs import read_feed
+from telematics.gtfs.database import import_feed_file
+from telematics.store import write_positions, write_stop_arrivals
 from tests.conftest import create_database, drop_database
 from video.ingest import COUNT_COLUMNS as CAMERA_COLUMNS
 from video.ingest import parse_counts

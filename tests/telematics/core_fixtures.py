@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from telematics.feed import Feed, TripPaths, read_feed, trip_paths
+from telematics.gtfs import Feed, TripPaths, read_feed, trip_paths
 
 __all__ = ["cairns_fixture", "wmata_fixture", "wmata_paths_fixture"]
 

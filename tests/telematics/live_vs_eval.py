@@ -34,8 +34,8 @@ from telematics.evaluate import (
     replay_predictions,
     score_predictions,
 )
-from telematics.feed import Feed, read_feed, trip_paths
 from telematics.frequencies import expand_frequencies
+from telematics.gtfs import Feed, read_feed, trip_paths
 from telematics.service import ArrivalsService
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "avl" / "wmata"

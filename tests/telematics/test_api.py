@@ -25,9 +25,10 @@ from its.db import Database
 from its.service import Context
 from its.settings import load_settings
 from telematics.board import public_view
+from telematics.gtfs.database import import_feed_file
 from telematics.ingest import parse_json_position
 from telematics.service import ArrivalsService
-from telematics.store import import_feed_file, write_positions
+from telematics.store import write_positions
 
 
 def _messages(avl: pd.DataFrame) -> list[tuple[str, bytes]]:

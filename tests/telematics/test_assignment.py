@@ -10,7 +10,7 @@ import pandas as pd
 
 from telematics.assignment import AssignmentConfig, TripAssigner, assignment_accuracy, is_stale
 from telematics.evaluate import read_avl
-from telematics.feed import Feed, TripPaths, service_day_start
+from telematics.gtfs import Feed, TripPaths, service_day_start
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     wmata_fixture,

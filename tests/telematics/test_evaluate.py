@@ -20,7 +20,7 @@ from telematics.evaluate import (
     replay_predictions,
     score_predictions,
 )
-from telematics.feed import read_feed, trip_paths
+from telematics.gtfs import read_feed, trip_paths
 
 BUCKET_LABELS = ["0-3", "3-6", "6-12", "12-30"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telematics.feed import Feed, FeedError, TripPaths, read_feed, service_ids_on, trip_paths
+from telematics.gtfs import Feed, FeedError, TripPaths, read_feed, service_ids_on, trip_paths
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     wmata_fixture,

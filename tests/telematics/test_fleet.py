@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from telematics.evaluate import score_predictions
-from telematics.feed import read_feed
 from telematics.fleet import Fleet
+from telematics.gtfs import read_feed
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def _point(fleet: Fleet, trip: str, along_m: float) -> tuple[float, float]:
 def test_dispatcher_alerts(wmata_dir: Path) -> None:
     from datetime import date
 
-    from telematics.feed import service_day_start
+    from telematics.gtfs import service_day_start
 
     feed = read_feed(wmata_dir / "wmata_gtfs.zip")
     fleet = Fleet("wmata", feed)
@@ -178,7 +178,7 @@ def test_live_board_scores_like_the_evaluation(replay: dict[str, Any], wmata_dir
     """The API serves the evaluated prediction step (`telematics.downstream`): scored the same
     way, the live board's arrivals are as accurate as `telematics.evaluate`'s replay."""
     from telematics.evaluate import read_avl, replay_predictions
-    from telematics.feed import trip_paths
+    from telematics.gtfs import trip_paths
 
     made = pd.DataFrame(replay["made"], columns=["now", "trip", "seq", "pred", "sched", "next_in_block"])
     made["actual"] = [replay["actual"].get((t, s), np.nan) for t, s in zip(made["trip"], made["seq"], strict=True)]

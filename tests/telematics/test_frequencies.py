@@ -17,13 +17,13 @@ from google.transit import gtfs_realtime_pb2
 from its.db import Database
 from its.ingest import PayloadError
 from telematics.config import TelematicsSettings
-from telematics.feed import read_feed, service_day_start, trip_paths
 from telematics.fleet import Fleet
 from telematics.frequencies import expand_frequencies, instance_id
+from telematics.gtfs import read_feed, service_day_start, trip_paths
+from telematics.gtfs.database import import_feed_file, load_feed
 from telematics.ingest import POSITION_COLUMNS, parse_gtfsrt_position, parse_json_position
 from telematics.kpi import read_scheduled_stop_times, service_delivered
 from telematics.service import ArrivalsService
-from telematics.store import import_feed_file, load_feed
 
 DAY = date(2026, 3, 2)  # a Monday
 TZ = "Australia/Brisbane"
@@ -175,7 +175,8 @@ def test_incoming_template_and_start_time_map_to_the_instance(feed_zip: Path) ->
         entity.vehicle.position.latitude, entity.vehicle.position.longitude = STOPS[0][1], STOPS[0][2]
         entity.vehicle.timestamp = int(day0 + 8 * 3600 + 1200)
     rows = parse_gtfsrt_position("its/v1/vehicles/freq/gw/position/gtfsrt", msg.SerializeToString())
-    assert all(len(r) == len(POSITION_COLUMNS) for r in rows)  # what the collector stores is unchanged
+    assert all(len(r) == len(POSITION_COLUMNS) for r in rows)  # what the collector stores, with the run
+    assert [r[-1] for r in rows] == ["08:20:00", "07:46:10"]
     service._on_gtfsrt("its/v1/vehicles/freq/gw/position/gtfsrt", msg.SerializeToString())
     assert fleet.vehicles["bus4"].trip_id == "FREQ#08:20:00"
     assert fleet.vehicles["bus5"].trip_id == "FREQ#07:45:00"  # nearest run of the template
@@ -184,9 +185,8 @@ def test_incoming_template_and_start_time_map_to_the_instance(feed_zip: Path) ->
     assert fleet.instance_of("FREQ", None) is None and fleet.instance_of("FREQ", 3 * 3600) is None
     assert fleet.instance_of("PLAIN", 12 * 3600) == "PLAIN"
     row = parse_json_position(*_json("bus6", day0 + 8 * 3600, 0.0, trip_id="EXACT", start_time="06:10:00",
-                                     start_date="20260302"),
-                              with_start_time=True)[0]
-    assert row[-1] == 6 * 3600 + 600
+                                     start_date="20260302"))[0]
+    assert row[-1] == "06:10:00"
     fleet.observe(row)
     assert fleet.vehicles["bus6"].trip_id == "EXACT#06:10:00"
     with pytest.raises(PayloadError, match="start_time"):

@@ -27,10 +27,15 @@ def _json(**fields: object) -> bytes:
 
 def test_json_position_full_row() -> None:
     payload = _json(speed_mps=4.57, bearing=265.0, trip_id="8428100", route_id="C53", start_date="20260216",
-                    odometer_m=1234.5, occupancy="many_seats_available")
+                    start_time="7:30:00", odometer_m=1234.5, occupancy="many_seats_available")
     [row] = parse_json_position(TOPIC, payload)
     assert row == ("wmata", "5473", datetime(2026, 2, 16, 15, 58, 2, tzinfo=UTC), 38.923519, -77.052109, 4.57,
-                   265.0, "8428100", "C53", date(2026, 2, 16), 1234.5, "MANY_SEATS_AVAILABLE")
+                   265.0, "8428100", "C53", date(2026, 2, 16), 1234.5, "MANY_SEATS_AVAILABLE", "07:30:00")
+    assert parse_json_position(TOPIC, _json(start_time="25:10:00"))[0][-1] == "25:10:00"  # past midnight
+    assert parse_json_position(TOPIC, _json())[0][-1] is None
+    for bad in ("7h30", "07:60:00", 27000, "123:00:00"):
+        with pytest.raises(PayloadError, match="start_time"):
+            parse_json_position(TOPIC, _json(start_time=bad))
     [epoch] = parse_json_position(TOPIC, _json(ts=1771257482000))
     assert epoch[2] == datetime(2026, 2, 16, 15, 58, 2, tzinfo=UTC)
 
@@ -98,12 +103,12 @@ def test_routes_store_positions_idempotently(db: Database) -> None:
     json_route = router.route(TOPIC)
     rt_route = router.route(TOPIC + "/gtfsrt")
     assert json_route is not None and rt_route is not None and json_route is not rt_route
-    rows = json_route.parse(TOPIC, _json(trip_id="8428100", start_date="20260216"))
+    rows = json_route.parse(TOPIC, _json(trip_id="8428100", start_date="20260216", start_time="06:05:00"))
     with db.connection() as conn:
         assert copy_rows(conn, json_route.table, json_route.columns, rows) == 1
         assert copy_rows(conn, json_route.table, json_route.columns, rows) == 0  # redelivery harmless
-    stored = db.fetchall("SELECT agency, vehicle_id, trip_id, start_date FROM vehicle_positions")
-    assert stored == [("wmata", "5473", "8428100", date(2026, 2, 16))]
+    stored = db.fetchall("SELECT agency, vehicle_id, trip_id, start_date, start_time FROM vehicle_positions")
+    assert stored == [("wmata", "5473", "8428100", date(2026, 2, 16), "06:05:00")]
 
 
 @settings(max_examples=300, deadline=None)
@@ -120,7 +125,7 @@ def test_arbitrary_bytes_only_ever_raise_payload_error(payload: bytes) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(["ts", "lat", "lon", "speed_mps", "bearing", "trip_id", "start_date",
-                                        "odometer_m", "occupancy"]),
+                                        "start_time", "odometer_m", "occupancy"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12))))
 def test_arbitrary_json_objects_only_ever_raise_payload_error(obj: dict[str, object]) -> None:
     try:

@@ -14,10 +14,11 @@ import pytest
 from pyproj import Geod
 
 from its.db import Database
-from telematics.feed import read_feed, service_ids_on
 from telematics.fleet import Fleet
+from telematics.gtfs import read_feed, service_ids_on
+from telematics.gtfs.database import import_feed_file
 from telematics.kpi import section
-from telematics.store import import_feed_file, write_positions, write_stop_arrivals
+from telematics.store import write_positions, write_stop_arrivals
 
 START = datetime(2026, 2, 16, 15, 0, tzinfo=UTC)
 END = datetime(2026, 2, 16, 21, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from telematics.assignment import AssignmentConfig, TripAssigner
-from telematics.feed import Feed, read_feed, service_day_start
 from telematics.fleet import Fleet
+from telematics.gtfs import Feed, read_feed, service_day_start
 
 DAY = date(2026, 2, 16)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from telematics.evaluate import read_avl
-from telematics.feed import TripPaths
+from telematics.gtfs import TripPaths
 from telematics.matching import Polyline, match_monotone, project_points, projection_candidates
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,

@@ -15,7 +15,7 @@ from telematics.downstream import (
     predict_downstream,
     still_for,
 )
-from telematics.feed import Feed, TripPaths
+from telematics.gtfs import Feed, TripPaths
 from telematics.predict import (
     PaceFilter,
     RecencyMean,

@@ -23,12 +23,12 @@ from its.service import Context
 from its.settings import load_settings
 from telematics.config import TelematicsSettings
 from telematics.evaluate import read_avl, replay_predictions, score_predictions
-from telematics.feed import read_feed, trip_paths
 from telematics.frequencies import expand_frequencies
+from telematics.gtfs import read_feed, trip_paths
+from telematics.gtfs.database import import_feed_file
 from telematics.kpi import MBTA_WINDOWS, OUTCOME_KNOWN_S, prediction_accuracy, section
 from telematics.samples import EVERY_S
 from telematics.service import ArrivalsService
-from telematics.store import import_feed_file
 
 START = datetime(2026, 2, 16, 15, 0, tzinfo=UTC)
 END = datetime(2026, 2, 16, 18, 0, tzinfo=UTC)

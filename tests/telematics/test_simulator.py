@@ -13,8 +13,8 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from telematics.feed import Feed, read_feed, service_day_start
 from telematics.fleet import Fleet
+from telematics.gtfs import Feed, read_feed, service_day_start
 from telematics.ingest import parse_json_position
 from telematics.simulator import FleetSimulation, avl_messages, fleet_messages, run_fleet
 

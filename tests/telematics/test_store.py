@@ -12,16 +12,15 @@ import pandas as pd
 import pytest
 
 from its.db import Database
-from telematics.feed import FeedError, read_feed
-from telematics.store import (
+from telematics.gtfs import FeedError, read_feed
+from telematics.gtfs.database import (
     active_feed_version,
     agencies,
     import_feed,
     import_feed_file,
     load_feed,
-    read_stop_arrivals,
-    write_stop_arrivals,
 )
+from telematics.store import read_stop_arrivals, write_stop_arrivals
 
 
 def _count(db: Database, table: str, version: int) -> int:
@@ -72,7 +71,7 @@ def test_wmata_reimport_replaces_atomically(db: Database, wmata_dir: Path) -> No
     assert seen and set(seen) == {232187}
     # Presidents' Day 2026 runs on a calendar_dates exception
     feed = load_feed(db, "wmata")
-    from telematics.feed import service_ids_on
+    from telematics.gtfs import service_ids_on
 
     assert service_ids_on(feed, date(2026, 2, 16)) == service_ids_on(read_feed(wmata_dir / "wmata_gtfs.zip"),
                                                                         date(2026, 2, 16))

@@ -36,7 +36,7 @@ from .replay import Replay, read_avl
 from .server import LiveServer, close_server, start_server
 
 telematics_service = pytest.importorskip("telematics.service", reason="telematics service not landed yet")
-telematics_store = pytest.importorskip("telematics.store")
+telematics_store = pytest.importorskip("telematics.gtfs.database")
 telematics_config = pytest.importorskip("telematics.config")
 traffic_service = pytest.importorskip("traffic.service", reason="traffic service not landed yet")
 parking_service = pytest.importorskip("parking.service", reason="parking service not landed yet")
