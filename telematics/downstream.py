@@ -11,13 +11,15 @@ evaluation scores:
   observed leaving that origin (`departure_lateness`);
 * a vehicle stationary for ``HOLD_S`` ahead of schedule holds until its scheduled time;
 * the time to the next stop comes from `RemainingTimes` by motion state (moving,
-  stopped, stopped longer than ``LONG_STOP_S``, layover; `motion_state`);
+  stopped, stopped longer than ``LONG_STOP_S``, layover, and halted: still advancing
+  between pings but reporting no speed; `motion_state`);
 * downstream segments from `SegmentTimes` scaled by the vehicle's pace
   (`predict_arrivals`).
 
-`blend_with_delay` then adds the causal residual correction of stopped vehicles and
-blends with the vehicle's current schedule delay (``DELAY_WEIGHT``). `telematics.evaluate`
-and `telematics.fleet` both call these, so the API serves what is evaluated.
+`blend_with_delay` then adds the causal residual correction of stopped and halted
+vehicles (situations split by the reported speed, `motion_flags`) and blends with the
+vehicle's current schedule delay (``DELAY_WEIGHT``). `telematics.evaluate` and
+`telematics.fleet` both call these, so the API serves what is evaluated.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ from telematics.predict import (
 
 __all__ = [
     "DELAY_WEIGHT",
+    "HALTED",
+    "HALT_MPS",
     "HOLD_S",
     "LAYOVER_M",
     "LONG_STOP_S",
+    "MOVING_OFF",
     "STOPPED_S",
     "Downstream",
     "StopTable",
@@ -48,6 +53,7 @@ __all__ = [
     "correctable",
     "departure_lateness",
     "in_layover",
+    "motion_flags",
     "motion_state",
     "predict_downstream",
     "still_for",
@@ -75,6 +81,10 @@ DEPARTURE_RECENCY_S = 7200.0
 DEPARTURE_CLIP_S = (-300.0, 900.0)
 #: Vehicles advancing less than this (m) between pings are stationary.
 MOVED_M = 15.0
+#: A vehicle reporting at most this speed (m/s) is halted (`motion_flags`).
+HALT_MPS = 0.5
+#: `motion_flags` bits (the lowest bits of `ResidualCorrector.situation` codes).
+MOVING_OFF, HALTED = 1, 2
 _TRIP_STRIDE_M = 1e7  # keeps each trip's distances apart in one sorted array
 
 
@@ -142,6 +152,9 @@ class VehicleStates:
         First stop-time row of the vehicle's trip in the `StopTable`.
     day0_s : ndarray
         Epoch s of the trip's service day start (GTFS time origin).
+    speed_mps : ndarray, optional
+        Reported speed at the ping (m/s, NaN when unknown); None: unknown for all, the
+        motion states and situations then come from ``still_s`` alone.
     """
 
     now_s: FloatArray
@@ -151,6 +164,7 @@ class VehicleStates:
     pace_var: FloatArray
     trip_lo: IntArray
     day0_s: FloatArray
+    speed_mps: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -189,12 +203,34 @@ def still_for(t: FloatArray, along_m: FloatArray, moved_m: float = MOVED_M) -> F
     return np.where(moving, 0.0, t - t[anchor])
 
 
-def motion_state(layover: npt.ArrayLike, still_s: npt.ArrayLike) -> IntArray:
+def motion_state(layover: npt.ArrayLike, still_s: npt.ArrayLike, speed_mps: npt.ArrayLike | None = None
+                 ) -> IntArray:
     """Motion state learned apart by `RemainingTimes`: 0 moving, 1 stopped, 3 stopped long
-    (``LONG_STOP_S``), 2 in layover at the trip's origin."""
+    (``LONG_STOP_S``), 2 in layover at the trip's origin, 4 halted (still advancing between
+    pings but reporting at most ``HALT_MPS``: it has just stopped, at a stop or a light).
+
+    ``speed_mps`` is the reported speed (m/s, NaN or None when unknown: no state 4).
+    """
     still = np.asarray(still_s, dtype=np.float64)
     stopped = (still >= STOPPED_S).astype(np.int64) + 2 * (still >= LONG_STOP_S)
-    return np.where(np.asarray(layover, dtype=bool), 2, stopped).astype(np.int64)
+    state = np.where(np.asarray(layover, dtype=bool), 2, stopped).astype(np.int64)
+    if speed_mps is not None:
+        state = np.where((state == 0) & (motion_flags(still, speed_mps) & HALTED > 0), 4, state)
+    return state
+
+
+def motion_flags(still_s: npt.ArrayLike, speed_mps: npt.ArrayLike | None) -> IntArray:
+    """What the reported speed (m/s, NaN when unknown) adds to the stationary time (s):
+    ``HALTED`` (not stopped for ``STOPPED_S`` yet but at most ``HALT_MPS``) or
+    ``MOVING_OFF`` (stopped for ``STOPPED_S`` but now faster than ``HALT_MPS``); 0 otherwise
+    or when the speed is unknown."""
+    still = np.asarray(still_s, dtype=np.float64)
+    if speed_mps is None:
+        return np.zeros(still.shape, dtype=np.int64)
+    speed = np.broadcast_to(np.asarray(speed_mps, dtype=np.float64), still.shape)
+    halted = (still < STOPPED_S) & (speed <= HALT_MPS)
+    off = (still >= STOPPED_S) & (speed > HALT_MPS)
+    return (HALTED * halted + MOVING_OFF * off).astype(np.int64)
 
 
 def in_layover(next_stop: npt.ArrayLike, from_origin_m: npt.ArrayLike, still_s: npt.ArrayLike) -> BoolArray:
@@ -275,7 +311,7 @@ def predict_downstream(table: StopTable, states: VehicleStates, model: SegmentTi
     moving_on = ~waiting[group]
     if remaining is not None:
         current = (ahead == 0) & moving_on
-        motion = motion_state(layover, still)[group][current]
+        motion = motion_state(layover, still, states.speed_mps)[group][current]
         to_next = remaining.estimate(code[seg[current]], (d[group] - dist[seg])[current], motion,
                                      at[current], (frac * estimate.mean_s)[current])
         frac[current] = to_next / np.maximum(estimate.mean_s[current], 1e-9)
@@ -285,7 +321,8 @@ def predict_downstream(table: StopTable, states: VehicleStates, model: SegmentTi
     stop = seg + 1
     delay = now - sched_pos
     delay = np.where(before_start, np.maximum(delay, 0.0), delay)
-    situation = ResidualCorrector.situation(ahead, still[group], layover[group], arrival - at)
+    situation = ResidualCorrector.situation(ahead, still[group], layover[group], arrival - at,
+                                            motion_flags(still, states.speed_mps)[group])
     return Downstream(state=group, row=stop, ahead=ahead, arrival_s=arrival, p10_s=np.maximum(p10, at),
                       p90_s=p90, delayprop_s=day0[group] + sched_s[stop] + delay[group],
                       situation=situation, waiting=waiting, before_start=before_start, layover=layover,
@@ -293,9 +330,11 @@ def predict_downstream(table: StopTable, states: VehicleStates, model: SegmentTi
 
 
 def correctable(situation: npt.ArrayLike, still_s: npt.ArrayLike) -> IntArray:
-    """Situation codes of the predictions `ResidualCorrector` corrects (stopped vehicles),
-    -1 for the others."""
-    return np.where(np.asarray(still_s) >= STOPPED_S, np.asarray(situation), -1).astype(np.int64)
+    """Situation codes of the predictions `ResidualCorrector` corrects (stopped vehicles,
+    and halted ones: the ``HALTED`` bit of the code), -1 for the others."""
+    code = np.asarray(situation, dtype=np.int64)
+    keep = (np.asarray(still_s) >= STOPPED_S) | (code & HALTED > 0)
+    return np.where(keep, code, -1).astype(np.int64)
 
 
 def blend_with_delay(arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray, delayprop_s: FloatArray,

@@ -6,9 +6,10 @@ stops up to 30 minutes ahead are predicted using only data known at that moment:
 * every observation is derived from the causal (online) match and used only once the
   ping that revealed it has been seen (``known_at``): stop-to-stop segment times
   (`SegmentTimes`), the time from a position on a segment to its next stop
-  (`RemainingTimes`, apart for moving, stopped and layover vehicles), the lateness of
-  leaving each origin and the residuals of earlier predictions for stopped vehicles
-  (`ResidualCorrector`);
+  (`RemainingTimes`, apart for moving, halted, stopped and layover vehicles), the lateness
+  of leaving each origin and the residuals of earlier predictions for stopped and halted
+  vehicles (`ResidualCorrector`); the reported speed tells halted vehicles (and stopped
+  ones moving off) apart (`telematics.downstream.motion_flags`);
 * the prediction step itself is `telematics.downstream.predict_downstream` and
   `blend_with_delay`, the very code the live `telematics.fleet.Fleet` serves: a vehicle
   in layover at its origin leaves at its expected departure, one stopped mid-route for
@@ -48,8 +49,8 @@ from telematics.downstream import (
     predict_downstream,
     still_for,
 )
-from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.frequencies import expand_frequencies
+from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
 from telematics.matching import match_monotone, projection_candidates
 from telematics.predict import (
@@ -236,11 +237,12 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
         model.update(seg_code[lo:hi - 1][ok], online.known_at_s[1:][ok], dur[ok],
                      np.diff(sched_all[lo:hi])[ok])
 
-    remaining = _remaining_times(runs, t_all, paths, bounds, seg_code)
+    speed_all = avl["speed_mps"].to_numpy(dtype=np.float64)  # NaN when not reported
+    remaining = _remaining_times(runs, t_all, speed_all, paths, bounds, seg_code)
     departures = _departure_lateness(runs, t_all, paths, bounds, seg_code, sched_all)
     pace_filter = PaceFilter()
-    parts = [_predict_run(run, t_all, paths, bounds, table, model, pace_filter, remaining, departures)
-             for run in runs]
+    parts = [_predict_run(run, t_all, speed_all, paths, bounds, table, model, pace_filter, remaining,
+                          departures) for run in runs]
     names = ("now", "pred", "p10", "p90", "truth", "sched", "delayprop", "ahead", "stop", "row", "still",
              "waiting", "label", "label_known", "situation")
     cols = {k: np.concatenate([p[k] for p in parts]) for k in names} if parts else {
@@ -248,7 +250,8 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     if len(cols["now"]):
         # stopped vehicles: causal bias correction learned from matured predictions
         situation = cols["situation"].astype(np.int64)
-        labelled = np.isfinite(cols["label"]) & (situation >= 0)
+        # labels as the live fleet keeps them: predictions up to HORIZON_S ahead
+        labelled = np.isfinite(cols["label"]) & (situation >= 0) & (cols["pred"] - cols["now"] <= HORIZON_S)
         fix = ResidualCorrector().correction(
             situation, cols["now"], situation[labelled], cols["label_known"][labelled],
             (cols["label"] - cols["pred"])[labelled])
@@ -306,8 +309,8 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
     return result
 
 
-def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[str, tuple[int, int]],
-                 table: StopTable, model: SegmentTimes, pace_filter: PaceFilter,
+def _predict_run(run: _Run, t_all: FloatArray, speed_all: FloatArray, paths: TripPaths,
+                 bounds: dict[str, tuple[int, int]], table: StopTable, model: SegmentTimes, pace_filter: PaceFilter,
                  remaining: RemainingTimes | None = None, departures: RecencyMean | None = None
                  ) -> dict[str, FloatArray]:
     """Predictions at every ping of one run for the stops ahead (flattened rows), made by
@@ -335,7 +338,8 @@ def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[st
         pace, pace_var = np.zeros(len(t)), np.full(len(t), 0.05)
     still = still_for(t, np.maximum(d, stop_dist[0]))
     states = VehicleStates(now_s=t, along_m=d, still_s=still, pace=pace, pace_var=pace_var,
-                           trip_lo=np.full(len(t), lo, dtype=np.int64), day0_s=np.full(len(t), run.day0))
+                           trip_lo=np.full(len(t), lo, dtype=np.int64), day0_s=np.full(len(t), run.day0),
+                           speed_mps=speed_all[run.rows])
     pred = predict_downstream(table, states, model, remaining, departures)
     stop = pred.row - lo
     group = pred.state
@@ -347,10 +351,11 @@ def _predict_run(run: _Run, t_all: FloatArray, paths: TripPaths, bounds: dict[st
             "situation": correctable(pred.situation, still[group]).astype(np.float64)}
 
 
-def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
+def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, speed_all: FloatArray, paths: TripPaths,
                      bounds: dict[str, tuple[int, int]], seg_code: npt.NDArray[np.int64]
                      ) -> RemainingTimes:
-    """Observed time from each ping to the next stop (online match), for `RemainingTimes`."""
+    """Observed time from each ping to the next stop (online match), for `RemainingTimes`,
+    by motion state (from the stationary time and the reported speed ``speed_all``, m/s)."""
     codes, offsets, known, values, stopped = [], [], [], [], []
     for run in runs:
         lo, _ = bounds[run.trip]
@@ -367,7 +372,7 @@ def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, paths: TripPaths,
         ok &= np.isfinite(rem) & (rem >= 0)
         codes.append(seg_code[lo + nxt[ok] - 1])
         offsets.append((d - stop_dist[nxt - 1])[ok])
-        stopped.append(motion_state(layover, still)[ok])
+        stopped.append(motion_state(layover, still, speed_all[run.rows])[ok])
         known.append(online.known_at_s[nxt][ok])
         values.append(rem[ok])
     cat = [np.concatenate(x) if x else np.zeros(0) for x in (codes, offsets, stopped, known, values)]

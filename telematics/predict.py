@@ -1,12 +1,16 @@
 """Arrival prediction at downstream stops.
 
-Three pure pieces, all taking arrays:
+Pure pieces, all taking arrays:
 
 * `SegmentTimes` learns stop-to-stop travel times (passing to passing, so dwell at the
   downstream stop's predecessor is included) from detected arrivals: a recency kernel
   over today's observations, a time-of-day profile from other days (``add_history``) and
-  the schedule as prior, scaled by the fleet's recent running-time ratio. Estimates at a
-  time ``t`` only use observations known at or before ``t``.
+  the schedule as prior, scaled by the fleet's recent running-time ratio (shrunk towards
+  the schedule while few segments are known: cold start). Estimates at a time ``t`` only
+  use observations known at or before ``t``.
+* `RemainingTimes` (time from a position to the next stop, by motion state) and
+  `ResidualCorrector` (causal bias of stopped and halted vehicles' predictions) refine the
+  current segment and the result (`telematics.downstream`).
 * `PaceFilter` is a scalar Kalman filter of one vehicle's log pace (actual over expected
   segment time), mean-reverting between updates.
 * `predict_arrivals` combines them: remaining part of the current segment plus the
@@ -36,6 +40,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Z90 = 1.2815515655446004  # standard normal 90th percentile
+#: Motion states `RemainingTimes` learns apart (`telematics.downstream.motion_state`).
+MOTION_STATES = 8
 
 
 class RecencyMean:
@@ -108,7 +114,8 @@ class RemainingTimes:
     codes, offset_m, stopped, known_at_s, remaining_s : array_like
         Segment code, distance past the segment's start stop (m), whether the vehicle was
         stationary, when the observation became known (epoch s) and the observed time to
-        the next stop (s). ``stopped`` is a state 0-3 (e.g. moving, stopped, layover).
+        the next stop (s). ``stopped`` is a state below ``MOTION_STATES`` (e.g. moving,
+        stopped, layover, halted).
     bin_m : float
         Position bin width (m).
     recency_s : float
@@ -129,7 +136,7 @@ class RemainingTimes:
              ) -> npt.NDArray[np.int64]:
         bins = np.clip(np.asarray(offset_m, float) // self.bin_m, 0, 255).astype(np.int64)
         flag = np.asarray(stopped, dtype=np.int64)
-        return (np.asarray(codes, dtype=np.int64) * 4 + flag) * 256 + bins
+        return (np.asarray(codes, dtype=np.int64) * MOTION_STATES + flag) * 256 + bins
 
     def estimate(self, codes: npt.ArrayLike, offset_m: npt.ArrayLike, stopped: npt.ArrayLike,
                  at_s: npt.ArrayLike, prior_s: npt.ArrayLike) -> FloatArray:
@@ -151,7 +158,8 @@ class ResidualCorrector:
     """Causal bias correction of predictions by situation, learned from matured predictions.
 
     A situation code combines the number of segments ahead, how long the vehicle has been
-    stationary and whether it is still on the trip's first segment (layover). For each
+    stationary, whether it is still on the trip's first segment (layover) and flags of its
+    reported speed (halted, or moving off after a stop). For each
     situation the recency-weighted mean of ``actual - predicted`` (s, clipped) of the
     predictions whose actual arrival was already known is added, shrunk towards 0.
 
@@ -171,13 +179,15 @@ class ResidualCorrector:
 
     @staticmethod
     def situation(steps_ahead: npt.ArrayLike, still_s: npt.ArrayLike, first_segment: npt.ArrayLike,
-                  horizon_s: npt.ArrayLike) -> npt.NDArray[np.int64]:
-        """Situation code of each prediction."""
+                  horizon_s: npt.ArrayLike, motion_flags: npt.ArrayLike = 0) -> npt.NDArray[np.int64]:
+        """Situation code of each prediction; ``motion_flags`` (0-3, e.g. from the reported
+        speed) are its two lowest bits."""
         ahead = np.digitize(np.asarray(steps_ahead, float), [1, 2, 4, 8, 16])
         still = np.digitize(np.asarray(still_s, float), [1, 60, 180, 600])
         horizon = np.digitize(np.asarray(horizon_s, float), [180, 360, 720, 1200])
         first = np.asarray(first_segment, dtype=bool).astype(np.int64)
-        return ((ahead * 5 + still) * 5 + horizon) * 2 + first
+        code = ((ahead * 5 + still) * 5 + horizon) * 2 + first
+        return (code * 4 + np.asarray(motion_flags, dtype=np.int64)).astype(np.int64)
 
     def correction(self, situation: npt.ArrayLike, at_s: npt.ArrayLike,
                    label_situation: npt.ArrayLike, label_known_s: npt.ArrayLike,
@@ -215,11 +225,16 @@ class SegmentTimes:
         kernel's effective observation count.
     tod_bin_s : int
         Bin width (s) of the time-of-day profile built from other days.
+    fleet_prior : float
+        Pseudo-count (effective observations) shrinking the fleet's running-time ratio
+        towards the schedule: the first observations of a day are few and biased towards
+        quick segments, so alone they would make every unobserved segment too fast.
     """
 
     recency_s: float = 7200.0
     prior_weight: float = 0.3
     tod_bin_s: int = 900
+    fleet_prior: float = 20.0
     _keys: dict[str, int] = field(default_factory=dict)
     _obs: list[tuple[IntArray, FloatArray, FloatArray, FloatArray]] = field(default_factory=list)
     _index: tuple[FloatArray, ...] | None = None
@@ -285,12 +300,16 @@ class SegmentTimes:
         return self._index
 
     def fleet_log_ratio(self, at_s: npt.ArrayLike) -> FloatArray:
-        """Recency-weighted mean log(observed/scheduled) over all segments known at ``at_s``."""
+        """Recency-weighted mean log(observed/scheduled) over all segments known at ``at_s``,
+        shrunk towards 0 (the schedule) with ``fleet_prior`` pseudo-observations."""
         idx = self._build()
-        known_sorted, gw, gr = idx[5], idx[6], idx[7]
-        pos = np.searchsorted(known_sorted, np.asarray(at_s, float), side="right")
+        known_sorted, gw, gr, t_ref = idx[5], idx[6], idx[7], float(idx[8][0])
+        at = np.asarray(at_s, float)
+        pos = np.searchsorted(known_sorted, at, side="right")
         w = gw[pos]
-        return np.where(w > 0, gr[pos] / np.where(w > 0, w, 1.0), 0.0) * w / (w + 1e-9)
+        mean = np.where(w > 0, gr[pos] / np.where(w > 0, w, 1.0), 0.0)
+        count = w * np.exp(np.minimum((t_ref - at) / self.recency_s, 700.0))  # effective observations
+        return mean * count / np.maximum(count + self.fleet_prior, 1e-12)
 
     def estimate(self, codes: IntArray, at_s: npt.ArrayLike, tod_s: npt.ArrayLike,
                  scheduled_s: npt.ArrayLike) -> SegmentEstimate:

@@ -69,6 +69,8 @@ def live_replay(feed: Feed, until: str, settle: str, refresh_s: float) -> tuple[
         now = t
         payload = {"ts": r["timestamp"], "lat": float(r["lat"]), "lon": float(r["lon"]), "trip_id": r["trip_id"],
                    "start_date": r["start_date"]}
+        if r["speed_mps"]:  # the reported speed tells halted vehicles apart, as in the eval
+            payload["speed_mps"] = float(r["speed_mps"])
         service._on_json(f"its/v1/vehicles/wmata/{r['vehicle_id']}/position", orjson.dumps(payload))
     service.refresh(now)
     passings += service._pending

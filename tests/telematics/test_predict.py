@@ -6,11 +6,15 @@ import numpy as np
 import pytest
 
 from telematics.downstream import (
+    HALTED,
     HOLD_S,
+    MOVING_OFF,
     StopTable,
     VehicleStates,
     blend_with_delay,
+    correctable,
     departure_lateness,
+    motion_flags,
     motion_state,
     predict_downstream,
     still_for,
@@ -20,6 +24,7 @@ from telematics.predict import (
     PaceFilter,
     RecencyMean,
     RemainingTimes,
+    ResidualCorrector,
     SegmentEstimate,
     SegmentTimes,
     predict_arrivals,
@@ -43,9 +48,28 @@ def test_segment_times_use_only_known_observations() -> None:
     assert before.weight[0] == 0.0
     assert 180.0 < after.mean_s[0] < 215.0
     assert after.weight[0] > 3.0
-    # the fleet running slow lifts the prior of an unobserved segment (B->C)
+    # the fleet running slow lifts the prior of an unobserved segment (B->C), shrunk by
+    # `fleet_prior` pseudo-observations: 5 recency-weighted ones against 20
     other = model.estimate(code[2:], [1600.0], [0.0], [100.0])
-    assert other.mean_s[0] > 120.0
+    count = np.exp(-(1600.0 - np.arange(1000, 1500, 100.0)) / 1800.0).sum()
+    ratio = np.log(2.0) * count / (count + model.fleet_prior)
+    assert other.mean_s[0] == pytest.approx(100.0 * np.exp(ratio + 0.5 * 0.35**2))
+    assert 110.0 < other.mean_s[0] < 120.0
+
+
+def test_fleet_ratio_needs_many_observations() -> None:
+    # the first observations of a day are few (and biased towards quick segments): one
+    # segment run twice as fast as scheduled barely moves the fleet ratio, twenty move it half-way
+    model = SegmentTimes(recency_s=3600.0, fleet_prior=20.0)
+    code = model.codes(["A"], ["B"])
+    model.update(code, [0.0], [50.0], [100.0])
+    assert model.fleet_log_ratio([-1.0])[0] == 0.0  # nothing known yet
+    assert model.fleet_log_ratio([0.0])[0] == pytest.approx(np.log(0.5) / 21.0)
+    model.update(np.repeat(code, 19), np.zeros(19), np.full(19, 50.0), np.full(19, 100.0))
+    assert model.fleet_log_ratio([0.0])[0] == pytest.approx(np.log(0.5) / 2.0)
+    # an hour later the same observations weigh 1/e as much
+    late = 20.0 * np.exp(-1.0)
+    assert model.fleet_log_ratio([3600.0])[0] == pytest.approx(np.log(0.5) * late / (late + 20.0))
 
 
 def test_time_of_day_profile_from_history() -> None:
@@ -88,6 +112,35 @@ def test_recency_mean_is_causal_and_weights_recent_values() -> None:
     w = np.exp(-np.array([3700.0, 3600.0, 0.0]) / 3600.0)
     assert mean[2] == pytest.approx(np.dot(w, [10.0, 20.0, 40.0]) / w.sum())  # newest weighs most
     assert count[3] == 0.0  # unknown key
+
+
+def test_remaining_times_keep_motion_states_of_neighbouring_segments_apart() -> None:
+    # halted (state 4) on segment 3 must not be read as moving (state 0) on segment 4
+    model = RemainingTimes(np.full(6, 3), np.full(6, 20.0), np.full(6, 4), np.zeros(6),
+                           np.full(6, 90.0), prior_weight=0.5)
+    got = model.estimate(np.array([3, 4, 3]), np.full(3, 20.0), np.array([4, 0, 0]),
+                         np.full(3, 100.0), np.full(3, 30.0))
+    assert 80.0 < got[0] < 95.0
+    assert got[1] == pytest.approx(30.0) and got[2] == pytest.approx(30.0)  # the prior
+
+
+def test_motion_flags_from_reported_speed() -> None:
+    still = np.array([0.0, 10.0, 40.0, 40.0, 0.0, 200.0])
+    speed = np.array([0.0, 5.0, 3.0, 0.0, np.nan, 0.4])
+    flags = motion_flags(still, speed)
+    assert list(flags) == [HALTED, 0, MOVING_OFF, 0, 0, 0]
+    assert list(motion_flags(still, None)) == [0] * 6  # no speed reported: no flags
+    # halted vehicles (advancing between pings, reporting no speed) are a motion state of
+    # their own; stopped, long stopped and layover states are unchanged
+    layover = np.array([False, False, False, False, False, True])
+    assert list(motion_state(layover, still, speed)) == [4, 0, 1, 1, 0, 2]
+    assert list(motion_state(layover, still)) == [0, 0, 1, 1, 0, 2]
+    # the flags are the lowest bits of the residual situation; halted vehicles are corrected
+    base = ResidualCorrector.situation(np.zeros(6), still, layover, np.full(6, 100.0))
+    flagged = ResidualCorrector.situation(np.zeros(6), still, layover, np.full(6, 100.0), flags)
+    assert list(flagged - base) == list(flags) and np.all(base % 4 == 0)
+    assert list(correctable(flagged, still) >= 0) == [True, False, True, True, False, True]
+    assert list(correctable(base, still) >= 0) == [False, False, True, True, False, True]
 
 
 def test_remaining_times_learn_a_slow_spot() -> None:
@@ -146,3 +199,29 @@ def test_shared_step_departure_hold_and_blend(wmata: Feed, wmata_paths: TripPath
     assert list(motion_state([False, False, False, True], [0.0, 40.0, 400.0, 0.0])) == [0, 1, 3, 2]
     assert list(still_for(np.array([0.0, 10, 20, 30, 40]), np.array([0.0, 50, 52, 54, 90]))) == [
         0.0, 0.0, 20.0, 30.0, 0.0]  # since the start of the last advancing interval
+
+
+def test_shared_step_learns_halted_vehicles_apart(wmata: Feed, wmata_paths: TripPaths) -> None:
+    st = wmata.stop_times
+    model = SegmentTimes()
+    table = StopTable.build(st["trip_id"].to_numpy(), st["stop_id"].to_numpy(),
+                            st["arrival_time"].to_numpy(dtype=float), wmata_paths.stop_dist_m, model)
+    lo = 0
+    k = lo + (int(table.trip_hi[lo]) - lo) // 2
+    now = float(table.sched_s[k])
+    # vehicles that had just halted 1 m past stop k needed 200 s to the next stop
+    remaining = RemainingTimes(np.full(6, table.seg_code[k]), np.full(6, 1.0), np.full(6, 4), np.full(6, now - 100.0),
+                               np.full(6, 200.0))
+
+    def first_arrival(speed: np.ndarray | None) -> float:
+        states = VehicleStates(now_s=np.array([now]), along_m=np.array([table.dist_m[k] + 1.0]),
+                               still_s=np.zeros(1), pace=np.zeros(1), pace_var=np.full(1, 0.05),
+                               trip_lo=np.array([lo]), day0_s=np.zeros(1), speed_mps=speed)
+        pred = predict_downstream(table, states, model, remaining)
+        assert pred.row[0] == k + 1
+        return float(pred.arrival_s[0] - now)
+
+    halted, moving, unknown = first_arrival(np.zeros(1)), first_arrival(np.full(1, 8.0)), first_arrival(None)
+    assert 150.0 < halted < 210.0  # what halted vehicles took, shrunk a little towards the prior
+    assert moving == unknown == first_arrival(np.full(1, np.nan))  # moving: no halted data used
+    assert moving < 150.0

