@@ -3,8 +3,6 @@ and enough for the parking service to forecast the replay sites at +15/+30/+60 m
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,19 +21,11 @@ from parking.ingest import count_topic
 from parking.service import ParkingService
 from parking.sites import read_sites
 from parking.store import upsert_sites
+from tests.its.helpers import wait_for
 
 DEMO = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_sites.geojson"
 SITES = ("BHMBCCMKT01", "Shopping")
 LONDON = "Europe/London"
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 def test_shift_keeps_weekday_and_local_time_and_ends_before_end() -> None:

@@ -3,7 +3,6 @@ DATEX II, history, forecast, alerts, stale sensors, SSE."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,18 +23,10 @@ from parking.service import ParkingService
 from parking.sites import read_sites
 from parking.state import distance_m
 from parking.store import upsert_sites
+from tests.its.helpers import wait_for
 
 DEMO = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_sites.geojson"
 CENTRAL = (-16.922989, 145.771593)  # the Cairns Central bus stop
-
-
-def wait_for(predicate, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 @pytest.fixture
