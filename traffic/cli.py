@@ -25,6 +25,9 @@ def eval_congestion(
     references: Annotated[bool, typer.Option(
         "--references", help="Also score reference predictors given more information than the methodology "
                              "allows (full past, non-causal, noise floor) to show how low the MAE can go.")] = False,
+    model: Annotated[str, typer.Option(
+        "--model", help="Model fitted on the history: boosted (trees over the per-segment linear model), "
+                        "linear, or smoothing (graph smoothing alone, as on probe-only roads).")] = "boosted",
 ) -> None:
     """Hide segments at random per timestamp and score the congestion estimator (MAE, km/h)."""
     from its.console import print_json_line
@@ -32,7 +35,8 @@ def eval_congestion(
 
     try:
         result = evaluate_files(segments, adjacency, speeds, train=train, train_days=train_days,
-                                observed_frac=observed_frac, seed=seed, references=references)
+                                observed_frac=observed_frac, seed=seed, references=references,
+                                model=model)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -32,7 +32,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from traffic.config import TrafficSettings
-from traffic.learned import SegmentModel, SegmentModelState
+from traffic.learned import SpeedModel
 
 __all__ = [
     "LEVELS",
@@ -219,7 +219,7 @@ class CongestionEstimator:
     length_m : edge lengths (m) for travel times; None → travel times are NaN.
     settings : estimator constants (:class:`traffic.config.TrafficSettings`).
     model : per-edge model learned from dense speed history (m/s,
-        :func:`traffic.learned.fit_segment_model`); when given, it sets the speed of every
+        :func:`traffic.boosted.fit_boosted_model` or :func:`traffic.learned.fit_segment_model`); when given, it sets the speed of every
         edge (the graph solve still gives confidence and source shares). None → the graph
         smoothing sets the speeds (networks without such a history, e.g. probe-only roads).
     """
@@ -231,7 +231,7 @@ class CongestionEstimator:
         profile: SpeedProfile | None = None,
         length_m: npt.ArrayLike | None = None,
         settings: TrafficSettings | None = None,
-        model: SegmentModel | None = None,
+        model: SpeedModel | None = None,
     ) -> None:
         self.settings = settings or TrafficSettings()
         self.freeflow_mps = np.asarray(freeflow_mps, dtype=np.float64)
@@ -243,7 +243,7 @@ class CongestionEstimator:
         self.n_edges = n
         if model is not None and model.n != n:
             raise ValueError("model has a different number of edges")
-        self._model = None if model is None else SegmentModelState(model)
+        self._model = None if model is None else model.state()
         self.profile = profile
         self.length_m = None if length_m is None else np.asarray(length_m, dtype=np.float64)
         s = self.settings

@@ -3,9 +3,10 @@
 For each timestamp of the test speeds a seeded random subset of segments (the observed
 fraction, ``rng = numpy.random.default_rng(seed)``, one ``rng.permutation`` per timestamp)
 is visible. The live :class:`traffic.congestion.CongestionEstimator` — the same code the
-service runs, here with the per-segment model of :mod:`traffic.learned` fitted on TRAIN
-(its own visible subsets, drawn from ``default_rng([seed, 1])``) since every segment has a
-speed history — receives the visible speeds of that timestamp (having received all earlier
+service runs, here with the gradient-boosted model of :mod:`traffic.boosted` (over the
+per-segment linear model of :mod:`traffic.learned`) fitted on TRAIN (its own visible
+subsets, drawn from ``default_rng([seed, 1])``) since every segment has a speed history —
+receives the visible speeds of that timestamp (having received all earlier
 ones) and predicts every segment; the mean absolute error is taken over the hidden
 segments that have a true speed. History (the historical profile, free-flow speeds, the
 model) comes only from TRAIN. Baselines in the same run: ``free_flow`` = 95th percentile of the
@@ -21,14 +22,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from traffic.boosted import fit_boosted_model
 from traffic.config import TrafficSettings
 from traffic.congestion import CongestionEstimator, SpeedProfile
-from traffic.learned import fit_segment_model
+from traffic.learned import SpeedModel, fit_segment_model
 from traffic.segment_graph import SegmentGraph, SpeedTable, read_segment_graph, read_speeds
 
-__all__ = ["CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
+__all__ = ["MODELS", "CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
 
 KMH = 3.6
+#: ``--model`` choices: trees over the linear model, the linear model alone, graph smoothing alone.
+MODELS = ("boosted", "linear", "smoothing")
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,17 @@ def evaluate_congestion(
     observed_frac: float = 0.5,
     seed: int = 0,
     settings: TrafficSettings | None = None,
-    learned: bool = True,
+    model: str = "boosted",
 ) -> CongestionEval:
     """Run the methodology on in-memory data (speeds km/h; estimator works in m/s).
 
-    ``learned``: give the estimator the per-segment model fitted on TRAIN
-    (:func:`traffic.learned.fit_segment_model`, its own seeded visible subsets); False →
-    the graph smoothing alone, as on networks without dense speed history.
+    ``model`` (one of :data:`MODELS`): the model fitted on TRAIN (its own seeded visible
+    subsets) the estimator is given: ``boosted`` (:func:`traffic.boosted.fit_boosted_model`),
+    ``linear`` (:func:`traffic.learned.fit_segment_model`), or ``smoothing``: none, the
+    graph smoothing alone, as on networks without dense speed history.
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
     if not 0.0 < observed_frac < 1.0:
         raise ValueError("observed fraction must be in (0, 1)")
     if not len(train.time_s) or not len(test.time_s):
@@ -119,11 +126,14 @@ def evaluate_congestion(
         cols, train.time_s[rows], train_mps[rows, cols], n,
         slot_s=_slot_seconds(train.time_s), utc_offset_s=train.utc_offset_s,
     )
-    model = None
-    if learned:
-        model = fit_segment_model(train.time_s, train_mps, freeflow, float(_slot_seconds(train.time_s)),
-                                  np.random.default_rng([seed, 1]), observed_frac)
-    estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings, model=model)
+    step_s = float(_slot_seconds(train.time_s))
+    fit_rng = np.random.default_rng([seed, 1])
+    learned: SpeedModel | None = None
+    if model == "boosted":
+        learned = fit_boosted_model(train.time_s, train_mps, freeflow, step_s, graph.adjacency, fit_rng, observed_frac)
+    elif model == "linear":
+        learned = fit_segment_model(train.time_s, train_mps, freeflow, step_s, fit_rng, observed_frac)
+    estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings, model=learned)
     rng = np.random.default_rng(seed)
     k = round(observed_frac * n)
     err_est: list[npt.NDArray[np.float64]] = []
@@ -161,8 +171,10 @@ def evaluate_files(
     seed: int = 0,
     settings: TrafficSettings | None = None,
     references: bool = False,
+    model: str = "boosted",
 ) -> CongestionEval:
-    """Evaluate from segment-graph files (``references``: also score :mod:`traffic.eval_references`).
+    """Evaluate from segment-graph files (``references``: also score :mod:`traffic.eval_references`;
+    ``model``: see :func:`evaluate_congestion`).
 
     With ``train`` given, SPEEDS is the test set and TRAIN the history. Without it, SPEEDS
     is split by local calendar day: the first ``train_days`` (default: all but the last day)
@@ -177,7 +189,7 @@ def evaluate_files(
     else:
         days = len(np.unique(table.local_day()))
         train_table, test_table = split_by_days(table, train_days if train_days is not None else days - 1)
-    result = evaluate_congestion(graph, train_table, test_table, observed_frac, seed, settings)
+    result = evaluate_congestion(graph, train_table, test_table, observed_frac, seed, settings, model)
     if references:
         from dataclasses import replace
 

@@ -28,11 +28,13 @@ unit (the estimator uses m/s); times in s.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["SegmentModel", "SegmentModelState", "fit_segment_model", "lad_batched", "n_features"]
+__all__ = ["SegmentModel", "SegmentModelState", "SpeedModel", "SpeedModelState", "fit_segment_model", "lad_batched",
+           "n_features"]
 
 FloatArray = npt.NDArray[np.float64]
 BASE_ALPHA = 0.5  # weight of a new observation in the base mean
@@ -42,6 +44,23 @@ NO_OBSERVATION_AGE = 50.0  # age (steps) assumed before a segment's first observ
 CONGESTED_RATIO = 0.85  # base / free flow below which the congested-regime features are on
 N_OWN = 6  # own features (see the module docstring), the last columns of the design
 N_REGIME = 4  # own-feature copies and indicator of the congested regime
+
+
+class SpeedModelState(Protocol):
+    """Streaming state of a learned speed model, as :class:`traffic.congestion.CongestionEstimator` drives it."""
+
+    def observe(self, edge: npt.NDArray[np.int64], time_s: FloatArray, speed: FloatArray) -> None: ...
+
+    def predict(self, time_s: float) -> FloatArray: ...
+
+
+class SpeedModel(Protocol):
+    """A learned speed model: :class:`SegmentModel` or :class:`traffic.boosted.BoostedSegmentModel`."""
+
+    @property
+    def n(self) -> int: ...
+
+    def state(self) -> SpeedModelState: ...
 
 
 def n_features(k: int) -> int:
@@ -74,6 +93,10 @@ class SegmentModel:
     @property
     def n(self) -> int:
         return len(self.freeflow)
+
+    def state(self) -> SegmentModelState:
+        """A fresh streaming state (no observations yet)."""
+        return SegmentModelState(self)
 
 
 class SegmentModelState:
