@@ -13,12 +13,16 @@ per segment at time ``t``:
 * for the ``k`` most correlated segments of the linear model and the ``g`` nearest
   segments of the graph (largest adjacency weight): the reading at ``t`` minus that
   segment's base, unclipped, and its share of free flow minus the segment's own base
-  share; missing (NaN, which the trees route apart) when the segment has no reading at ``t``.
+  share; missing (NaN, which the trees route apart) when the segment has no reading at ``t``;
+  those segments' base shares minus the segment's own;
+* the change between the segment's last two readings, and the segment itself (categorical).
 
 The target is ``speed - base`` as in the linear model. Training replays the training
-speeds through the same :class:`BoostedModelState` code with seeded random visible
-subsets, as the evaluation hides them, and learns on the hidden rows only. Speeds in any
-consistent unit (the estimator uses m/s); times in s.
+speeds through the same streaming state (:class:`traffic.learned.SegmentModelState` and
+:func:`boosted_design`) with seeded random visible subsets, as the evaluation hides them,
+and learns on the hidden rows only. A bag of members, each with its own linear model,
+subsets and trees, is averaged. Speeds in any consistent unit (the estimator uses m/s);
+times in s.
 """
 
 from __future__ import annotations
@@ -32,36 +36,46 @@ import scipy.sparse as sp
 
 from traffic.learned import SegmentModel, SegmentModelState, fit_segment_model
 
-__all__ = ["BoostedModelState", "BoostedSegmentModel", "fit_boosted_model", "graph_neighbours"]
+__all__ = ["BoostedMember", "BoostedModelState", "BoostedSegmentModel", "boosted_design", "fit_boosted_model",
+           "graph_neighbours"]
 
 FloatArray = npt.NDArray[np.float64]
 #: LightGBM settings; compared on Los-loop day 3 trained on days 1-2 (see the README).
 BOOSTER_PARAMS: dict[str, object] = {
-    "objective": "l1", "learning_rate": 0.03, "num_leaves": 63, "min_child_samples": 200,
-    "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "deterministic": True,
+    "objective": "l1", "learning_rate": 0.03, "num_leaves": 127, "min_child_samples": 200,
+    "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.5, "deterministic": True,
     "force_row_wise": True, "verbose": -1,
 }
 N_TREES = 1000
+BAGS = 3
 
 
 @dataclass(frozen=True)
-class BoostedSegmentModel:
-    """Fitted model: the linear per-segment model, graph neighbours and the trees.
+class BoostedMember:
+    """One member of the bag: a linear per-segment model and the trees fitted over it.
 
     Attributes
     ----------
-    linear : the per-segment linear model whose state and design this model extends.
+    linear : the per-segment linear model whose state and design the trees extend.
     graph_neighbours : ``(n, g)`` indices of each segment's nearest segments on the graph.
-    booster : trees predicting ``speed - base`` (speed unit) from :meth:`BoostedModelState.features`.
+    booster : trees predicting ``speed - base`` (speed unit) from :func:`boosted_design`.
     """
 
     linear: SegmentModel
     graph_neighbours: npt.NDArray[np.int64]
     booster: lgb.Booster
 
+
+@dataclass(frozen=True)
+class BoostedSegmentModel:
+    """Fitted model: a bag of :class:`BoostedMember` (each fitted on its own visible subsets);
+    the prediction is the mean of the members'."""
+
+    members: tuple[BoostedMember, ...]
+
     @property
     def n(self) -> int:
-        return self.linear.n
+        return self.members[0].linear.n
 
     def state(self) -> BoostedModelState:
         """A fresh streaming state (no observations yet)."""
@@ -69,31 +83,46 @@ class BoostedSegmentModel:
 
 
 class BoostedModelState:
-    """Streaming state of a :class:`BoostedSegmentModel` (the linear model's state underneath)."""
+    """Streaming state of a :class:`BoostedSegmentModel` (each member's linear state underneath)."""
 
     def __init__(self, model: BoostedSegmentModel) -> None:
         self.model = model
-        self.linear = SegmentModelState(model.linear)
+        self.linear = [SegmentModelState(m.linear) for m in model.members]
+        self._filled = [_FilledSpeeds(model.n, m.linear.step_s) for m in model.members]
 
     def observe(self, edge: npt.NDArray[np.int64], time_s: FloatArray, speed: FloatArray) -> None:
         """Add observations (any order; each segment's are applied in time order)."""
-        self.linear.observe(edge, time_s, speed)
+        for state in self.linear:
+            state.observe(edge, time_s, speed)
 
-    def features(self, time_s: float) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-        """Design ``(n, p)``, base ``(n,)`` and which segments are observed at ``time_s``."""
-        return boosted_design(self.linear, self.model.graph_neighbours, time_s)
+    def features(self, time_s: float, member: int = 0) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        """Design ``(n, p)`` of one member, base ``(n,)`` and which segments are observed at ``time_s``
+        (a later time also makes the filled speeds at ``time_s`` the previous step's)."""
+        filled = self._filled[member]
+        x, base, fresh, now = boosted_design(self.linear[member], self.model.members[member].graph_neighbours,
+                                             time_s, filled.before(time_s))
+        filled.keep(now)
+        return x, base, fresh
 
     def predict(self, time_s: float) -> FloatArray:
-        """Speed of every segment at ``time_s``: the trees where the segment has no observation
-        at ``time_s``, else its base mean including that observation."""
-        x, base, fresh = self.features(time_s)
-        pred = base + np.asarray(self.model.booster.predict(x), dtype=np.float64)
-        return np.where(fresh, self.linear.base, pred)
+        """Speed of every segment at ``time_s``: the members' mean where the segment has no
+        observation at ``time_s``, else its base mean including that observation (the same in
+        every member: the base depends on the observations only)."""
+        pred = np.zeros(self.model.n)
+        for i, member in enumerate(self.model.members):
+            x, base, fresh = self.features(time_s, i)
+            pred += base + np.asarray(member.booster.predict(x), dtype=np.float64)
+        return np.where(fresh, self.linear[0].base, pred / len(self.model.members))
 
 
-def boosted_design(state: SegmentModelState, graph_nb: npt.NDArray[np.int64],
-                   time_s: float) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-    """The design of :class:`BoostedModelState` from a linear state (see the module docstring)."""
+def boosted_design(state: SegmentModelState, graph_nb: npt.NDArray[np.int64], time_s: float,
+                   previous: FloatArray | None = None) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], FloatArray]:
+    """The design of :class:`BoostedModelState` from a linear state (see the module docstring).
+
+    ``previous``: every segment's filled speed one step before ``time_s`` (NaN or None: unknown).
+    Returns the design, the base, which segments are read at ``time_s``, and the filled speed
+    at ``time_s``: the reading where there is one, else the linear model's estimate.
+    """
     f, base, fresh = state.features(time_s)
     m = state.model
     ff = m.freeflow
@@ -104,9 +133,31 @@ def boosted_design(state: SegmentModelState, graph_nb: npt.NDArray[np.int64],
     nb = np.hstack([m.neighbours, graph_nb])
     # change between the segment's last two readings before t (not known for a segment read at t)
     trend = np.where(fresh | ~np.isfinite(state.prev_time), np.nan, state.last - state.prev_last)
+    prev = np.full(m.n, np.nan) if previous is None else previous
     x = np.hstack([f, linear[:, None], ff[:, None], share[:, None], innov[nb], rel[nb] - share[:, None],
-                   share[nb] - share[:, None], trend[:, None]])
-    return x, base, fresh
+                   share[nb] - share[:, None], (prev - base)[:, None], (prev / ff)[nb] - share[:, None],
+                   trend[:, None], np.arange(m.n, dtype=np.float64)[:, None]])
+    return x, base, fresh, np.where(fresh, state.last, base + linear)
+
+
+class _FilledSpeeds:
+    """Filled speeds (:func:`boosted_design`) of the last step, rolled when time moves on."""
+
+    def __init__(self, n: int, step_s: float) -> None:
+        self.step_s = step_s
+        self.time_s, self.current = -np.inf, np.full(n, np.nan)
+        self.previous = np.full(n, np.nan)
+
+    def before(self, time_s: float) -> FloatArray:
+        """Filled speeds one step before ``time_s`` (NaN when that step was not estimated)."""
+        if time_s > self.time_s:
+            recent = time_s - self.time_s <= 1.5 * self.step_s
+            self.previous = self.current if recent else np.full(len(self.current), np.nan)
+            self.time_s = time_s
+        return self.previous
+
+    def keep(self, filled: FloatArray) -> None:
+        self.current = filled
 
 
 def graph_neighbours(adjacency: sp.spmatrix | sp.sparray, g: int) -> npt.NDArray[np.int64]:
@@ -136,8 +187,12 @@ def fit_boosted_model(
     replays: int = 5,
     warmup: int = 12,
     n_trees: int = N_TREES,
+    bags: int = BAGS,
 ) -> BoostedSegmentModel:
-    """Fit the linear model, then the trees, on dense training speeds ``(n_times, n)`` (NaN where missing).
+    """Fit ``bags`` members on dense training speeds ``(n_times, n)`` (NaN where missing).
+
+    Each member fits a linear model (:func:`traffic.learned.fit_segment_model`), then trees
+    over its design, each on its own visible subsets.
 
     Parameters
     ----------
@@ -146,33 +201,46 @@ def fit_boosted_model(
     freeflow : ``(n,)`` free-flow speeds.
     step_s : sampling interval (s).
     adjacency : ``(n, n)`` segment graph weights (for :func:`graph_neighbours`).
-    rng : draws the visible subsets (``observed_frac`` of the segments per timestamp) of both fits.
+    rng : draws the visible subsets (``observed_frac`` of the segments per timestamp) of every fit.
     g : graph neighbours per segment.
     replays : replays of the training speeds for the trees, each with fresh visible subsets.
     warmup : first timestamps of a replay left out (their state is still filling).
-    n_trees : boosting rounds.
+    n_trees : boosting rounds per member.
+    bags : members.
     """
+    n = speed.shape[1]
+    gnb = graph_neighbours(adjacency, min(g, max(n - 1, 1)))
+    members = tuple(_fit_member(time_s, speed, freeflow, step_s, gnb, rng, observed_frac, replays, warmup, n_trees)
+                    for _ in range(max(bags, 1)))
+    return BoostedSegmentModel(members)
+
+
+def _fit_member(time_s: FloatArray, speed: FloatArray, freeflow: FloatArray, step_s: float,
+                gnb: npt.NDArray[np.int64], rng: np.random.Generator, observed_frac: float, replays: int,
+                warmup: int, n_trees: int) -> BoostedMember:
+    """One member of :func:`fit_boosted_model`: the trees learn on the hidden rows of the replays."""
     nt, n = speed.shape
     linear = fit_segment_model(time_s, speed, freeflow, step_s, rng, observed_frac)
-    gnb = graph_neighbours(adjacency, min(g, max(n - 1, 1)))
     n_vis = round(observed_frac * n)
     rows: list[FloatArray] = []
     targets: list[FloatArray] = []
     for _ in range(max(replays, 1)):
         state = SegmentModelState(linear)
+        filled = _FilledSpeeds(n, step_s)
         for t in range(nt):
             visible = np.zeros(n, dtype=bool)
             visible[rng.permutation(n)[:n_vis]] = True
             visible &= np.isfinite(speed[t])
             e = np.nonzero(visible)[0]
             state.observe(e, np.full(len(e), time_s[t]), speed[t, e])
+            x, base, _, now = boosted_design(state, gnb, float(time_s[t]), filled.before(float(time_s[t])))
+            filled.keep(now)
             if t < warmup:
                 continue
-            x, base, _ = boosted_design(state, gnb, float(time_s[t]))
             hidden = ~visible & np.isfinite(speed[t])
             rows.append(x[hidden])
             targets.append(speed[t, hidden] - base[hidden])
     x_all, y_all = np.concatenate(rows), np.concatenate(targets)
     params = dict(BOOSTER_PARAMS, seed=int(rng.integers(2**31 - 1)), num_threads=0)
-    booster = lgb.train(params, lgb.Dataset(x_all, y_all), num_boost_round=n_trees)
-    return BoostedSegmentModel(linear, gnb, booster)
+    data = lgb.Dataset(x_all, y_all, categorical_feature=[x_all.shape[1] - 1])  # the segment
+    return BoostedMember(linear, gnb, lgb.train(params, data, num_boost_round=n_trees))

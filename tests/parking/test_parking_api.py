@@ -301,9 +301,12 @@ def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Sett
             service.fit_forecaster(datetime.now(UTC))
             now = datetime.now(UTC)
             count(service, site, now, occupied=300)
+            # the horizons with a forecast: the shifted history has gaps at some times of day
+            # (readings every ~30 min, 08:00-16:30), where a horizon rightly has none
+            expected = [p.horizon_min for p in service.site_forecast(site, now).points if p.free is not None]
+            assert expected, service.site_forecast(site, now)
             stored_n = lambda: len(db.fetchall("SELECT 1 FROM parking_forecasts"))  # noqa: E731
-            assert wait_for(lambda: stored_n() >= 3, 60), (stored_n(), service.state.current(site),
-                                                            service.site_forecast(site, datetime.now(UTC)))
+            assert wait_for(lambda: stored_n() >= len(expected), 60), (stored_n(), expected)
             stored = db.fetchall("SELECT issued_at, horizon_min, observed_at, target_time, free_predicted, free_low,"
                                  " free_high FROM parking_forecasts ORDER BY horizon_min")
             served = client.get(f"/v1/parking/sites/{site}/forecast").json()
@@ -311,8 +314,9 @@ def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Sett
         if ctx.live:
             ctx.live.close()
         ctx.db.close()
-    assert [r[1] for r in stored] == [15, 30, 60]
-    for (issued, h, observed, target, free, low, high), f in zip(stored, served["forecasts"], strict=True):
+    assert [r[1] for r in stored] == expected
+    with_forecast = [f for f in served["forecasts"] if f["free"] is not None]
+    for (issued, h, observed, target, free, low, high), f in zip(stored, with_forecast, strict=True):
         assert issued.microsecond == 0 and issued >= observed  # on the 1 s cadence, after the count
         assert abs((observed - now).total_seconds()) < 1e-3 and target == observed + timedelta(minutes=h)
         assert f["at"] == target.isoformat()

@@ -42,9 +42,10 @@ def test_trees_learn_the_jam_the_linear_model_averages_away() -> None:
     times = np.arange(3000) * STEP
     adj = symmetric_adjacency([0, 1], [1, 2], [1.0, 0.5], 3)
     freeflow = np.full(3, FREE)
-    boosted = fit_boosted_model(times, train, freeflow, STEP, adj, np.random.default_rng(1), n_trees=200)
+    boosted = fit_boosted_model(times, train, freeflow, STEP, adj, np.random.default_rng(1), n_trees=150, bags=2)
     linear = fit_segment_model(times, train, freeflow, STEP, np.random.default_rng(1))
-    assert boosted.n == 3 and boosted.graph_neighbours[1].tolist()[0] == 0
+    assert boosted.n == 3 and len(boosted.members) == 2
+    assert boosted.members[0].graph_neighbours[1].tolist()[0] == 0
     # replay: segment 0 seen at every step, segment 1 hidden every other step
     states = {"boosted": boosted.state(), "linear": SegmentModelState(linear)}
     err: dict[str, list[float]] = {name: [] for name in states}
@@ -63,7 +64,7 @@ def test_an_observed_segment_keeps_its_base_and_the_estimator_takes_the_model() 
     rng = np.random.default_rng(0)
     train = _jams(600, rng)
     adj = symmetric_adjacency([0, 1], [1, 2], [1.0, 1.0], 3)
-    model = fit_boosted_model(np.arange(600) * STEP, train, np.full(3, FREE), STEP, adj, rng, n_trees=20)
+    model = fit_boosted_model(np.arange(600) * STEP, train, np.full(3, FREE), STEP, adj, rng, n_trees=20, bags=2)
     state = model.state()
     assert isinstance(state, BoostedModelState)
     state.observe(np.array([0, 1, 2, 2]), np.array([0.0, 0.0, -STEP, 0.0]), np.array([25.0, 12.0, 29.0, 27.0]))
@@ -73,7 +74,8 @@ def test_an_observed_segment_keeps_its_base_and_the_estimator_takes_the_model() 
     x, _, fresh = state.features(STEP)
     assert fresh.tolist() == [True, False, False] and x.shape[0] == 3
     # trend of the last two readings before t: unknown when read at t or read once
-    assert np.isnan(x[0, -1]) and np.isnan(x[1, -1]) and x[2, -1] == pytest.approx(-2.0)
+    assert np.isnan(x[0, -2]) and np.isnan(x[1, -2]) and x[2, -2] == pytest.approx(-2.0)
+    assert x[:, -1].tolist() == [0.0, 1.0, 2.0]  # the segment
     est = CongestionEstimator(adj, np.full(3, FREE), model=model)
     est.observe([0, 1], 0.0, [25.0, 12.0])
     est.observe([0], STEP, [15.0])
