@@ -15,6 +15,8 @@ per segment at time ``t``:
   segment's base, unclipped, and its share of free flow minus the segment's own base
   share; missing (NaN, which the trees route apart) when the segment has no reading at ``t``;
   those segments' base shares minus the segment's own;
+* the previous step's filled speeds (the reading, else the linear estimate) of the segment
+  and of those segments, relative to the segment's base;
 * the change between the segment's last two readings, and the segment itself (categorical).
 
 The target is ``speed - base`` as in the linear model. Training replays the training
