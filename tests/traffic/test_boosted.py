@@ -82,3 +82,34 @@ def test_an_observed_segment_keeps_its_base_and_the_estimator_takes_the_model() 
     assert est.update(STEP).speed_mps[0] == pytest.approx(20.0)
     with pytest.raises(ValueError, match="model has a different number of edges"):
         CongestionEstimator(symmetric_adjacency([0], [1], [1.0], 2), np.full(2, FREE), model=model)
+
+
+def test_neighbour_surprise_and_the_next_step_carry_what_was_read_and_estimated() -> None:
+    rng = np.random.default_rng(0)
+    train = _jams(600, rng)
+    adj = symmetric_adjacency([0, 1], [1, 2], [1.0, 1.0], 3)
+    model = fit_boosted_model(np.arange(600) * STEP, train, np.full(3, FREE), STEP, adj, rng, n_trees=20, bags=2,
+                              replays=2)
+    member = model.members[0]
+    nb = np.hstack([member.linear.neighbours, member.graph_neighbours])
+    n_nb = nb.shape[1]
+    state = model.state()
+    state.observe(np.array([0, 1, 2]), np.zeros(3), np.array([25.0, 12.0, 27.0]))
+    state.observe(np.array([0]), np.array([STEP]), np.array([15.0]))
+    pred = state.predict(STEP)
+    x, _, fresh = state.features(STEP)
+    assert fresh.tolist() == [True, False, False]
+    network = x[:, -3]  # median surprise over the segments read at t: here segment 0's alone
+    assert np.all(network == network[0]) and network[0] < 0  # 15 read where about 25 was expected
+    surprise = x[:, -3 - n_nb:-3]
+    assert np.array_equal(np.isnan(surprise), nb != 0)  # only segment 0 was read at t
+    assert np.allclose(surprise[nb == 0], network[0])
+    # one step on, nothing read: the previous filled speed is the reading, else the bag's estimate
+    x2, base2, fresh2 = state.features(2 * STEP)
+    assert not fresh2.any()
+    previous = x2[:, -3 - 3 * n_nb - 1]
+    assert previous[0] == pytest.approx(15.0 - base2[0])
+    assert previous[1:] == pytest.approx(pred[1:] - base2[1:])
+    # a gap longer than one step forgets the previous step
+    x4, _, _ = state.features(4 * STEP)
+    assert np.isnan(x4[:, -3 - 3 * n_nb - 1]).all()
