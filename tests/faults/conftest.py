@@ -77,6 +77,24 @@ def wait_subscribed(db: Database, pub: MqttConnection, timeout_s: float = 60.0) 
     raise TimeoutError("collector never subscribed")
 
 
+def wait_drained(db: Database, n: int, stall_s: float, timeout_s: float = 600.0) -> int:
+    """Wait until ``n`` sensor rows are stored while the count still grows (at least once every
+    ``stall_s``): a slow machine drains a backlog later, a loss stops the count. Returns the count."""
+    deadline = time.monotonic() + timeout_s
+    count, grew = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - grew < stall_s:
+        try:
+            now = count_sensor_rows(db)
+        except Exception:
+            now = count
+        if now >= n:
+            return now
+        if now > count:
+            count, grew = now, time.monotonic()
+        time.sleep(0.2)
+    return count
+
+
 def wait_count(db: Database, n: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

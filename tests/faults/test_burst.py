@@ -12,7 +12,7 @@ from its.devices import DEVICE_STATUS_ROUTE
 from its.mqtt import MqttConnection
 from its.settings import Settings
 
-from .conftest import assert_exactly_once, publish_statuses, wait_count
+from .conftest import assert_exactly_once, publish_statuses, wait_count, wait_drained
 
 NORMAL_RATE = 200  # messages/s: a mid-size city's buses and sensors
 BURST_S = 60
@@ -45,7 +45,8 @@ def test_ten_times_burst_for_a_minute(settings: Settings, db: Database, own_brok
             if sleep > 0:
                 time.sleep(sleep)
         total = n_normal + burst
-        assert wait_count(db, total, 120)
+        stored = wait_drained(db, total, stall_s=30)  # drained however slow the machine, as long as it drains
+        assert stored >= total, f"{stored} of {total} stored; the count stopped growing for 30 s"
         time.sleep(2.0)
         publish_statuses(publisher, total, NORMAL_RATE, pace_s=1 / NORMAL_RATE)  # back to normal
         assert wait_count(db, total + NORMAL_RATE, 30)
