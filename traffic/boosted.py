@@ -7,6 +7,9 @@ features and learns, with gradient-boosted trees (LightGBM, L1 loss: the conditi
 median, which minimises the MAE), one pooled correction over all segments. Its design,
 per segment at time ``t``:
 
+* the median of the segment's last readings minus its base, and that median and their
+  median absolute deviation as shares of free flow (:func:`traffic.recent_readings.recent_level`:
+  a level one stray reading does not move, and the segment's reading noise);
 * the linear model's design row (:meth:`traffic.learned.SegmentModelState.features`) and
   its prediction (minus the base);
 * free flow and the base as a share of free flow (the regime, continuous);
@@ -31,7 +34,9 @@ and learns on the hidden rows only (there the previous step's filled speed of a 
 segment is the linear estimate; live, it is the bag's own estimate, which measured better: a
 second training pass with the trees' estimates in that slot gained nothing for 3.5 times the
 fitting time). A bag of members, each with its own linear model,
-subsets and trees, is averaged. Speeds in any consistent unit (the estimator uses m/s);
+subsets and trees, is averaged. Live, a :class:`traffic.recent_readings.ReadingCheck` replaces
+the bag's estimate by the segment's recent median where, over its last readings, that median
+has been clearly better (a stuck or shifted sensor the training days did not show). Speeds in any consistent unit (the estimator uses m/s);
 times in s.
 """
 
@@ -45,6 +50,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from traffic.learned import SegmentModel, SegmentModelState, fit_segment_model
+from traffic.recent_readings import ReadingCheck, recent_level
 
 __all__ = ["BoostedMember", "BoostedModelState", "BoostedSegmentModel", "boosted_design", "fit_boosted_model",
            "graph_neighbours"]
@@ -99,6 +105,7 @@ class BoostedModelState:
         self.model = model
         self.linear = [SegmentModelState(m.linear) for m in model.members]
         self._filled = [_FilledSpeeds(model.n, m.linear.step_s) for m in model.members]
+        self.check = ReadingCheck(model.n)
 
     def observe(self, edge: npt.NDArray[np.int64], time_s: FloatArray, speed: FloatArray) -> None:
         """Add observations (any order; each segment's are applied in time order)."""
@@ -113,14 +120,20 @@ class BoostedModelState:
         return x, base, fresh
 
     def predict(self, time_s: float) -> FloatArray:
-        """Speed of every segment at ``time_s``: the members' mean where the segment has no
-        observation at ``time_s``, else its base mean including that observation (the same in
-        every member: the base depends on the observations only)."""
+        """Speed of every segment at ``time_s``: where the segment has no observation at ``time_s``,
+        the members' mean, or the median of its recent readings where :attr:`check` found that
+        median clearly better; else its base mean including that observation (the same in every
+        member: the base depends on the observations only)."""
         pred = np.zeros(self.model.n)
         for i, member in enumerate(self.model.members):
             x, base, fresh = self.features(time_s, i)
             pred += base + np.asarray(member.booster.predict(x), dtype=np.float64)
         pred /= len(self.model.members)
+        # the rows of segments read at t were estimated as if hidden: score them, then choose
+        reading = self.linear[0].last
+        median, _ = recent_level(self.linear[0].recent_before(time_s))
+        self.check.record(fresh, reading, pred, median)
+        pred = self.check.choose(pred, median)
         for filled in self._filled:  # the next step's previous filled speeds: the bag's estimate
             filled.keep(np.where(fresh, self.linear[0].last, pred))
         return np.where(fresh, self.linear[0].base, pred)
@@ -149,7 +162,8 @@ def boosted_design(state: SegmentModelState, graph_nb: npt.NDArray[np.int64], ti
     # reading minus the linear estimate the segment would have had hidden (f is computed as if hidden)
     surprise = np.where(fresh, (state.last - base - linear) / ff, np.nan)
     network = float(np.median(surprise[fresh])) if fresh.any() else np.nan
-    x = np.hstack([f, linear[:, None], ff[:, None], share[:, None], innov[nb], rel[nb] - share[:, None],
+    level, noise = recent_level(state.recent_before(time_s))
+    x = np.hstack([(level - base)[:, None], (level / ff)[:, None], (noise / ff)[:, None], f, linear[:, None], ff[:, None], share[:, None], innov[nb], rel[nb] - share[:, None],
                    share[nb] - share[:, None], (prev - base)[:, None], (prev / ff)[nb] - share[:, None],
                    (filled / ff)[nb] - share[:, None], surprise[nb], np.full((m.n, 1), network),
                    trend[:, None], np.arange(m.n, dtype=np.float64)[:, None]])

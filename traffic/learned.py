@@ -44,6 +44,7 @@ NO_OBSERVATION_AGE = 50.0  # age (steps) assumed before a segment's first observ
 CONGESTED_RATIO = 0.85  # base / free flow below which the congested-regime features are on
 N_OWN = 6  # own features (see the module docstring), the last columns of the design
 N_REGIME = 4  # own-feature copies and indicator of the congested regime
+RECENT_READINGS = 6  # readings kept per segment (:meth:`SegmentModelState.recent_before`)
 
 
 class SpeedModelState(Protocol):
@@ -111,6 +112,7 @@ class SegmentModelState:
         self.last_time = np.full(n, -np.inf)
         self.prev_time = np.full(n, -np.inf)
         self.seen = np.zeros(n, dtype=bool)
+        self.recent = np.full((n, RECENT_READINGS + 1), np.nan)  # last readings, newest first
 
     def observe(self, edge: npt.NDArray[np.int64], time_s: FloatArray, speed: FloatArray) -> None:
         """Add observations (any order; each segment's are applied in time order)."""
@@ -127,6 +129,7 @@ class SegmentModelState:
     def _push(self, e: npt.NDArray[np.int64], t: FloatArray, v: FloatArray) -> None:
         newer = t > self.last_time[e]
         ne = e[newer]
+        self.recent[ne] = np.hstack([v[newer][:, None], self.recent[ne, :-1]])
         self.prev_base[ne], self.prev_slow[ne] = self.base[ne], self.slow[ne]
         self.prev_last[ne], self.prev_time[ne] = self.last[ne], self.last_time[ne]
         first = ~self.seen[e]
@@ -135,6 +138,12 @@ class SegmentModelState:
         self.last[e] = v
         self.last_time[e] = np.maximum(self.last_time[e], t)
         self.seen[e] = True
+
+    def recent_before(self, time_s: float) -> FloatArray:
+        """``(n, RECENT_READINGS)`` each segment's last readings before ``time_s``, newest first (NaN
+        where fewer): a reading at ``time_s`` is left out, as the own features leave it out."""
+        fresh = self.last_time > time_s - 0.5 * self.model.step_s
+        return np.where(fresh[:, None], self.recent[:, 1:], self.recent[:, :-1])
 
     def features(self, time_s: float) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
         """Features ``(n, n_features(k))`` and base ``(n,)`` of every segment at ``time_s`` from evidence

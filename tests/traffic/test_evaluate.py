@@ -26,9 +26,9 @@ def test_cli_prints_issue_json_last_on_losloop(losloop: Path) -> None:
     assert set(last["baselines"]) == {"free_flow", "historical"}
     assert last["timestamps"] == 288  # the 4th day, 5-min steps
     assert last["hidden"] == 288 * (207 - round(0.5 * 207))
-    # the issue's targets: >= 25% below historical; free_flow target see the report
+    # the issue's targets: >= 25 % below historical and >= 50 % below free_flow (2.717 vs 2.747 measured)
     assert last["mae_kmh"] <= 0.75 * last["baselines"]["historical"]
-    assert last["mae_kmh"] < last["baselines"]["free_flow"]
+    assert last["mae_kmh"] <= 0.5 * last["baselines"]["free_flow"], last
     # the default model (trees over the linear model) beats the linear model, which beats graph smoothing
     mae = {"boosted": last["mae_kmh"]}
     for model in ("linear", "smoothing"):

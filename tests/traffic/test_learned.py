@@ -7,6 +7,7 @@ import pytest
 
 from traffic.congestion import CongestionEstimator, symmetric_adjacency
 from traffic.learned import (
+    RECENT_READINGS,
     SegmentModel,
     SegmentModelState,
     fit_segment_model,
@@ -119,3 +120,18 @@ def test_estimator_with_a_model_reports_the_model_speeds() -> None:
     assert plain.update(STEP).speed_mps[0] < 20.0  # without a model: graph smoothing of the own reading
     with pytest.raises(ValueError, match="model has a different number of edges"):
         CongestionEstimator(adj, np.full(3, 30.0), model=_model(4))
+
+
+def test_recent_readings_before_a_step_leave_out_the_step_itself() -> None:
+    model = fit_segment_model(np.arange(50) * STEP, np.full((50, 2), 20.0), np.full(2, 20.0), STEP,
+                              np.random.default_rng(0))
+    state = SegmentModelState(model)
+    assert np.isnan(state.recent_before(0.0)).all() and state.recent_before(0.0).shape == (2, RECENT_READINGS)
+    for t in range(RECENT_READINGS + 2):  # segment 0 read at every step, segment 1 at the first only
+        state.observe(np.array([0] if t else [0, 1]), np.full(1 if t else 2, t * STEP),
+                      np.full(1 if t else 2, 10.0 + t))
+    last = (RECENT_READINGS + 1) * STEP
+    assert state.recent_before(last)[0].tolist() == [10.0 + t for t in range(RECENT_READINGS, 0, -1)]
+    assert state.recent_before(last + STEP)[0].tolist() == [10.0 + t for t in range(RECENT_READINGS + 1, 1, -1)]
+    assert state.recent_before(last)[1, 0] == 10.0 and np.isnan(state.recent_before(last)[1, 1:]).all()
+    assert np.isnan(state.recent_before(0.0)[1]).all()  # read at 0: nothing before it
