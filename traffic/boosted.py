@@ -36,8 +36,8 @@ second training pass with the trees' estimates in that slot gained nothing for 3
 fitting time). A bag of members, each with its own linear model,
 subsets and trees, is averaged. Live, a :class:`traffic.recent_readings.ReadingCheck` replaces
 the bag's estimate by the segment's recent median where, over its last readings, that median
-has been clearly better (a stuck or shifted sensor the training days did not show). Speeds in any consistent unit (the estimator uses m/s);
-times in s.
+has been clearly better (a stuck or shifted sensor the training days did not show). Speeds in
+any consistent unit (the estimator uses m/s); times in s.
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ def boosted_design(state: SegmentModelState, graph_nb: npt.NDArray[np.int64], ti
     surprise = np.where(fresh, (state.last - base - linear) / ff, np.nan)
     network = float(np.median(surprise[fresh])) if fresh.any() else np.nan
     level, noise = recent_level(state.recent_before(time_s))
-    x = np.hstack([(level - base)[:, None], (level / ff)[:, None], (noise / ff)[:, None], f, linear[:, None], ff[:, None], share[:, None], innov[nb], rel[nb] - share[:, None],
+    x = np.hstack([(level - base)[:, None], (level / ff)[:, None], (noise / ff)[:, None],
+                   f, linear[:, None], ff[:, None], share[:, None], innov[nb], rel[nb] - share[:, None],
                    share[nb] - share[:, None], (prev - base)[:, None], (prev / ff)[nb] - share[:, None],
                    (filled / ff)[nb] - share[:, None], surprise[nb], np.full((m.n, 1), network),
                    trend[:, None], np.arange(m.n, dtype=np.float64)[:, None]])
