@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from its.app import build_context, create_app
-from its.db import Database, copy_rows
+from its.db import Database, copy_rows, refresh_aggregate, timeseries_backend
 from its.service import Context
 from its.settings import Settings
 from parking.config import ParkingSettings
@@ -292,6 +292,8 @@ def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Sett
              "spacesAvailable") for t, o in zip(times, raw["occupied"], strict=True)]
     with db.connection() as conn:
         copy_rows(conn, "parking_occupancy", ("site_id", "time", "capacity", "occupied", "free", "unknown", "status"), rows)
+    if timeseries_backend(db) == "timescaledb":  # the forecaster reads the rollup: materialise it, as the backfill does
+        refresh_aggregate(db.url, "parking_occupancy_15m", None, None)
     ctx = build_context(settings)
     service = ParkingService(ParkingSettings(forecast_issue_interval_s=1))
     app = create_app(settings, [service], context=ctx)
