@@ -28,7 +28,8 @@ from parking.config import ParkingSettings
 from parking.sites import Site, read_sites
 from parking.store import OCCUPANCY_COLUMNS
 
-__all__ = ["BIRMINGHAM_CSV", "backfill_demo_history", "backfill_history", "occupancy_rows", "shift_history"]
+__all__ = ["BIRMINGHAM_CSV", "backfill_demo_history", "backfill_history", "occupancy_rows", "shift_history",
+           "store_history"]
 
 log = logging.getLogger(__name__)
 WEEK = pd.Timedelta(weeks=1)
@@ -103,6 +104,24 @@ def occupancy_rows(
                     [0] * len(cap), status.tolist(), strict=True))
 
 
+def store_history(db: Database, rows: Sequence[tuple[object, ...]], lo: datetime | None,
+                  hi: datetime | None) -> int:
+    """COPY occupancy rows (:data:`parking.store.OCCUPANCY_COLUMNS`, duplicates skipped) and, on
+    TimescaleDB, refresh the ``parking_occupancy_15m`` continuous aggregate over ``[lo, hi)``
+    (None: unbounded) so readers of the rollup (the forecaster) see them at once.
+
+    Returns
+    -------
+    int
+        Rows inserted.
+    """
+    with db.connection() as conn:
+        inserted = copy_rows(conn, "parking_occupancy", OCCUPANCY_COLUMNS, rows)
+    if inserted and timeseries_backend(db) == "timescaledb":
+        refresh_aggregate(db.url, ROLLUP, lo, hi)
+    return inserted
+
+
 def backfill_history(
     db: Database, sites: Sequence[Site], history_csv: str | Path, end: datetime,
     settings: ParkingSettings | None = None,
@@ -127,10 +146,7 @@ def backfill_history(
     rows = occupancy_rows(shifted, {s.site_id: s.capacity for s in sites}, settings)
     if not rows:
         return 0
-    with db.connection() as conn:
-        inserted = copy_rows(conn, "parking_occupancy", OCCUPANCY_COLUMNS, rows)
-    if inserted and timeseries_backend(db) == "timescaledb":
-        refresh_aggregate(db.url, ROLLUP, shifted["time"].min().to_pydatetime(), end)
+    inserted = store_history(db, rows, shifted["time"].min().to_pydatetime(), end)
     log.info("parking history: %d of %d rows backfilled for %d sites", inserted, len(rows), shifted["site_id"].nunique())
     return inserted
 

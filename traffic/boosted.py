@@ -135,7 +135,7 @@ class BoostedModelState:
         self.check.record(fresh, reading, pred, median)
         pred = self.check.choose(pred, median)
         for filled in self._filled:  # the next step's previous filled speeds: the bag's estimate
-            filled.keep(np.where(fresh, self.linear[0].last, pred))
+            filled.keep(np.where(fresh, reading, pred))
         return np.where(fresh, self.linear[0].base, pred)
 
 

@@ -31,6 +31,8 @@ __all__ = ["ReadingCheck", "recent_level"]
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+
+
 def recent_level(recent: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Median and median absolute deviation of each row of ``recent`` ``(n, k)`` (NaN: no reading)."""
     with warnings.catch_warnings():

@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from its.app import build_context, create_app
-from its.db import Database, copy_rows, refresh_aggregate, timeseries_backend
+from its.db import Database, copy_rows
 from its.service import Context
 from its.settings import Settings
 from parking.config import ParkingSettings
+from parking.history import store_history
 from parking.ingest import count_topic, space_topic
 from parking.service import ParkingService
 from parking.sites import read_sites
@@ -290,10 +291,7 @@ def test_forecasts_issued_in_the_background_are_stored_and_served(settings: Sett
     shift = pd.Timestamp.now(tz="UTC") - timedelta(days=7) - anchor
     rows = [(site, (t + shift).to_pydatetime(), 577, int(min(max(o, 0), 577)), int(577 - min(max(o, 0), 577)), 0,
              "spacesAvailable") for t, o in zip(times, raw["occupied"], strict=True)]
-    with db.connection() as conn:
-        copy_rows(conn, "parking_occupancy", ("site_id", "time", "capacity", "occupied", "free", "unknown", "status"), rows)
-    if timeseries_backend(db) == "timescaledb":  # the forecaster reads the rollup: materialise it, as the backfill does
-        refresh_aggregate(db.url, "parking_occupancy_15m", None, None)
+    store_history(db, rows, None, None)  # on TimescaleDB also materialises the rollup the forecaster reads
     ctx = build_context(settings)
     service = ParkingService(ParkingSettings(forecast_issue_interval_s=1))
     app = create_app(settings, [service], context=ctx)
