@@ -12,7 +12,15 @@ walk the route table and prove nothing is left open).
   an ``Authorization: Bearer`` header; state-changing control routes need the session's
   CSRF token in ``X-CSRF-Token``.
 - Rate limits are token buckets per client IP (public) or per key (its quota); a refusal is
-  429 with ``Retry-After``. Failed logins are throttled per user and per IP.
+  429 with ``Retry-After``. Lookups of unknown API keys are limited per client IP, so random
+  keys cannot make every request cost a database query.
+- Failed logins back off per (user, client IP): after ``ITS_LOGIN_FREE_FAILURES`` each further
+  failure doubles the wait, so a guesser elsewhere never locks the real dispatcher out; each
+  client IP also has a budget of failures per minute across user names. An unknown user name
+  costs the same Argon2 verification as a known one (a dummy hash), so timing does not tell
+  which names exist.
+- The client IP is the TCP peer; ``X-Forwarded-For`` is honoured only when the peer is one of
+  ``ITS_TRUSTED_PROXIES`` (the right-most address not itself a trusted proxy is the client).
 """
 
 from __future__ import annotations
@@ -21,9 +29,11 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Annotated, Any
 
 from argon2 import PasswordHasher
@@ -32,32 +42,67 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from its.db import Database
-from its.errors import ApiError
+from its.errors import API_KEY_CHALLENGE, SESSION_CHALLENGE, ApiError
 from its.settings import Settings
 
 __all__ = [
     "AUDIENCES",
+    "SECURITY_SCHEMES",
     "SESSION_COOKIE",
     "Authenticator",
+    "LoginThrottle",
     "Principal",
     "RateLimiter",
     "admin",
     "app_key",
+    "audience_security",
+    "client_address",
+    "client_ip",
     "create_api_key",
     "create_user",
     "dispatcher",
     "hash_password",
     "list_api_keys",
+    "parse_networks",
     "public",
     "revoke_api_key",
     "verify_password",
 ]
 
 SESSION_COOKIE = "its_session"
+_KEY_CHALLENGE = {"WWW-Authenticate": API_KEY_CHALLENGE}
 KEY_CACHE_S = 1.0
 AUDIENCES = ("public", "app", "dispatcher", "admin")
 ROLES = ("dispatcher", "admin")
 _hasher = PasswordHasher()
+
+#: The credentials of the audiences as OpenAPI security schemes (``components.securitySchemes``).
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+               "description": "App key `its_<key_id>_<secret>` (`its keys create NAME`). Required on app routes; "
+                              "optional on public routes, where it replaces the per-IP rate limit by the key's quota."},
+    "SessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                      "description": "Dispatcher session set by `POST /v1/auth/login` (HttpOnly, SameSite=Strict)."},
+    "SessionBearer": {"type": "http", "scheme": "bearer",
+                      "description": "The same session token (`token` of the login answer) as `Authorization: Bearer`."},
+    "CsrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                  "description": "The session's `csrf_token` (login answer, `/v1/auth/me`); required on "
+                                 "state-changing dispatcher routes together with the session."},
+}
+
+
+def audience_security(audience: str | None, method: str) -> list[dict[str, list[str]]] | None:
+    """OpenAPI security requirements of a route of ``audience`` answering ``method``
+    (None: the route names no audience, e.g. the ops probes)."""
+    if audience == "public":
+        return [{}, {"ApiKey": []}]
+    if audience == "app":
+        return [{"ApiKey": []}]
+    if audience in ("dispatcher", "admin"):
+        if method.upper() in ("GET", "HEAD", "OPTIONS"):
+            return [{"SessionCookie": []}, {"SessionBearer": []}]
+        return [{"SessionCookie": [], "CsrfToken": []}, {"SessionBearer": [], "CsrfToken": []}]
+    return None
 
 
 def hash_password(password: str) -> str:
@@ -69,6 +114,12 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@cache
+def _dummy_hash() -> str:
+    """An Argon2 hash nobody knows the password of: verified for unknown user names."""
+    return hash_password(secrets.token_urlsafe(32))
 
 
 def _sha(text: str) -> str:
@@ -121,6 +172,15 @@ class RateLimiter:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, key: str, rate_per_min: int, burst: float | None = None) -> float:
+        """Like :meth:`check` without taking the token: 0 when one is available, else the wait (s)."""
+        rate = rate_per_min / 60.0
+        burst = burst if burst is not None else max(1.0, rate_per_min / 6.0)
+        with self._lock:
+            tokens, last = self._buckets.get(key, (burst, time.monotonic()))
+        tokens = min(burst, tokens + (time.monotonic() - last) * rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+
     def check(self, key: str, rate_per_min: int, burst: float | None = None) -> float:
         """Take one token; return 0 when allowed, else the seconds until one is available."""
         now = time.monotonic()
@@ -136,6 +196,84 @@ class RateLimiter:
             if len(self._buckets) > 200_000:
                 self._buckets.clear()
             return (1.0 - tokens) / rate
+
+
+class LoginThrottle:
+    """Exponential back-off of failed logins per (user, client).
+
+    The first ``free`` failures cost nothing; failure ``free + k`` (k = 1, 2, ...) blocks that
+    user from that client for ``2**(k-1)`` s, at most ``max_s``. A success clears the record; a
+    record idle for ``max_s`` is forgotten.
+
+    Parameters
+    ----------
+    free : int
+        Failures allowed before back-off starts.
+    max_s : float
+        Longest wait, s.
+    clock : callable
+        Monotonic time source, s (a test may pass its own).
+    """
+
+    def __init__(self, free: int, max_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.free, self.max_s, self.clock = free, max_s, clock
+        self._records: dict[tuple[str, str], tuple[int, float, float]] = {}  # failures, blocked until, last
+        self._lock = threading.Lock()
+
+    def wait(self, user: str, client: str) -> float:
+        """Seconds until ``user`` may try again from ``client`` (0: now)."""
+        with self._lock:
+            record = self._records.get((user, client))
+        return 0.0 if record is None else max(0.0, record[1] - self.clock())
+
+    def failed(self, user: str, client: str) -> float:
+        """Record a failure; return the wait it imposes (s)."""
+        now = self.clock()
+        with self._lock:
+            failures, _, last = self._records.get((user, client), (0, 0.0, now))
+            if now - last > self.max_s:
+                failures = 0
+            failures += 1
+            wait = min(self.max_s, 2.0 ** (failures - self.free - 1)) if failures > self.free else 0.0
+            self._records[(user, client)] = (failures, now + wait, now)
+            if len(self._records) > 100_000:
+                self._records = {k: v for k, v in self._records.items() if now - v[2] <= self.max_s}
+        return wait
+
+    def succeeded(self, user: str, client: str) -> None:
+        with self._lock:
+            self._records.pop((user, client), None)
+
+
+Network = IPv4Network | IPv6Network
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``"10.0.0.1, 192.168.0.0/16"`` → networks (as ``ITS_TRUSTED_PROXIES`` is written)."""
+    return tuple(ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip())
+
+
+def _within(host: str, networks: Sequence[Network]) -> bool:
+    try:
+        address = ip_address(host)
+    except ValueError:
+        return False
+    return any(address in n for n in networks)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's IP: the TCP ``peer``, or, when the peer is a trusted proxy, the right-most
+    address of ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    if not forwarded_for or not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",")][-32:]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer  # garbage from the client side of the proxy: trust the proxy only
+    return hops[0] if hops else peer
 
 
 @dataclass(frozen=True)
@@ -158,6 +296,10 @@ class Authenticator:
         self.db = db
         self.limiter = RateLimiter()
         self.login_limiter = RateLimiter()
+        self.login_throttle = LoginThrottle(settings.login_free_failures, settings.login_backoff_max_s)
+        self.bad_keys = RateLimiter()
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        _dummy_hash()  # computed now, not during the first login with an unknown name
         self._keys: dict[str, tuple[float, Principal | None]] = {}
         self._sessions: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
@@ -193,14 +335,28 @@ class Authenticator:
 
     # sessions
     def login(self, username: str, password: str, client: str) -> tuple[str, Principal]:
-        for key in (f"user:{username}", f"ip:{client}"):
-            wait = self.login_limiter.check(key, self.settings.login_attempts_per_min,
-                                            burst=float(self.settings.login_attempts_per_min))
-            if wait:
-                raise ApiError(429, "rate_limited", "too many login attempts", {"Retry-After": str(int(wait) + 1)})
+        """Verify a password and open a session; return ``(token, principal)``.
+
+        Raises
+        ------
+        ApiError
+            429 while ``username`` backs off from ``client`` or ``client`` has spent its
+            failures of the minute; 401 for a wrong password or an unknown user (after the
+            same Argon2 work).
+        """
+        per_ip = self.settings.login_attempts_per_min
+        wait = max(self.login_throttle.wait(username, client),
+                   self.login_limiter.peek(f"ip:{client}", per_ip, burst=float(per_ip)))
+        if wait:
+            raise ApiError(429, "rate_limited", "too many failed logins; try again later",
+                           {"Retry-After": str(int(wait) + 1)})
         rows = self.db.fetchall("SELECT password_hash, role FROM users WHERE username = %s AND NOT disabled", (username,))
-        if not rows or not verify_password(rows[0][0], password):
-            raise ApiError(401, "unauthorized", "wrong username or password")
+        matches = verify_password(rows[0][0] if rows else _dummy_hash(), password)
+        if not rows or not matches:
+            self.login_throttle.failed(username, client)
+            self.login_limiter.check(f"ip:{client}", per_ip, burst=float(per_ip))
+            raise ApiError(401, "unauthorized", "wrong username or password", {"WWW-Authenticate": SESSION_CHALLENGE})
+        self.login_throttle.succeeded(username, client)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         expires = datetime.now(UTC) + timedelta(seconds=self.settings.session_ttl_s)
@@ -245,8 +401,15 @@ def _auth(request: Request) -> Authenticator:
     return auth  # type: ignore[no-any-return]
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_ip(request: Request) -> str:
+    """The caller's IP (``X-Forwarded-For`` only from ``ITS_TRUSTED_PROXIES``)."""
+    peer = request.client.host if request.client else "unknown"
+    auth = getattr(request.app.state, "auth", None)
+    trusted = auth.trusted_proxies if auth is not None else ()
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+_client_ip = client_ip
 
 
 def _limit(auth: Authenticator, key: str, rate: int) -> None:
@@ -260,10 +423,19 @@ def _key_principal(request: Request, auth: Authenticator) -> Principal | None:
     if key is None:
         return None
     if len(key) > 200:
-        raise ApiError(401, "unauthorized", "invalid API key")
-    principal = auth.principal_for_key(key)
+        raise ApiError(401, "unauthorized", "invalid API key", _KEY_CHALLENGE)
+    cached, principal = auth.cached_key(key)
+    if not cached:
+        # each unknown key costs a query: a client sending them is limited before the query
+        bucket, rate = f"badkey:{_client_ip(request)}", auth.settings.unknown_key_rate_per_min
+        wait = auth.bad_keys.peek(bucket, rate)
+        if wait:
+            raise ApiError(429, "rate_limited", "too many invalid API keys", {"Retry-After": str(int(wait) + 1)})
+        principal = auth.principal_for_key(key)
+        if principal is None:
+            auth.bad_keys.check(bucket, rate)
     if principal is None:
-        raise ApiError(401, "unauthorized", "invalid or revoked API key")
+        raise ApiError(401, "unauthorized", "invalid or revoked API key", _KEY_CHALLENGE)
     return principal
 
 
@@ -291,7 +463,7 @@ async def public(request: Request) -> Principal:
         if not cached:
             principal = await run_in_threadpool(_key_principal, request, auth)
         elif principal is None:
-            raise ApiError(401, "unauthorized", "invalid or revoked API key")
+            raise ApiError(401, "unauthorized", "invalid or revoked API key", _KEY_CHALLENGE)
     if principal is not None:
         _limit(auth, f"key:{principal.name}", principal.quota_per_min or auth.settings.app_key_quota_per_min)
         return principal
@@ -304,7 +476,7 @@ def app_key(request: Request) -> Principal:
     auth = _auth(request)
     principal = _key_principal(request, auth)
     if principal is None:
-        raise ApiError(401, "unauthorized", "X-API-Key header required")
+        raise ApiError(401, "unauthorized", "X-API-Key header required", _KEY_CHALLENGE)
     _limit(auth, f"key:{principal.name}", principal.quota_per_min or auth.settings.app_key_quota_per_min)
     return principal
 
@@ -313,7 +485,7 @@ def _user(request: Request, roles: tuple[str, ...]) -> Principal:
     auth = _auth(request)
     principal = _session_principal(request, auth)
     if principal is None:
-        raise ApiError(401, "unauthorized", "login required")
+        raise ApiError(401, "unauthorized", "login required", {"WWW-Authenticate": SESSION_CHALLENGE})
     if principal.role not in roles:
         raise ApiError(403, "forbidden", f"requires role {' or '.join(roles)}")
     if request.method not in ("GET", "HEAD", "OPTIONS"):

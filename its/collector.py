@@ -8,199 +8,61 @@ through ``$share/its-collectors/...`` so N processes split the load (Mosquitto 2
 restore shared subscriptions: after a broker restart, messages published before the
 collectors re-subscribe reach no one). A writer thread takes batches, parses them with the
 routes' pure parse functions, COPYs rows and dead letters in one transaction, commits, then
-acknowledges.
-When the database is unreachable the batch in hand goes to a local spool file (fsync'd,
+acknowledges. The parts live in their own modules: :mod:`its.batch` (parse, check and write
+one batch), :mod:`its.dead_letters` (what is kept of a refused message) and :mod:`its.spool`
+(the local file of messages held during a database outage).
+
+No message is lost to a bad neighbour: a batch whose write fails for any reason other than
+an unreachable database is split in halves (bisection) until every valid message is stored
+and every message the database refuses is dead-lettered alone, with the error as reason.
+When the database is unreachable the messages in hand go to a local spool file (fsync'd,
 then acknowledged), intake stops (the broker keeps the rest: at most ``collector_inflight``
 messages are ever unacknowledged), and the spool is replayed when the database returns.
+
+Checks beyond the routes' parsers (:func:`its.batch.process_batch`) (each failure is a dead letter with its reason): the topic
+has a route (``unknown_topic``) and no control or bidi-override characters, the payload is at
+most ``max_payload_bytes``, every text value holds no control or bidi-override characters,
+and the row's time (the time column of its table in ``its_timeseries``) lies within the
+feed's :class:`its.timeutil.TimeWindow`. Only the platform's own topics (``its/v1/state/#``,
+derived state, writable only by the platform account; ``its/v1/cameras/+/snapshot``, JPEGs
+the API keeps in memory) are acknowledged without being stored or dead-lettered.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NamedTuple
 
-import orjson
 import paho.mqtt.client as mqtt
 import psycopg2
 
 from its import metrics
-from its.db import Database, copy_rows, drop_expired_partitions, upsert_rows
-from its.ingest import PayloadError, Route, Router
+from its.batch import IGNORE, BatchResult, process_batch, topic_verdict
+from its.db import Database, drop_expired_partitions
+from its.dead_letters import Message, cut_message, dead_letter, write_dead_letters
+from its.ingest import TELEMETRY_FILTER, Route, Router
 from its.mqtt import MqttConnection, connect
 from its.settings import Settings
+from its.spool import Spool
+from its.timeutil import TimePolicy, TimeWindow
 
-__all__ = ["SHARE_GROUP", "Collector", "Message", "process_batch"]
+__all__ = ["SHARE_GROUP", "Collector", "DatabaseUnavailable", "new_client_id"]
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "its-collectors"
-REJECTED_COLUMNS = ("received_at", "topic", "payload", "reason", "msg_key")
-TELEMETRY_FILTER = "its/v1/#"
-#: Derived state the platform publishes itself (and camera snapshots, which the API keeps in
-#: memory): not telemetry rows, acknowledged and skipped.
-IGNORED_PREFIXES = ("its/v1/state/",)
-IGNORED_SUFFIXES = ("/snapshot",)
 
 
-class Message(NamedTuple):
-    """One received MQTT message. ``mid`` is 0 for replayed (already acknowledged) ones.
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; ``remaining`` are the messages not yet dealt with."""
 
-    ``received`` is epoch seconds (cheap to take per message; an aware datetime is accepted
-    too); see :attr:`received_at`. ``generation`` is the connection that delivered it
-    (:attr:`its.mqtt.MqttConnection.generation`): its ``mid`` is acknowledged on that
-    connection only.
-    """
-
-    mid: int
-    qos: int
-    topic: str
-    payload: bytes
-    received: float | datetime
-    generation: int = 1
-
-    @property
-    def received_at(self) -> datetime:
-        r = self.received
-        return r if isinstance(r, datetime) else datetime.fromtimestamp(r, tz=UTC)
-
-    @property
-    def received_s(self) -> float:
-        r = self.received
-        return r.timestamp() if isinstance(r, datetime) else r
-
-
-@dataclass
-class BatchResult:
-    stored: int = 0
-    rejected: int = 0
-    inserted: int = 0
-
-
-def _msg_key(topic: str, payload: bytes) -> bytes:
-    return hashlib.sha256(topic.encode("utf-8", "surrogatepass") + b"\x00" + payload).digest()
-
-
-def process_batch(
-    conn: psycopg2.extensions.connection,
-    router: Router,
-    batch: Sequence[Message],
-    max_payload_bytes: int,
-) -> BatchResult:
-    """Parse and write one batch inside the caller's transaction.
-
-    Every message either yields rows for its route's table or becomes a
-    ``rejected_messages`` row with the reason; nothing raises out of here except
-    database errors.
-    """
-    rows_by_route: dict[Route, list[Sequence[Any]]] = defaultdict(list)
-    stored_by_feed: dict[str, int] = defaultdict(int)
-    rejected: list[tuple[Any, ...]] = []
-    reasons: list[tuple[str, str]] = []
-    received_by_feed: dict[str, int] = defaultdict(int)
-    for msg in batch:
-        if msg.topic.startswith(IGNORED_PREFIXES) or msg.topic.endswith(IGNORED_SUFFIXES):
-            continue
-        route = router.route(msg.topic)
-        feed = route.feed if route else "unknown"
-        received_by_feed[feed] += 1
-        reason: str | None = None
-        if route is None:
-            reason = "unknown_topic"
-        elif len(msg.payload) > max_payload_bytes:
-            reason = f"oversized: {len(msg.payload)} bytes > {max_payload_bytes}"
-        else:
-            try:
-                rows = route.parse(msg.topic, msg.payload)
-                for row in rows:
-                    if len(row) != len(route.columns):
-                        raise PayloadError(f"parser returned {len(row)} values for {len(route.columns)} columns")
-                rows_by_route[route].extend(rows)
-                stored_by_feed[feed] += 1
-            except PayloadError as exc:
-                reason = str(exc)[:500] or "invalid payload"
-            except Exception as exc:  # a parser bug must not kill the collector
-                log.exception("parser of %s failed", feed)
-                reason = f"parser error: {type(exc).__name__}: {str(exc)[:300]}"
-        if reason is not None:
-            topic = msg.topic.encode("utf-8", "replace").decode("utf-8")[:1000]
-            rejected.append((msg.received_at, topic, msg.payload, reason, _msg_key(msg.topic, msg.payload)))
-            reasons.append((feed, reason.split(":")[0][:40]))
-    result = BatchResult()
-    for route, rows in rows_by_route.items():
-        if route.upsert_key:
-            n = upsert_rows(conn, route.table, route.columns, rows, route.upsert_key)
-        else:
-            n = copy_rows(conn, route.table, route.columns, rows)
-        metrics.ROWS_INSERTED.labels(route.table).inc(n)
-        result.inserted += n
-    if rejected:
-        copy_rows(conn, "rejected_messages", REJECTED_COLUMNS, rejected)
-    for feed, n in received_by_feed.items():
-        metrics.RECEIVED.labels(feed).inc(n)
-    for feed, n in stored_by_feed.items():
-        metrics.STORED.labels(feed).inc(n)
-        result.stored += n
-    for feed, short in reasons:
-        metrics.REJECTED.labels(feed, short).inc()
-    result.rejected = len(rejected)
-    return result
-
-
-class Spool:
-    """Append-only local file of messages received while the database was away."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.count = self._count_existing()
-        metrics.SPOOLED.set(self.count)
-
-    def _count_existing(self) -> int:
-        if not self.path.exists():
-            return 0
-        with self.path.open("rb") as fh:
-            return sum(1 for _ in fh)
-
-    def append(self, batch: Sequence[Message]) -> None:
-        with self.path.open("ab") as fh:
-            for m in batch:
-                fh.write(orjson.dumps({
-                    "t": m.topic, "p": base64.b64encode(m.payload).decode(), "r": m.received_at.isoformat(),
-                }) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        self.count += len(batch)
-        metrics.SPOOLED.set(self.count)
-
-    def read(self) -> list[Message]:
-        if not self.path.exists():
-            return []
-        out = []
-        with self.path.open("rb") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                try:
-                    d = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # a torn last line from a crash mid-write; its message was never acked
-                out.append(Message(0, 1, d["t"], base64.b64decode(d["p"]), datetime.fromisoformat(d["r"]).timestamp()))
-        return out
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.count = 0
-        metrics.SPOOLED.set(0)
+    def __init__(self, remaining: Sequence[Message], cause: BaseException) -> None:
+        super().__init__(str(cause).strip()[:200])
+        self.remaining = list(remaining)
 
 
 class Collector:
@@ -209,7 +71,8 @@ class Collector:
     Parameters
     ----------
     settings : Settings
-        Needs ``mqtt_url``; batch, in-flight and payload limits come from here too.
+        Needs ``mqtt_url``; batch, in-flight, payload, time-plausibility, dead-letter and
+        retention limits come from here too.
     db : Database
     routes : sequence of Route
     client_id : str, optional
@@ -219,6 +82,9 @@ class Collector:
         Subscribe through ``$share/its-collectors/`` (MQTT v5) so collectors split the load;
         default from ``settings.collector_subscription``.
     """
+
+    #: Seconds between two runs of retention (the first runs soon after start).
+    HOUSEKEEPING_S = 3600.0
 
     def __init__(
         self,
@@ -234,6 +100,12 @@ class Collector:
         self.settings = settings
         self.db = db
         self.router = Router(routes)
+        self.time_policy = TimePolicy(
+            TimeWindow(settings.ingest_max_future_s, settings.ingest_max_age_s),
+            settings.ingest_max_future_s_by_feed, settings.ingest_max_age_s_by_feed,
+        )
+        # a payload too large to store is kept only as far as its dead letter needs it
+        self._keep_bytes = max(settings.max_payload_bytes, settings.rejected_payload_max_bytes)
         self.client_id = client_id or f"{settings.collector_client_id}-{os.uname().nodename}"
         self.shared = settings.collector_subscription == "shared" if shared is None else shared
         self.spool = Spool(settings.data_dir / "spool" / f"{self.client_id}.jsonl")
@@ -243,9 +115,12 @@ class Collector:
         self._inbox_cap = settings.collector_inflight + 1000
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
+        self._housekeeper: threading.Thread | None = None
         self.conn: MqttConnection | None = None
         self.db_available = True
         self.totals = BatchResult()
+        #: messages neither stored nor dead-lettered because even their dead letter failed
+        self.dropped = 0
         self.last_commit_at: float | None = None
         #: seconds from receipt to commit of the oldest message of the last batch
         self.lag_s = 0.0
@@ -254,7 +129,7 @@ class Collector:
     def start(self) -> None:
         try:
             self._replay_spool()
-        except psycopg2.OperationalError as exc:
+        except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
             log.error("database unavailable at start (%s); will retry", str(exc).strip()[:200])
             self.db_available = False
         self.conn = connect(
@@ -273,6 +148,8 @@ class Collector:
         self.conn.subscribe(shared_filter if share else TELEMETRY_FILTER, 1)
         self._writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         self._writer.start()
+        self._housekeeper = threading.Thread(target=self._housekeeping, name="collector-retention", daemon=True)
+        self._housekeeper.start()
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Commit what is queued (bounded by ``drain_s``), then disconnect."""
@@ -287,25 +164,49 @@ class Collector:
 
     def run_forever(self) -> None:
         self.start()
-        next_retention = time.monotonic()
         try:
-            while not self._stop.is_set():
-                if self.settings.retention_days and time.monotonic() >= next_retention:
-                    try:
-                        drop_expired_partitions(self.db, self.settings.retention_days)
-                    except psycopg2.Error as exc:
-                        log.warning("retention failed: %s", exc)
-                    next_retention = time.monotonic() + 3600
-                time.sleep(0.5)
+            while not self._stop.wait(0.5):
+                pass
         finally:
             self.stop()
 
+    def _housekeeping(self) -> None:
+        """Retention: telemetry after ``retention_days``, dead letters after ``rejected_retention_days``."""
+        wait = 10.0
+        while not self._stop.wait(wait):
+            wait = self.HOUSEKEEPING_S
+            self.expire()
+
+    def expire(self) -> list[str]:
+        """Drop expired time-series data now; return the partitions or chunks dropped."""
+        dropped: list[str] = []
+        for days, table in ((self.settings.retention_days, None),
+                            (self.settings.rejected_retention_days, "rejected_messages")):
+            try:
+                dropped += drop_expired_partitions(self.db, days, table)
+            except psycopg2.Error as exc:
+                log.warning("retention of %s failed: %s", table or "time series", str(exc).strip()[:200])
+        return dropped
+
     # ------------------------------------------------------------------ intake
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
-        while len(self._inbox) >= self._inbox_cap and not self._stop.is_set():
-            time.sleep(0.01)  # backpressure: the network thread stops reading
-        generation = self.conn.generation if self.conn is not None else 1  # None: first connect
-        self._inbox.append(Message(msg.mid, msg.qos, msg.topic, bytes(msg.payload), time.time(), generation))
+        # nothing may raise here: paho would end its network thread
+        try:
+            while len(self._inbox) >= self._inbox_cap and not self._stop.is_set():
+                time.sleep(0.01)  # backpressure: the network thread stops reading
+            generation = self.conn.generation if self.conn is not None else 1  # None: first connect
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                topic = msg._topic.decode("utf-8", "replace")
+            # the platform's own topics (camera JPEGs) are skipped: their payload is not kept
+            payload = b"" if topic_verdict(topic) is IGNORE else bytes(msg.payload)
+            m = Message(msg.mid, msg.qos, topic, payload, time.time(), generation, bool(msg.dup or msg.retain))
+            if len(payload) > self._keep_bytes:
+                m = cut_message(m, self.settings.rejected_payload_max_bytes)
+            self._inbox.append(m)
+        except Exception:
+            log.exception("message on %r not taken; the broker redelivers it", getattr(msg, "_topic", b"")[:200])
 
     def pending(self) -> int:
         """Messages received and not yet committed."""
@@ -346,7 +247,7 @@ class Collector:
                     log.warning("database is back; replaying %d spooled messages", self.spool.count)
                     try:
                         self._replay_spool()
-                    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                    except (DatabaseUnavailable, psycopg2.OperationalError, psycopg2.InterfaceError):
                         time.sleep(backoff)
                         continue
                     self.db_available = True
@@ -359,42 +260,94 @@ class Collector:
             if not batch:
                 continue
             try:
-                self._commit(batch)
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                log.error("database unavailable (%s); spooling %d messages", str(exc).strip()[:200], len(batch))
+                self._write(batch)
+            except DatabaseUnavailable as exc:
+                log.error("database unavailable (%s); spooling %d messages", exc, len(exc.remaining))
                 self.db_available = False
-                self.spool.append(batch)
-                self._ack(batch)
-            except psycopg2.Error:
-                # a data error we did not foresee: dead-letter the batch one message at a time
-                log.exception("batch failed; retrying message by message")
-                for m in batch:
-                    try:
-                        self._commit([m])
-                    except psycopg2.Error as exc2:
-                        self._dead_letter(m, f"database rejected row: {str(exc2).strip()[:300]}")
-                        self._ack([m])
+                self.spool.append(exc.remaining)
+                self._ack(exc.remaining)
             metrics.QUEUE_DEPTH.set(len(self._inbox))
+
+    def _unreachable(self, exc: BaseException) -> bool:
+        """True when ``exc`` means the database is away (not that it refused the data)."""
+        return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and not self.db.ping()
+
+    def _write(self, batch: Sequence[Message]) -> None:
+        """Store, dead-letter and acknowledge every message of ``batch``.
+
+        A part whose write fails is split in halves until the failing messages stand alone;
+        those are dead-lettered with the error. Parts are committed and acknowledged one by
+        one, so what is done stays done.
+
+        Raises
+        ------
+        DatabaseUnavailable
+            With the messages not yet committed.
+        """
+        todo: list[Sequence[Message]] = [batch]
+        retried: Sequence[Message] | None = None
+        while todo:
+            part = todo.pop()
+            try:
+                self._commit(part)
+            except Exception as exc:
+                if self._unreachable(exc):
+                    raise DatabaseUnavailable([m for p in (part, *todo) for m in p], exc) from exc
+                if len(part) > 1:
+                    log.warning("batch of %d failed (%s: %s); splitting it", len(part), type(exc).__name__,
+                                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "")
+                    half = len(part) // 2
+                    todo += [part[half:], part[:half]]
+                elif isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and part is not retried:
+                    retried = part  # a lost connection while the server is up: try it once more
+                    todo.append(part)
+                else:
+                    self._dead_letter(part[0], exc, todo)
 
     def _commit(self, batch: Sequence[Message]) -> None:
         started = time.perf_counter()
         with self.db.connection() as conn:
-            result = process_batch(conn, self.router, batch, self.settings.max_payload_bytes)
+            result = process_batch(conn, self.router, batch, self.settings.max_payload_bytes,
+                                   time_policy=self.time_policy,
+                                   dead_letter_bytes=self.settings.rejected_payload_max_bytes)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        result.publish_metrics()
         if batch[0].mid:  # live messages (replayed spool entries are old by design)
             self.lag_s = time.time() - batch[0].received_s
             metrics.INGEST_LAG.observe(self.lag_s)
-        self.totals.stored += result.stored
-        self.totals.rejected += result.rejected
-        self.totals.inserted += result.inserted
+        self._count(result)
         self.last_commit_at = time.time()
         self._ack(batch)
 
-    def _dead_letter(self, m: Message, reason: str) -> None:
-        with self.db.connection() as conn:
-            copy_rows(conn, "rejected_messages", REJECTED_COLUMNS,
-                      [(m.received_at, m.topic, m.payload, reason, _msg_key(m.topic, m.payload))])
+    def _count(self, result: BatchResult) -> None:
+        t = self.totals
+        t.stored += result.stored
+        t.rejected += result.rejected
+        t.inserted += result.inserted
+        t.ignored += result.ignored
+        t.redelivered += result.redelivered
+
+    def _dead_letter(self, m: Message, error: BaseException, todo: Sequence[Sequence[Message]]) -> None:
+        """Dead-letter one message the database refused (``todo``: what is left of its batch)."""
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = f"database rejected: {type(error).__name__}: {first}"
+        route = self.router.route(m.topic)
+        feed = route.feed if route else "unknown"
+        try:
+            with self.db.connection() as conn:
+                n = write_dead_letters(conn, [dead_letter(m, reason, self.settings.rejected_payload_max_bytes)], [m.dup])
+        except Exception as exc:
+            if self._unreachable(exc):
+                raise DatabaseUnavailable([m, *(x for p in todo for x in p)], exc) from exc
+            log.exception("dead letter of a message on %r failed; dropping it", m.topic[:200])
+            self.dropped += 1
+            self._ack([m])
+            return
+        metrics.RECEIVED.labels(feed).inc()
+        metrics.REJECTED.labels(feed, "database_refused").inc()
         self.totals.rejected += 1
+        self.totals.redelivered += 1 - n
+        self._ack([m])
 
     def _ack(self, batch: Sequence[Message]) -> None:
         """PUBACK committed messages on the connection that delivered them.
@@ -416,7 +369,11 @@ class Collector:
             return
         size = self.settings.collector_batch_size
         for i in range(0, len(pending), size):
-            self._commit(pending[i:i + size])
+            try:
+                self._write(pending[i:i + size])
+            except DatabaseUnavailable as exc:
+                self.spool.rewrite([*exc.remaining, *pending[i + size:]])  # what is done stays done
+                raise
         self.spool.clear()
 
 

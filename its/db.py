@@ -29,8 +29,10 @@ __all__ = [
     "drop_expired_partitions",
     "ensure_partitions",
     "migrate",
+    "migration_files",
     "refresh_aggregate",
     "timeseries_backend",
+    "timeseries_columns",
     "upsert_rows",
 ]
 
@@ -70,6 +72,7 @@ class Database:
             conn.commit()
         except BaseException as exc:
             broken = isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+            _forget_partitions(conn.dsn)  # partitions this transaction made are rolled back with it
             try:
                 if not conn.closed:
                     conn.rollback()
@@ -106,8 +109,28 @@ class Database:
 
 # --------------------------------------------------------------------------- migrations
 
-def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply every migration not yet recorded, in file-name order.
+def migration_files(directories: Sequence[Path] | None = None) -> list[Path]:
+    """Every migration file, in file-name order across directories.
+
+    ``directories`` defaults to the kernel's own (``its/migrations``) plus the ``migrations``
+    directory of every registered domain (:func:`its.domain.registered`). File names carry
+    globally unique numbers (kernel 0001-0099 and 0500-0599, each domain its range).
+    """
+    from its.domain import registered
+
+    dirs = list(directories) if directories is not None else \
+        [MIGRATIONS_DIR, *(d.migrations for d in registered() if d.migrations is not None)]
+    files = sorted((p for d in dirs for p in d.glob("*.sql")), key=lambda p: p.name)
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise ValueError(f"migration {path.stem} exists twice: {seen[path.stem]} and {path}")
+        seen[path.stem] = path
+    return files
+
+
+def migrate(db: Database, directories: Sequence[Path] | None = None) -> list[str]:
+    """Apply every migration not yet recorded, in file-name order (see `migration_files`).
 
     Safe to run concurrently (session advisory lock) and repeatedly (idempotent).
 
@@ -130,7 +153,7 @@ def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     )
                     cur.execute("SELECT version FROM schema_migrations")
                     done = {r[0] for r in cur.fetchall()}
-                    for path in sorted(directory.glob("*.sql")):
+                    for path in migration_files(directories):
                         version = path.stem
                         if version in done:
                             continue
@@ -149,7 +172,9 @@ def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     cur.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
         finally:
             conn.autocommit = False
-    _native_cache.pop(_dsn(db), None)
+    dsn = _dsn(db)
+    _native_cache.pop(dsn, None)
+    _time_columns.pop(dsn, None)
     ensure_partitions(db, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(days=7))
     return applied_now
 
@@ -222,6 +247,13 @@ _known_partitions: dict[tuple[str, str], set[date]] = {}
 _partition_lock = threading.Lock()
 
 
+def _forget_partitions(dsn: str) -> None:
+    """Forget which partitions of database ``dsn`` exist (they are checked again on the next write)."""
+    with _partition_lock:
+        for key in [k for k in _known_partitions if k[0] == dsn]:
+            del _known_partitions[key]
+
+
 def _native_tables(cur: psycopg2.extensions.cursor) -> dict[str, str]:
     cur.execute("SELECT table_name, time_column FROM its_timeseries WHERE backend = 'native'")
     return {r[0]: r[1] for r in cur.fetchall()}
@@ -261,12 +293,32 @@ def _ensure_partitions_cur(
                 known.update(missing)
 
 
-def drop_expired_partitions(db: Database, retention_days: int) -> list[str]:
-    """Drop native daily partitions entirely older than ``retention_days``; return their names."""
+def drop_expired_partitions(db: Database, retention_days: float, table: str | None = None) -> list[str]:
+    """Drop time-series data older than ``retention_days`` (days); return what was dropped.
+
+    Native path: daily partitions that end before the cutoff; TimescaleDB: chunks
+    (``drop_chunks``). ``table`` limits it to one time-series table (default: all of them).
+    """
     if retention_days <= 0:
         return []
-    rows = db.fetchall("SELECT its_drop_partitions_before(now() - %s * interval '1 day')", (retention_days,))
-    return list(rows[0][0] or []) if rows else []
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+    if table is None:
+        rows = db.fetchall("SELECT its_drop_partitions_before(%s::timestamptz)", (cutoff,))
+    else:
+        rows = db.fetchall("SELECT its_drop_partitions_before(%s::timestamptz, %s::text)", (cutoff, table))
+    dropped = list(rows[0][0] or []) if rows else []
+    hypertables = db.fetchall(
+        "SELECT table_name FROM its_timeseries WHERE backend = 'timescaledb' AND (%s::text IS NULL OR table_name = %s)",
+        (table, table),
+    )
+    for (name,) in hypertables:
+        chunks = db.fetchall("SELECT drop_chunks(%s::regclass, older_than => %s::timestamptz)::text", (name, cutoff))
+        dropped += [c for (c,) in chunks]
+    if dropped:
+        with _partition_lock:  # a later write for a dropped day makes its partition again
+            for known in _known_partitions.values():
+                known.clear()
+    return dropped
 
 
 # --------------------------------------------------------------------------- batch writes
@@ -325,6 +377,20 @@ def _stage(
 
 
 _native_cache: dict[str, dict[str, str]] = {}
+_time_columns: dict[str, tuple[float, dict[str, str]]] = {}
+
+
+def timeseries_columns(conn: psycopg2.extensions.connection, max_age_s: float = 60.0) -> dict[str, str]:
+    """``{table: time column}`` of every time-series table (either backend), cached per database
+    for ``max_age_s`` seconds (tables made later are seen after that)."""
+    cached = _time_columns.get(conn.dsn)
+    if cached is not None and time.monotonic() - cached[0] < max_age_s:
+        return cached[1]
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name, time_column FROM its_timeseries")
+        columns = {r[0]: r[1] for r in cur.fetchall()}
+    _time_columns[conn.dsn] = (time.monotonic(), columns)
+    return columns
 
 
 def _native_tables_cached(conn: psycopg2.extensions.connection, cur: psycopg2.extensions.cursor) -> dict[str, str]:

@@ -17,14 +17,23 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "STATE_FILTER",
+    "TELEMETRY_FILTER",
+    "UNSAFE_TEXT",
     "PayloadError",
     "Route",
     "Router",
+    "check_id",
     "json_object",
     "optional_float",
     "require_float",
     "topic_matches",
 ]
+
+#: Every telemetry topic (the collector's subscription, the platform accounts' ACL).
+TELEMETRY_FILTER = "its/v1/#"
+#: Derived state the platform publishes (only the platform account may write it; not stored).
+STATE_FILTER = "its/v1/state/#"
 
 Parse = Callable[[str, bytes], Sequence[Sequence[Any]]]
 
@@ -97,6 +106,39 @@ class Router:
         if len(self._cache) < 100_000:
             self._cache[topic] = found
         return found
+
+
+#: Characters no id (topic level or payload field) may hold: control characters (C0, DEL,
+#: C1) and the bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069),
+#: which make an id display as something it is not.
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_id(value: object, name: str, max_len: int = 128, *, topic_level: bool = False) -> str:
+    """An id of 1..``max_len`` characters without control or bidi-override characters.
+
+    The one rule for every id a parser reads (topic levels and payload fields, in every
+    domain): a string of 1..``max_len`` characters with no control character (C0, DEL, C1)
+    and no bidirectional embedding, override or isolate (:data:`UNSAFE_TEXT`), which would
+    make an id display as something it is not. An id that names a topic level
+    (``topic_level``) may also not hold ``/``, ``+`` or ``#`` (MQTT's separator and
+    wildcards: the id could not be published to or subscribed to on its own).
+
+    Raises
+    ------
+    PayloadError
+        Naming ``name``.
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= max_len:
+        raise PayloadError(f"{name} must be a string of 1-{max_len} characters")
+    if UNSAFE_TEXT.search(value):
+        raise PayloadError(f"{name} contains control or bidi-override characters")
+    if topic_level and _TOPIC_SPECIAL.search(value):
+        raise PayloadError(f"{name} contains '/', '+' or '#'")
+    return value
+
+
+_TOPIC_SPECIAL = re.compile("[/+#]")
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

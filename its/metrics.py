@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
     "BATCH_SECONDS",
+    "ESTIMATOR_SECONDS",
     "INGEST_LAG",
     "QUEUE_DEPTH",
     "RECEIVED",
@@ -13,11 +16,14 @@ __all__ = [
     "ROWS_INSERTED",
     "SPOOLED",
     "STORED",
+    "serve_metrics",
 ]
 
 RECEIVED = Counter("its_messages_received_total", "MQTT messages received by collectors", ["feed"])
 STORED = Counter("its_messages_stored_total", "Messages whose rows were committed", ["feed"])
-REJECTED = Counter("its_messages_rejected_total", "Messages dead-lettered to rejected_messages", ["feed", "reason"])
+REJECTED = Counter("its_messages_rejected_total",
+                   "Messages dead-lettered to rejected_messages, by kind of reason (its.dead_letters.REASON_CLASSES)",
+                   ["feed", "reason"])
 ROWS_INSERTED = Counter("its_rows_inserted_total", "New rows inserted (duplicates excluded)", ["table"])
 BATCH_SECONDS = Histogram(
     "its_collector_batch_seconds", "Time to commit one batch",
@@ -35,3 +41,20 @@ HTTP_SECONDS = Histogram(
     "its_http_request_seconds", "HTTP request latency", ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+
+ESTIMATOR_SECONDS = Histogram(
+    "its_estimator_update_seconds", "Time of one update of a live estimator (traffic: every ITS_TRAFFIC_UPDATE_INTERVAL_S)",
+    ["estimator"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+def serve_metrics(port: int | None, host: str = "0.0.0.0") -> bool:
+    """Expose this process's metrics at ``http://host:port/metrics`` (a daemon thread).
+
+    For processes without an API of their own (collectors, camera workers): each sets its own
+    ``ITS_METRICS_PORT``. Returns whether a server was started (``port`` None: none).
+    """
+    if port is None:
+        return False
+    start_http_server(port, addr=host)
+    logging.getLogger(__name__).info("metrics at http://%s:%d/metrics", host, port)
+    return True

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -143,7 +144,7 @@ def _connect(
     if not v5:
         kwargs["clean_session"] = not persistent if client_id else True
     client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,  # type: ignore[arg-type]
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,  # type: ignore[arg-type]
         manual_ack=manual_ack, **kwargs,  # type: ignore[arg-type]
     )
     client.max_inflight_messages_set(max_inflight)
@@ -179,7 +180,7 @@ def _connect(
         client.on_message = on_message
     properties = None
     if v5:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry_s if persistent else 0
         properties.ReceiveMaximum = max(1, min(65535, receive_maximum))
     try:

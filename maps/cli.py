@@ -26,7 +26,7 @@ def maps_import(
     store: Annotated[bool, typer.Option("--store/--no-store", help="Write the network to the database.")] = True,
 ) -> None:
     """Build the road network from OSM (or GTFS shapes), cache it on disk and store it."""
-    from its.cli import settings_or_exit
+    from its.commands import settings_or_exit
     from maps.from_gtfs import GtfsShapeError, derive_network
     from maps.osm import OsmImportError, import_osm, parse_bbox
 

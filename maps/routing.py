@@ -12,6 +12,7 @@ two-way street are tried at each end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -183,7 +184,6 @@ class Router:
         time). Raises :class:`NoRouteError` when a point is too far from any road or no
         path (within the limit) connects them.
         """
-        matrix, entry_edge, w = self._current if weights is None else self._reduce(weights)
         net = self.network
         snap = self.snapper.nearest([origin[0], destination[0]], [origin[1], destination[1]], max_distance_m=max_snap_m)
         if snap.edge[0] < 0 or snap.edge[1] < 0:
@@ -198,11 +198,46 @@ class Router:
                 out.append((r, 1.0 - f))
             return out
 
-        starts, stops = ends(0), ends(1)
+        return self.edge_route(ends(0), ends(1), weights, limit_s)
+
+    def edge_costs(self, starts: Sequence[tuple[int, float]], stops: Sequence[tuple[int, float]],
+                   weights: npt.ArrayLike | None = None, limit_s: float | None = None) -> npt.NDArray[np.float64]:
+        """Travel time (s) from each start to each stop, both ``(edge, fraction along it)``; inf
+        when no path (within ``limit_s``) joins them. One search from all the starts."""
+        matrix, _, w = self._current if weights is None else self._reduce(weights)
+        net = self.network
+        out = np.full((len(starts), len(stops)), np.inf)
+        if not len(starts) or not len(stops):
+            return out
+        sources = np.unique([int(net.v[e]) for e, _ in starts])
+        dist = np.atleast_2d(dijkstra(matrix, indices=sources, limit=np.inf if limit_s is None else float(limit_s)))
+        for i, (e0, f0) in enumerate(starts):
+            row = int(np.searchsorted(sources, net.v[e0]))
+            for j, (e1, f1) in enumerate(stops):
+                if e0 == e1 and f1 >= f0:
+                    out[i, j] = (f1 - f0) * w[e0]
+                else:
+                    out[i, j] = (1.0 - f0) * w[e0] + dist[row, net.u[e1]] + f1 * w[e1]
+        if limit_s is not None:
+            out[out > limit_s] = np.inf
+        return out
+
+    def edge_route(self, starts: Sequence[tuple[int, float]], stops: Sequence[tuple[int, float]],
+                   weights: npt.ArrayLike | None = None, limit_s: float | None = None) -> Route:
+        """Fastest path from any of ``starts`` to any of ``stops``, each ``(edge, fraction along it)``.
+
+        Raises :class:`NoRouteError` when no path (within ``limit_s``, s) joins them.
+        """
+        matrix, entry_edge, w = self._current if weights is None else self._reduce(weights)
+        net = self.network
+        if not len(starts) or not len(stops):
+            raise NoRouteError("no origin or no destination edge")
         sources = np.unique([int(net.v[e]) for e, _ in starts])
         limit = np.inf if limit_s is None else float(limit_s)
         dist, pred = dijkstra(matrix, indices=sources, return_predecessors=True, limit=limit)
+        dist, pred = np.atleast_2d(dist), np.atleast_2d(pred)
         best: tuple[float, npt.NDArray[np.int64], float, float] | None = None
+        best_pair = (-1, -1)
         for e0, f0 in starts:
             for e1, f1 in stops:
                 if e0 == e1 and f1 >= f0:

@@ -24,6 +24,7 @@ __all__ = [
     "SiteAvailability",
     "availability_from_count",
     "availability_from_spaces",
+    "fresh_spaces",
     "site_status",
 ]
 
@@ -33,7 +34,13 @@ FLAG_NO_DATA = "no_data"
 
 
 class ParkingStatus(StrEnum):
-    """Site status in DATEX II Parking Publication terms."""
+    """Site status of the platform's own API, named after DATEX II terms.
+
+    ``spacesAvailable``, ``almostFull``, ``full`` and ``unknown`` are DATEX II parking site
+    status values; ``closed`` is a DATEX II *opening* status. The DATEX II Parking Publication
+    Light export (:mod:`parking.datex2`) maps them to its own terms (``isOpenNow``,
+    ``availableSpaces``).
+    """
 
     SPACES_AVAILABLE = "spacesAvailable"
     ALMOST_FULL = "almostFull"
@@ -153,6 +160,24 @@ def availability_from_count(
     )
 
 
+def fresh_spaces(
+    last_seen_s: npt.NDArray[np.float64], online: npt.NDArray[np.bool_], now_s: float, settings: ParkingSettings
+) -> npt.NDArray[np.bool_]:
+    """Spaces whose sensor state is known: online, heard, and heard within ``sensor_stale_s``.
+
+    Parameters
+    ----------
+    last_seen_s : ndarray of float, shape (N,)
+        Epoch time of each sensor's last message (s); NaN if never heard.
+    online : ndarray of bool, shape (N,)
+        False once the sensor's Last Will / offline status arrived.
+    now_s : float
+        Current epoch time (s).
+    """
+    age = now_s - np.nan_to_num(last_seen_s, nan=-np.inf)
+    return np.asarray(online & ~np.isnan(last_seen_s) & (age <= settings.sensor_stale_s), dtype=bool)
+
+
 def availability_from_spaces(
     site_id: str,
     occupied: npt.NDArray[np.bool_],
@@ -184,7 +209,7 @@ def availability_from_spaces(
     counts as unknown, never as free.
     """
     n = int(occupied.size)
-    fresh = online & ~np.isnan(last_seen_s) & ((now_s - np.nan_to_num(last_seen_s, nan=-np.inf)) <= settings.sensor_stale_s)
+    fresh = fresh_spaces(last_seen_s, online, now_s, settings)
     unknown = int(n - fresh.sum())
     occ = int((occupied & fresh).sum())
     free_mask = fresh & ~occupied

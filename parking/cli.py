@@ -8,12 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["COMMANDS", "eval_parking", "import_sites_file", "parking_import", "simulate_parking"]
+__all__ = ["COMMANDS", "eval_guidance", "eval_parking", "import_sites_file", "parking_import", "simulate_parking"]
 
 
 def eval_parking(
     history: Annotated[Path, typer.Option("--history", help="Parking history CSV (site_id,timestamp,capacity,occupied).")],
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    holdout_days: Annotated[int, typer.Option(help="Score the last this many local days apart (days; 0: none).",
+                                              min=0)] = 14,
+    every_min: Annotated[int | None, typer.Option(
+        help="Resample the readings to one every this many minutes first (min; divides or is a multiple of 60).")] = None,
 ) -> None:
     """Walk-forward evaluation of free-space forecasts against persistence and seasonal baselines."""
     from its.console import print_json_line
@@ -22,8 +26,37 @@ def eval_parking(
     from parking.evaluate import evaluate_history_file
 
     try:
-        result = evaluate_history_file(history, ParkingSettings())
-    except (HistoryFormatError, FileNotFoundError) as exc:
+        result = evaluate_history_file(history, ParkingSettings(), holdout_days, every_min)
+    except (HistoryFormatError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(result.summary())
+    if json_out:
+        print_json_line(result.as_json())
+
+
+def eval_guidance(
+    history: Annotated[Path, typer.Option("--history", help="Parking history CSV (site_id,timestamp,capacity,occupied).")],
+    sites: Annotated[Path | None, typer.Option("--sites", help="Sites file (GeoJSON/CSV) giving site positions.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+    arrive_in_min: Annotated[float, typer.Option(help="Drive time to the car park (min, 0-60).", min=0, max=60)] = 15.0,
+    every_min: Annotated[int, typer.Option(help="Minutes between request times (min).", min=1)] = 15,
+    radius_m: Annotated[float, typer.Option(help="With positions: candidates within this distance (m).")] = 2000.0,
+    holdout_days: Annotated[int, typer.Option(help="Report the last this many local days apart (days).", min=0)] = 14,
+) -> None:
+    """Replay parking guidance on a history: share of recommended sites with a free space on arrival,
+    against the naive 'most free spaces now' choice."""
+    from its.console import print_json_line
+    from parking.cleaning import HistoryFormatError, read_history_csv
+    from parking.config import ParkingSettings
+    from parking.evaluate_guidance import evaluate_guidance
+    from parking.sites import SitesFileError, read_sites
+
+    try:
+        site_list = read_sites(sites) if sites is not None else None
+        result = evaluate_guidance(read_history_csv(history), site_list, ParkingSettings(), arrive_in_min, every_min,
+                                   radius_m, holdout_days)
+    except (HistoryFormatError, SitesFileError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(result.summary())
@@ -60,7 +93,7 @@ def parking_import(
     sites: Annotated[Path, typer.Argument(help="Sites file: GeoJSON FeatureCollection or CSV.")],
 ) -> None:
     """Import parking sites and spaces (validated; re-import updates them)."""
-    from its.cli import settings_or_exit
+    from its.commands import settings_or_exit
     from its.runtime import open_database
     from parking.sites import SitesFileError, read_sites
 
@@ -89,7 +122,7 @@ def simulate_parking(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Publish realistic parking sensor/counter messages over MQTT (QoS 1), or replay a history."""
-    from its.cli import settings_or_exit
+    from its.commands import settings_or_exit
     from its.mqtt import connect
     from parking.cleaning import HistoryFormatError
     from parking.config import ParkingSettings
@@ -144,5 +177,6 @@ def simulate_parking(
 COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("parking", "import", parking_import),
     ("eval", "parking", eval_parking),
+    ("eval", "guidance", eval_guidance),
     ("simulate", "parking", simulate_parking),
 ]

@@ -1,20 +1,26 @@
-"""Free-space forecasts from weekday x time-of-day profiles blended with the current deviation.
+"""Free-space forecasts: the profile model blended walk-forward with persistence and the seasonal forecast.
 
-Model, per site: the profile ``P(weekday, slot)`` is the mean occupancy (spaces) in that
-time-of-day slot on earlier days of the same weekday, shrunk toward the all-days mean of the
-slot when few same-weekday days exist. A forecast made at time ``t`` for ``t + h`` is
+At every reading of a site (time ``t``) and horizon ``h`` (+15/+30/+60 min) three candidate
+forecasts of the occupancy at ``t + h`` are made from data up to ``t`` only:
 
-    occupied(t + h) = P(t + h) + rho(h) * (occupied(t) - P(t))
+- ``persistence``: the occupancy now;
+- ``model``: the weekday x time-of-day profile plus the decayed deviation from it
+  (:mod:`parking.profiles`);
+- ``seasonal``: the reading nearest ``t + h`` one week earlier (within +-10 min), else the
+  all-days mean at that time of day.
 
-where ``rho(h)`` (how fast today's deviation from the usual decays) is fitted by least
-squares on earlier days' deviations at lags of whole slots and interpolated log-linearly
-between them (``rho(0) = 1``). The uncertainty band comes from quantiles of the residuals
-the same model made on the history. Everything is vectorised over sites x days x slots.
+The forecast is their convex blend with weights learnt walk-forward per site and horizon
+(:func:`parking.blend.walk_forward_weights`: the weights with the smallest absolute error on
+earlier days, shrunk toward all sites'). Its uncertainty band and the chance of a free space
+come from the quantiles of the blended forecast's own errors on earlier days
+(:func:`parking.blend.walk_forward_quantiles`). The evaluation (:mod:`parking.evaluate`) scores
+exactly these walk-forward forecasts; :class:`SiteForecaster` serves them live, with the
+weights and error quantiles learnt on all of its history.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,229 +28,195 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from parking.blend import (
+    combine,
+    free_probability,
+    quantile_at,
+    walk_forward_quantiles,
+    walk_forward_weights,
+)
+from parking.profiles import (
+    MAX_LAG_SLOTS,
+    FloatArray,
+    IntArray,
+    OccupancyGrid,
+    Profiles,
+    build_grid,
+    decay_at,
+    fit_decay,
+    nearest_reading,
+    predict_occupied,
+    profile_at,
+    slot_of,
+    walk_forward_profiles,
+)
+
 __all__ = [
     "HORIZONS_MIN",
     "ForecastPoint",
+    "HorizonForecasts",
     "IssuedForecast",
+    "Observations",
     "OccupancyGrid",
     "Profiles",
     "SiteForecaster",
+    "WalkForward",
     "build_grid",
     "decay_at",
     "fit_decay",
+    "nearest_reading",
     "predict_occupied",
+    "profile_at",
+    "walk_forward",
     "walk_forward_profiles",
 ]
 
 HORIZONS_MIN = (15, 30, 60)
-SHRINK_DAYS = 2.0  # weight (in days) of the all-days profile in the weekday blend
-MAX_LAG_SLOTS = 6
-MIN_SITE_RESIDUALS = 30
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+TRUTH_TOLERANCE_S = 600  # a reading within this of t + h is the truth of a forecast (s)
+WEEK_S = 7 * 86400
+MIN_SITE_RESIDUALS = 30  # errors a site needs for its own band; fewer: all sites' relative errors
+BLEND_PRIOR_POINTS = 100.0
+BLEND_DECAY = 0.95
+MAX_BLEND_ROWS = 300_000  # past forecasts the blend weights of a horizon are learnt from at most
 
 
 @dataclass(frozen=True)
-class OccupancyGrid:
-    """Mean occupancy per site x local day x time-of-day slot.
+class Observations:
+    """Cleaned readings as forecast origins; arrays of one length ``N``, sorted by site and time.
 
     Attributes
     ----------
-    sites : ndarray of str, shape (S,)
-    days : ndarray of datetime64[D], shape (D,)
-        Local calendar days, sorted.
-    weekdays : ndarray of int, shape (D,)
-        0 = Monday.
-    slot_min : int
-        Slot width (min); ``K = 1440 // slot_min`` slots.
-    occupied : ndarray of float, shape (S, D, K)
-        Mean occupied spaces, NaN where there was no reading.
-    capacity : ndarray of float, shape (S,)
-        Last known capacity (spaces).
+    site, day : ndarray of int
+        Grid indices of the site and local day.
+    time_s : ndarray of int
+        UTC time (s since the epoch).
+    local_min : ndarray of float
+        Local time of day (min).
+    occupied, free, capacity : ndarray of float
+        Occupied and free spaces and capacity (spaces).
     """
 
-    sites: npt.NDArray[np.str_]
-    days: npt.NDArray[np.datetime64]
-    weekdays: IntArray
-    slot_min: int
+    site: IntArray
+    day: IntArray
+    time_s: IntArray
+    local_min: FloatArray
     occupied: FloatArray
+    free: FloatArray
     capacity: FloatArray
 
-    @property
-    def n_slots(self) -> int:
-        return 1440 // self.slot_min
+    @classmethod
+    def of(cls, cleaned: pd.DataFrame, grid: OccupancyGrid) -> Observations:
+        """From cleaned readings (:func:`parking.cleaning.clean_history` columns, sorted by site and time)."""
+        occupied = cleaned["occupied"].to_numpy(dtype=np.float64)
+        capacity = cleaned["capacity"].to_numpy(dtype=np.float64)
+        return cls(
+            site=np.searchsorted(grid.sites, cleaned["site_id"].to_numpy().astype(str)).astype(np.int64),
+            day=np.searchsorted(grid.days, cleaned["local_date"].to_numpy().astype("datetime64[D]")).astype(np.int64),
+            time_s=((cleaned["time"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64),
+            local_min=cleaned["local_min"].to_numpy(dtype=np.float64),
+            occupied=occupied,
+            free=capacity - occupied,
+            capacity=capacity,
+        )
+
+    def of_site(self, site: int) -> Observations:
+        """The readings of one site (views; the arrays are sorted by site)."""
+        lo, hi = np.searchsorted(self.site, [site, site + 1])
+        return Observations(*(getattr(self, f.name)[lo:hi] for f in fields(self)))
 
 
 @dataclass(frozen=True)
-class Profiles:
-    """Profiles seen from each day using only earlier days.
+class HorizonForecasts:
+    """Walk-forward forecasts at one horizon from every observation (occupancy, spaces).
 
     Attributes
     ----------
-    blended : ndarray, shape (S, D, K)
-        Weekday profile shrunk toward the all-days profile (spaces); NaN without history.
-    all_days : ndarray, shape (S, D, K)
-        Mean over all earlier days (spaces).
-    history_days : ndarray of int, shape (S, D)
-        Earlier days with at least one reading.
+    horizon_min : int
+    candidates : ndarray, shape (N, 3)
+        Persistence, model and seasonal forecasts; NaN where a candidate has none.
+    truth : ndarray, shape (N,)
+        Occupancy observed nearest ``t + h`` within :data:`TRUTH_TOLERANCE_S`; NaN if none.
+    mature : ndarray of bool, shape (N,)
+        The site had the minimum days of history at ``t`` (otherwise no forecast is served).
+    weights : ndarray, shape (S, D + 1, 3)
+        Blend weights per site and day from earlier days (``D``: after the last day).
+    blended : ndarray, shape (N,)
+        The forecast: candidates blended with the weights of their site and day.
     """
 
+    horizon_min: int
+    candidates: FloatArray
+    truth: FloatArray
+    mature: npt.NDArray[np.bool_]
+    weights: FloatArray
     blended: FloatArray
-    all_days: FloatArray
-    history_days: IntArray
+
+    @property
+    def scored(self) -> npt.NDArray[np.bool_]:
+        """Forecasts every method made and that have a truth: the ones evaluated and learnt from."""
+        return self.mature & ~np.isnan(self.truth) & ~np.isnan(self.candidates).any(axis=1)
 
 
-def slot_of(local_min: npt.ArrayLike, slot_min: int) -> IntArray:
-    """Nearest slot index of a local time of day (min); wraps at midnight."""
-    k = np.rint(np.asarray(local_min, dtype=np.float64) / slot_min).astype(np.int64)
-    return np.mod(k, 1440 // slot_min)
+@dataclass(frozen=True)
+class WalkForward:
+    """Everything fitted walk-forward on a history."""
+
+    grid: OccupancyGrid
+    profiles: Profiles
+    rho: FloatArray
+    obs: Observations
+    horizons: dict[int, HorizonForecasts]
 
 
-def build_grid(cleaned: pd.DataFrame, slot_min: int = 30) -> OccupancyGrid:
-    """Aggregate cleaned readings (see :func:`parking.cleaning.clean_history`) into a grid."""
-    sites, site_idx = np.unique(cleaned["site_id"].to_numpy().astype(str), return_inverse=True)
-    day_values = cleaned["local_date"].to_numpy().astype("datetime64[D]")
-    days, day_idx = np.unique(day_values, return_inverse=True)
-    n_slots = 1440 // slot_min
-    slot = slot_of(cleaned["local_min"].to_numpy(), slot_min)
-    flat = (site_idx * len(days) + day_idx) * n_slots + slot
-    size = len(sites) * len(days) * n_slots
-    sums = np.bincount(flat, weights=cleaned["occupied"].to_numpy(dtype=np.float64), minlength=size)
-    counts = np.bincount(flat, minlength=size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        occupied = np.where(counts > 0, sums / counts, np.nan).reshape(len(sites), len(days), n_slots)
-    last = cleaned.groupby("site_id", sort=True)["capacity"].last()
-    capacity = last.reindex(sites).to_numpy(dtype=np.float64)
-    weekdays = ((days.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(np.int64)
-    return OccupancyGrid(sites, days, weekdays, slot_min, occupied, capacity)
-
-
-def _exclusive_cumsum(values: FloatArray, axis: int) -> FloatArray:
-    out = np.cumsum(values, axis=axis)
-    return out - values
-
-
-def walk_forward_profiles(grid: OccupancyGrid, extra_weekday: int | None = None) -> Profiles:
-    """Profiles for every day from strictly earlier days.
-
-    Parameters
-    ----------
-    extra_weekday : int, optional
-        Also compute the profile of one more day after the last (the live "today"), with this
-        weekday; the returned arrays then have ``D + 1`` days.
-    """
-    occ = grid.occupied
-    weekdays = grid.weekdays
-    if extra_weekday is not None:
-        pad = np.full((*occ.shape[:1], 1, *occ.shape[2:]), np.nan)
-        occ = np.concatenate([occ, pad], axis=1)
-        weekdays = np.append(weekdays, extra_weekday)
-    seen = ~np.isnan(occ)
-    values = np.where(seen, occ, 0.0)
-    all_sum = _exclusive_cumsum(values, axis=1)
-    all_cnt = _exclusive_cumsum(seen.astype(np.float64), axis=1)
-    wd_sum = np.zeros_like(values)
-    wd_cnt = np.zeros_like(values)
-    for weekday in range(7):
-        cols = np.flatnonzero(weekdays == weekday)
-        if cols.size:
-            wd_sum[:, cols] = _exclusive_cumsum(values[:, cols], axis=1)
-            wd_cnt[:, cols] = _exclusive_cumsum(seen[:, cols].astype(np.float64), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        all_mean = np.where(all_cnt > 0, all_sum / all_cnt, np.nan)
-        blended = np.where(
-            all_cnt > 0,
-            (wd_sum + SHRINK_DAYS * np.nan_to_num(all_mean)) / (wd_cnt + SHRINK_DAYS),
-            np.nan,
-        )
-    day_has_data = seen.any(axis=2).astype(np.int64)
-    history_days = np.cumsum(day_has_data, axis=1) - day_has_data
-    return Profiles(blended, all_mean, history_days)
-
-
-def fit_decay(grid: OccupancyGrid, profiles: Profiles) -> FloatArray:
-    """Walk-forward least-squares decay of the deviation from the profile.
-
-    Returns
-    -------
-    ndarray, shape (D_p, MAX_LAG_SLOTS + 1)
-        ``rho`` at lags of 0..MAX_LAG_SLOTS slots, for each day of ``profiles`` fitted on the
-        deviations of strictly earlier days (all sites pooled); lag 0 is 1. Where nothing
-        could be fitted yet, 0 (pure profile).
-    """
-    n_days = profiles.blended.shape[1]
-    occ = grid.occupied
-    if occ.shape[1] < n_days:
-        occ = np.concatenate([occ, np.full((occ.shape[0], n_days - occ.shape[1], occ.shape[2]), np.nan)], axis=1)
-    scale = np.maximum(grid.capacity, 1.0)[:, None, None]
-    dev = (occ - profiles.blended) / scale
-    rho = np.zeros((n_days, MAX_LAG_SLOTS + 1))
-    rho[:, 0] = 1.0
-    for lag in range(1, MAX_LAG_SLOTS + 1):
-        x, y = dev[:, :, :-lag], dev[:, :, lag:]
-        ok = ~(np.isnan(x) | np.isnan(y))
-        sxy = np.where(ok, x * y, 0.0).sum(axis=(0, 2))
-        sxx = np.where(ok, x * x, 0.0).sum(axis=(0, 2))
-        cxy, cxx = _exclusive_cumsum(sxy, 0), _exclusive_cumsum(sxx, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rho[:, lag] = np.where(cxx > 0, np.clip(cxy / cxx, 0.0, 1.0), 0.0)
-    return rho
-
-
-def decay_at(rho_lags: FloatArray, horizon_min: float, slot_min: int) -> FloatArray:
-    """``rho`` at a horizon (min), log-linear between whole-slot lags.
-
-    Parameters
-    ----------
-    rho_lags : ndarray, shape (..., L + 1)
-        Decay at lags 0..L slots (as from :func:`fit_decay`).
-    """
-    pos = horizon_min / slot_min
-    lo = min(int(np.floor(pos)), rho_lags.shape[-1] - 1)
-    hi = min(lo + 1, rho_lags.shape[-1] - 1)
-    frac = pos - lo if hi > lo else 0.0
-    a = np.maximum(rho_lags[..., lo], 1e-6)
-    b = np.maximum(rho_lags[..., hi], 1e-6)
-    out = np.exp((1 - frac) * np.log(a) + frac * np.log(b))
-    return np.where(rho_lags[..., hi] <= 0, (1 - frac) * rho_lags[..., lo], out)
-
-
-def predict_occupied(
-    profiles: Profiles,
-    rho_lags: FloatArray,
-    slot_min: int,
-    site_idx: npt.ArrayLike,
-    day_idx: npt.ArrayLike,
-    local_min: npt.ArrayLike,
-    occupied_now: npt.ArrayLike,
-    horizon_min: int,
+def seasonal_forecast(
+    obs: Observations, all_days: FloatArray, slot_min: int, site: IntArray, day: IntArray,
+    time_s: IntArray, local_min: FloatArray, capacity: FloatArray, horizon_min: int,
 ) -> FloatArray:
-    """Forecast occupancy at ``t + horizon`` for many points at once (spaces, NaN if none).
+    """Occupancy a week before each target (``time_s + h - 7 days``; the reading nearest it within
+    :data:`TRUTH_TOLERANCE_S`, as free spaces off the capacity now), else the all-days mean at the
+    target's slot (spaces; NaN without either)."""
+    week = nearest_reading(obs.site, obs.time_s, site, time_s + horizon_min * 60 - WEEK_S, TRUTH_TOLERANCE_S)
+    mean_then = all_days[site, day, slot_of(local_min + horizon_min, slot_min)]
+    return np.where(week >= 0, capacity - obs.free[np.clip(week, 0, None)], np.clip(mean_then, 0.0, capacity))
+
+
+def walk_forward(cleaned: pd.DataFrame, slot_min: int = 30, min_days: int = 7,
+                 prior_points: float = BLEND_PRIOR_POINTS, decay: float = BLEND_DECAY) -> WalkForward:
+    """Fit profiles, decay and blend weights walk-forward and forecast from every reading.
 
     Parameters
     ----------
-    site_idx, day_idx : ndarray of int
-        Grid indices of the site and local day of each forecast time ``t``.
-    local_min : ndarray of float
-        Local time of day of ``t`` (min).
-    occupied_now : ndarray of float
-        Occupancy observed at ``t`` (spaces).
+    cleaned : DataFrame
+        Cleaned readings (:func:`parking.cleaning.clean_history`), sorted by site and time.
+    slot_min : int
+        Profile slot width (min).
+    min_days : int
+        Days of history a site needs to be forecast (and for its forecasts to be learnt from).
+    prior_points, decay : float
+        Shrinkage and forgetting of the blend weights (:func:`parking.blend.walk_forward_weights`).
     """
-    n_slots = 1440 // slot_min
-    site_idx = np.asarray(site_idx, dtype=np.int64)
-    day_idx = np.asarray(day_idx, dtype=np.int64)
-    local_min = np.asarray(local_min, dtype=np.float64)
-    occupied_now = np.asarray(occupied_now, dtype=np.float64)
-    now_slot = slot_of(local_min, slot_min)
-    target_min = np.asarray(local_min) + horizon_min
-    target_slot = slot_of(target_min, slot_min)
-    same_day = target_min < 1440 - slot_min / 2
-    p_now = profiles.blended[site_idx, day_idx, now_slot]
-    p_target = profiles.blended[site_idx, day_idx, np.where(same_day, target_slot, n_slots - 1)]
-    rho = decay_at(rho_lags[day_idx], horizon_min, slot_min)
-    out = p_target + rho * (occupied_now - p_now)
-    return np.where(same_day, out, np.nan)
+    grid = build_grid(cleaned, slot_min)
+    profiles = walk_forward_profiles(grid)
+    rho = fit_decay(grid, profiles)
+    obs = Observations.of(cleaned, grid)
+    n_sites, n_days = len(grid.sites), len(grid.days)
+    mature = profiles.history_days[obs.site, obs.day] >= min_days
+    out: dict[int, HorizonForecasts] = {}
+    for h in HORIZONS_MIN:
+        truth_i = nearest_reading(obs.site, obs.time_s, obs.site, obs.time_s + h * 60, TRUTH_TOLERANCE_S)
+        truth = np.where(truth_i >= 0, obs.occupied[np.clip(truth_i, 0, None)], np.nan)
+        model = predict_occupied(profiles, rho, slot_min, obs.site, obs.day, obs.local_min, obs.occupied, h)
+        seasonal = seasonal_forecast(obs, profiles.all_days, slot_min, obs.site, obs.day, obs.time_s,
+                                     obs.local_min, obs.capacity, h)
+        candidates = np.stack([obs.occupied, np.clip(model, 0.0, obs.capacity), seasonal], axis=1)
+        scored = np.flatnonzero(mature & ~np.isnan(truth) & ~np.isnan(candidates).any(axis=1))
+        learn = scored[::max(1, -(-scored.size // MAX_BLEND_ROWS))]  # every k-th: bounded cost on big networks
+        weights = walk_forward_weights(obs.site[learn], obs.day[learn], candidates[learn], truth[learn],
+                                       n_sites, n_days, prior_points, decay)
+        blended = combine(candidates, weights[obs.site, obs.day])
+        blended = np.where(np.isnan(model), np.nan, blended)  # no forecast where the model has none
+        out[h] = HorizonForecasts(h, candidates, truth, mature, weights, blended)
+    return WalkForward(grid, profiles, rho, obs, out)
 
 
 @dataclass(frozen=True)
@@ -259,6 +231,12 @@ class ForecastPoint:
     free_low, free_high : int or None
         Uncertainty band (spaces).
     reason : str or None
+    occupied : float or None
+        Forecast occupancy, unrounded (spaces).
+    error_quantiles : ndarray or None
+        Quantiles at :data:`parking.blend.LEVELS` of the errors (observed minus forecast
+        occupancy, spaces) this site's forecasts at this horizon made before: the
+        predictive distribution is ``occupied + error``.
     """
 
     horizon_min: int
@@ -266,6 +244,8 @@ class ForecastPoint:
     free_low: int | None
     free_high: int | None
     reason: str | None = None
+    occupied: float | None = field(default=None, compare=False)
+    error_quantiles: FloatArray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -335,76 +315,53 @@ class SiteForecaster:
     ----------
     cleaned : DataFrame
         Cleaned readings (see :func:`parking.cleaning.clean_history`) with ``local_min``,
-        ``local_date``.
+        ``local_date``, sorted by site and time.
     slot_min : int
         Profile slot width (min).
     min_days : int
         Days of history a site needs to be forecast.
     band_quantile : float
-        Central coverage of the band (0.9 = 5th to 95th percentile of residuals).
+        Central coverage of the band (0.9 = 5th to 95th percentile of past errors).
+    prior_points, decay : float
+        Shrinkage and forgetting of the blend weights (:func:`parking.blend.walk_forward_weights`).
     """
 
-    def __init__(self, cleaned: pd.DataFrame, slot_min: int = 30, min_days: int = 7, band_quantile: float = 0.9) -> None:
+    def __init__(self, cleaned: pd.DataFrame, slot_min: int = 30, min_days: int = 7, band_quantile: float = 0.9,
+                 prior_points: float = BLEND_PRIOR_POINTS, decay: float = BLEND_DECAY) -> None:
         self.slot_min = slot_min
         self.min_days = min_days
-        self.grid = build_grid(cleaned, slot_min) if len(cleaned) else None
-        self._residual_bands: dict[tuple[str, int], tuple[float, float]] = {}
-        self._pooled_bands: dict[int, tuple[float, float]] = {}
+        self.band_levels = ((1 - band_quantile) / 2, 1 - (1 - band_quantile) / 2)
+        self.walk = walk_forward(cleaned, slot_min, min_days, prior_points, decay) if len(cleaned) else None
+        self.grid = self.walk.grid if self.walk is not None else None
         self._profiles: dict[int, Profiles] = {}
-        if self.grid is not None:
+        self._weights: dict[int, FloatArray] = {}  # per horizon: (S, 3) for live forecasts
+        self._errors: dict[int, FloatArray] = {}  # per horizon: (S, len(LEVELS)) error quantiles
+        self._site_pos: dict[str, int] = {}
+        self.rho = np.zeros(MAX_LAG_SLOTS + 1)
+        if self.walk is not None and self.grid is not None:
             self._site_pos = {s: i for i, s in enumerate(self.grid.sites)}
-            walk = walk_forward_profiles(self.grid)
-            rho_walk = fit_decay(self.grid, walk)
-            self._fit_bands(walk, rho_walk, band_quantile)
+            n_sites, n_days = len(self.grid.sites), len(self.grid.days)
+            obs = self.walk.obs
+            for h, hf in self.walk.horizons.items():
+                self._weights[h] = hf.weights[:, n_days]
+                ok = hf.scored
+                self._errors[h] = walk_forward_quantiles(
+                    obs.site[ok], obs.day[ok], hf.truth[ok] - hf.blended[ok], self.grid.capacity,
+                    n_sites, n_days, MIN_SITE_RESIDUALS, days=np.array([n_days]))[:, n_days]
             self._final = walk_forward_profiles(self.grid, extra_weekday=0)
             self.rho = fit_decay(self.grid, self._final)[-1]
-        else:
-            self._site_pos = {}
-            self.rho = np.zeros(MAX_LAG_SLOTS + 1)
 
-    def _fit_bands(self, walk: Profiles, rho: FloatArray, coverage: float) -> None:
-        """Residual quantiles per site and horizon from walk-forward forecasts on the grid."""
-        assert self.grid is not None
-        occ = self.grid.occupied
-        n_sites, n_days, n_slots = occ.shape
-        s, d, k = np.meshgrid(np.arange(n_sites), np.arange(n_days), np.arange(n_slots), indexing="ij")
-        ok = ~np.isnan(occ) & (walk.history_days[:, :, None] >= self.min_days)
-        s, d, k = s[ok], d[ok], k[ok]
-        lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
-        for h in HORIZONS_MIN:
-            pred = predict_occupied(walk, rho, self.slot_min, s, d, k * float(self.slot_min), occ[s, d, k], h)
-            lag = h / self.slot_min
-            k0 = k + int(np.floor(lag))
-            frac = lag - np.floor(lag)
-            k1 = np.minimum(k0 + (1 if frac > 0 else 0), n_slots - 1)
-            valid = (k0 < n_slots) & ~np.isnan(pred)
-            truth = np.full(pred.shape, np.nan)
-            a = occ[s[valid], d[valid], np.minimum(k0[valid], n_slots - 1)]
-            b = occ[s[valid], d[valid], k1[valid]]
-            truth[valid] = (1 - frac) * a + frac * b  # NaN unless both slots were observed
-            resid = truth - pred  # occupied error (spaces); the free-space error is its negative
-            good = ~np.isnan(resid)
-            if not good.any():
-                continue
-            scale = np.maximum(self.grid.capacity[s[good]], 1.0)
-            self._pooled_bands[h] = tuple(np.quantile(resid[good] / scale, [lo_q, hi_q]).tolist())
-            frame = pd.DataFrame({"site": s[good], "r": resid[good]})
-            for site_i, grp in frame.groupby("site"):
-                if len(grp) >= MIN_SITE_RESIDUALS:
-                    lo, hi = np.quantile(grp["r"].to_numpy(), [lo_q, hi_q])
-                    self._residual_bands[(str(self.grid.sites[int(str(site_i))]), h)] = (float(lo), float(hi))
+    def weights(self, site_id: str, horizon_min: int) -> FloatArray | None:
+        """Blend weights (persistence, model, seasonal) the site's live forecasts use at a horizon."""
+        i = self._site_pos.get(site_id)
+        return None if i is None or horizon_min not in self._weights else self._weights[horizon_min][i]
 
-    def band(self, site_id: str, horizon_min: int, capacity: float) -> tuple[float, float]:
-        """Residual quantiles (low, high) of occupancy at a horizon (spaces).
-
-        The site's own walk-forward residuals when it has ``MIN_SITE_RESIDUALS`` of them,
-        else the residuals of all sites relative to capacity, scaled to this one.
-        """
-        own = self._residual_bands.get((site_id, horizon_min))
-        if own is not None:
-            return own
-        lo, hi = self._pooled_bands.get(horizon_min, (0.0, 0.0))
-        return lo * capacity, hi * capacity
+    def error_quantiles(self, site_id: str, horizon_min: int) -> FloatArray | None:
+        """Quantiles (:data:`parking.blend.LEVELS`) of the site's past forecast errors (spaces)."""
+        i = self._site_pos.get(site_id)
+        if i is None or horizon_min not in self._errors or np.isnan(self._errors[horizon_min][i]).any():
+            return None
+        return self._errors[horizon_min][i]
 
     def history_days(self, site_id: str) -> int:
         """Days of history the site has (days)."""
@@ -420,6 +377,7 @@ class SiteForecaster:
         occupied_now: float,
         capacity: float,
         horizons: tuple[int, ...] = HORIZONS_MIN,
+        at: datetime | None = None,
     ) -> list[ForecastPoint]:
         """Forecast free spaces of one site from its current occupancy.
 
@@ -431,40 +389,48 @@ class SiteForecaster:
             Local time of day now (min).
         occupied_now, capacity : float
             Current occupancy and capacity (spaces).
+        at : datetime, optional
+            Time of the current reading (aware), for the seasonal candidate (the reading a
+            week before the target); without it, the all-days profile stands in.
         """
         days = self.history_days(site_id)
         if days < self.min_days:
             reason = f"insufficient history: {days} day(s) of readings, at least {self.min_days} needed"
             return [ForecastPoint(h, None, None, None, reason) for h in horizons]
-        assert self.grid is not None
+        assert self.grid is not None and self.walk is not None
         profiles = self._profiles.get(weekday)
         if profiles is None:
             profiles = walk_forward_profiles(self.grid, extra_weekday=weekday)
             self._profiles[weekday] = profiles
-        i = self._site_pos[site_id]
-        last_day = profiles.blended.shape[1] - 1
+        i = np.array([self._site_pos[site_id]])
+        own = self.walk.obs.of_site(int(i[0]))
+        day = np.array([profiles.blended.shape[1] - 1])
+        rho = np.broadcast_to(self.rho, (profiles.blended.shape[1], self.rho.size))
+        now_s = np.array([int(at.timestamp()) if at is not None else -(1 << 40)], dtype=np.int64)
         out = []
         for h in horizons:
-            pred = self._predict_one(profiles, i, last_day, local_min, occupied_now, h)
-            if np.isnan(pred):
+            model = predict_occupied(profiles, rho, self.slot_min, i, day, np.array([local_min]),
+                                     np.array([occupied_now]), h)
+            model = np.clip(model, 0.0, capacity)
+            seasonal = seasonal_forecast(own, profiles.all_days, self.slot_min, i, day, now_s,
+                                         np.array([local_min]), np.array([capacity]), h)
+            weights = self.weights(site_id, h)
+            errors = self.error_quantiles(site_id, h)
+            if np.isnan(model[0]) or weights is None or errors is None:
                 out.append(ForecastPoint(h, None, None, None, "no history at that time of day"))
                 continue
-            lo, hi = self.band(site_id, h, capacity)
-            occ = float(np.clip(pred, 0, capacity))
-            free = capacity - occ
+            cands = np.array([[occupied_now, model[0], seasonal[0]]])
+            pred = float(np.clip(combine(cands, weights[None, :])[0], 0.0, capacity))
+            lo, hi = (float(quantile_at(errors, q)) for q in self.band_levels)
+            free = capacity - pred
             free_low = float(np.clip(capacity - (pred + hi), 0, capacity))
             free_high = float(np.clip(capacity - (pred + lo), 0, capacity))
-            out.append(ForecastPoint(h, round(free), round(free_low), round(free_high)))
+            out.append(ForecastPoint(h, round(free), round(free_low), round(free_high), None, pred, errors))
         return out
 
-    def _predict_one(self, profiles: Profiles, site_i: int, day_i: int, local_min: float, occupied_now: float, h: int) -> float:
-        n_slots = 1440 // self.slot_min
-        now_k = int(slot_of(local_min, self.slot_min))
-        target = local_min + h
-        if target >= 1440 - self.slot_min / 2:
-            return float("nan")
-        target_k = int(slot_of(target, self.slot_min)) % n_slots
-        p_now = profiles.blended[site_i, day_i, now_k]
-        p_target = profiles.blended[site_i, day_i, target_k]
-        rho = float(decay_at(self.rho, h, self.slot_min))
-        return float(p_target + rho * (occupied_now - p_now))
+    @staticmethod
+    def chance_of_space(point: ForecastPoint, capacity: float) -> float | None:
+        """Chance of at least one free space at the point's target (see :func:`parking.blend.free_probability`)."""
+        if point.occupied is None or point.error_quantiles is None:
+            return None
+        return float(free_probability([point.occupied], [capacity], point.error_quantiles[None, :])[0])

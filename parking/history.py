@@ -8,6 +8,12 @@ readings that follow), and appends them to ``parking_occupancy`` (whose 15-minut
 forecaster is fitted on) in one COPY. Rows already stored are skipped (key ``site_id, time``),
 so running it again for the same week adds nothing.
 
+Sites with no recorded history (on a clean machine: every demo car park, since the Birmingham
+history lives in ``../shared/data``) get a *generated* one instead,
+:func:`backfill_simulated_history`: the daily curve the demo's live simulator follows, with its
+noise (:func:`parking.simulator.simulated_history`), so they are forecast from the first live
+reading too. It is synthetic data and logged as such.
+
 :func:`shift_history` is the pure part (no I/O).
 """
 
@@ -25,17 +31,21 @@ from its.db import Database, copy_rows, refresh_aggregate, timeseries_backend
 from parking.availability import ParkingStatus
 from parking.cleaning import clean_history, read_history_csv
 from parking.config import ParkingSettings
+from parking.simulator import DEFAULT_PROFILE, simulated_history
 from parking.sites import Site, read_sites
 from parking.store import OCCUPANCY_COLUMNS
 
-__all__ = ["BIRMINGHAM_CSV", "backfill_demo_history", "backfill_history", "occupancy_rows", "shift_history",
-           "store_history"]
+__all__ = ["BIRMINGHAM_CSV", "SIMULATED_DAYS", "backfill_demo_history", "backfill_history", "backfill_recorded_demo_history",
+           "backfill_simulated_history", "occupancy_rows", "shift_history", "sites_without_history", "store_history"]
 
 log = logging.getLogger(__name__)
 WEEK = pd.Timedelta(weeks=1)
 ROLLUP = "parking_occupancy_15m"
 #: The Birmingham history inside the shared data directory (``ITS_SHARED_DATA``).
 BIRMINGHAM_CSV = Path("parking") / "birmingham" / "birmingham_occupancy.csv"
+#: Days of generated history a demo car park without a recorded one gets (4 weeks: the
+#: forecaster needs 7 days and learns its blend weights and bands on the days after those).
+SIMULATED_DAYS = 28
 
 
 def shift_history(history: pd.DataFrame, zones: Mapping[str, str], end: datetime) -> pd.DataFrame:
@@ -151,13 +161,60 @@ def backfill_history(
     return inserted
 
 
-def backfill_demo_history(db: Database, sites_file: Path, shared_data: Path | None, end: datetime) -> int:
+def backfill_recorded_demo_history(db: Database, sites_file: Path, shared_data: Path | None, end: datetime) -> int:
     """Backfill the demo's replay sites (those of ``sites_file`` found in the Birmingham
-    history under ``shared_data``) up to ``end``; 0 with a warning when the history is absent."""
+    history under ``shared_data``) up to ``end``; 0 when the history is absent."""
     history = shared_data / BIRMINGHAM_CSV if shared_data is not None else None
     if history is None or not history.is_file():
-        log.warning("parking history: no Birmingham history found; replay sites are forecast once they have history")
+        log.info("parking history: no recorded (Birmingham) history at hand")
         return 0
     return backfill_history(db, read_sites(sites_file), history, end)
 
 
+
+
+def sites_without_history(db: Database, sites: Sequence[Site], end: datetime) -> list[Site]:
+    """The sites of ``sites`` with no stored occupancy reading before ``end``."""
+    rows = db.fetchall("SELECT DISTINCT site_id FROM parking_occupancy WHERE site_id = ANY(%s) AND time < %s",
+                       ([s.site_id for s in sites], end))
+    have = {str(r[0]) for r in rows}
+    return [s for s in sites if s.site_id not in have]
+
+
+def backfill_simulated_history(
+    db: Database, sites: Sequence[Site], end: datetime, days: int = SIMULATED_DAYS, profile: str = DEFAULT_PROFILE,
+    seed: int = 0, settings: ParkingSettings | None = None,
+) -> int:
+    """Store a generated history (synthetic, see :func:`parking.simulator.simulated_history`)
+    of ``sites`` over the ``days`` days before ``end``: 15-minute readings on the ``profile``
+    curve the live simulator follows, through the same rows and rollup refresh as a recorded
+    history (:func:`occupancy_rows`, :func:`store_history`).
+
+    Returns
+    -------
+    int
+        Rows inserted (duplicates of stored readings skipped).
+    """
+    settings = settings or ParkingSettings()
+    generated = simulated_history(sites, profile, end, days, seed=seed, default_zone=settings.timezone)
+    rows = occupancy_rows(generated, {s.site_id: s.capacity for s in sites}, settings)
+    if not rows:
+        return 0
+    inserted = store_history(db, rows, generated["time"].min().to_pydatetime(), end)
+    log.info("parking history: %d rows of SIMULATED history (%d days, %r curve, synthetic data) for %d car "
+             "park(s) without a recorded one: %s", inserted, days, profile, len(sites),
+             ", ".join(s.site_id for s in sites))
+    return inserted
+
+
+def backfill_demo_history(db: Database, sites_file: Path, shared_data: Path | None, end: datetime,
+                          simulate: bool = True) -> int:
+    """Backfill the demo car parks of ``sites_file`` up to ``end``: the replay sites from the
+    Birmingham history under ``shared_data`` when it is there, then (``simulate``) every site
+    still without history from :func:`backfill_simulated_history`. Returns rows inserted."""
+    inserted = backfill_recorded_demo_history(db, sites_file, shared_data, end)
+    if simulate:
+        missing = sites_without_history(db, read_sites(sites_file), end)
+        if missing:
+            inserted += backfill_simulated_history(db, missing, end)
+    return inserted

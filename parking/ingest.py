@@ -12,19 +12,23 @@ the platform's shared device-status route; the parking service reads them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from its.ingest import PayloadError, Route, json_object, optional_float
+from its.domain import Field, Topic
+from its.ingest import PayloadError, Route, check_id, json_object, optional_float
 from its.timeutil import TimeError, parse_time
 
 __all__ = [
     "COUNT_COLUMNS",
+    "COUNT_TOPIC",
     "ROUTES",
     "SENSOR_KIND",
     "SPACE_COLUMNS",
+    "SPACE_TOPIC",
+    "STATE_TOPIC",
+    "CountRow",
+    "SpaceRow",
     "count_topic",
     "parse_count",
     "parse_space",
@@ -32,27 +36,51 @@ __all__ = [
 ]
 
 SENSOR_KIND = "parking-sensor"
-SPACE_COLUMNS = ("site_id", "space_id", "time", "occupied", "battery_v", "rssi")
-COUNT_COLUMNS = ("site_id", "time", "occupied", "entries", "exits")
-_ID = re.compile(r"^[^/+#\x00-\x1f\x7f]{1,64}$")  # as site ids: spaces allowed ("NIA North"), no control chars
+
+
+class SpaceRow(NamedTuple):
+    """One ``parking_space_events`` row: a space sensor's state at a time (UTC).
+
+    ``battery_v`` V, ``rssi`` dBm (None when not sent).
+    """
+
+    site_id: str
+    space_id: str
+    time: datetime
+    occupied: bool
+    battery_v: float | None
+    rssi: float | None
+
+
+class CountRow(NamedTuple):
+    """One ``parking_counts`` row: ``occupied`` spaces (absolute) and/or ``entries``/``exits``
+    (vehicles since the counter's previous message), at a time (UTC)."""
+
+    site_id: str
+    time: datetime
+    occupied: int | None
+    entries: int | None
+    exits: int | None
+
+
+SPACE_COLUMNS = SpaceRow._fields
+COUNT_COLUMNS = CountRow._fields
+MAX_ID_LEN = 64  # site and space ids: topic levels (characters; spaces allowed, "NIA North")
 MAX_COUNT = 100_000
 
 
 def space_topic(site_id: str, space_id: str) -> str:
     """Topic of a space sensor's messages."""
-    return f"its/v1/parking/{site_id}/spaces/{space_id}"
+    return SPACE_TOPIC.concrete(site_id, space_id)
 
 
 def count_topic(site_id: str) -> str:
     """Topic of a site counter's messages."""
-    return f"its/v1/parking/{site_id}/counts"
+    return COUNT_TOPIC.concrete(site_id)
 
 
 def _topic_id(levels: list[str], index: int, what: str) -> str:
-    value = levels[index] if len(levels) > index else ""
-    if not _ID.match(value):
-        raise PayloadError(f"bad {what} in topic")
-    return value
+    return check_id(levels[index] if len(levels) > index else "", f"{what} in topic", MAX_ID_LEN, topic_level=True)
 
 
 def _time(obj: dict[str, Any]) -> datetime:
@@ -75,7 +103,7 @@ def _count(obj: dict[str, Any], key: str, lo: int) -> int | None:
     return int(value)
 
 
-def parse_space(topic: str, payload: bytes) -> Sequence[tuple[Any, ...]]:
+def parse_space(topic: str, payload: bytes) -> list[SpaceRow]:
     """Parse a space sensor message into ``SPACE_COLUMNS`` order.
 
     Raises
@@ -93,10 +121,10 @@ def parse_space(topic: str, payload: bytes) -> Sequence[tuple[Any, ...]]:
     time = _time(obj)
     battery_v = optional_float(obj, "battery_v", 0.0, 60.0)
     rssi = optional_float(obj, "rssi", -200.0, 50.0)
-    return [(site_id, space_id, time, occupied, battery_v, rssi)]
+    return [SpaceRow(site_id, space_id, time, occupied, battery_v, rssi)]
 
 
-def parse_count(topic: str, payload: bytes) -> Sequence[tuple[Any, ...]]:
+def parse_count(topic: str, payload: bytes) -> list[CountRow]:
     """Parse a counter message into ``COUNT_COLUMNS`` order.
 
     ``occupied`` is kept as sent (a faulty counter may report below zero or above capacity;
@@ -116,20 +144,43 @@ def parse_count(topic: str, payload: bytes) -> Sequence[tuple[Any, ...]]:
     exits = _count(obj, "exits", 0)
     if occupied is None and entries is None and exits is None:
         raise PayloadError("need field 'occupied' or 'entries'/'exits'")
-    return [(site_id, time, occupied, entries, exits)]
+    return [CountRow(site_id, time, occupied, entries, exits)]
 
+
+SPACE_TOPIC = Topic(
+    filter="its/v1/parking/+/spaces/+", summary="A space sensor's state: levels site id, space id.",
+    publisher="parking space sensors, `its simulate parking`",
+    fields=(Field("ts", "ISO 8601 or epoch s/ms", "time of the reading (UTC)"),
+            Field("occupied", "bool", "whether a vehicle is in the space"),
+            Field("battery_v", "float, V", "sensor battery, 0-60", required=False),
+            Field("rssi", "float, dBm", "radio signal strength, -200-50", required=False)),
+    parse=parse_space, stored_in="parking_space_events")
+COUNT_TOPIC = Topic(
+    filter="its/v1/parking/+/counts", summary="A site counter's reading: level site id.",
+    publisher="entry/exit counters, `its simulate parking`",
+    fields=(Field("ts", "ISO 8601 or epoch s/ms", "time of the reading (UTC)"),
+            Field("occupied", "int, spaces", "occupied spaces (absolute)", required=False),
+            Field("entries", "int, vehicles", "entries since the previous message", required=False),
+            Field("exits", "int, vehicles", "exits since the previous message", required=False)),
+    parse=parse_count, stored_in="parking_counts")
+STATE_TOPIC = Topic(
+    filter="its/v1/state/parking/+", summary="A site's availability as the platform computes it (retained).",
+    publisher="the platform (`its serve`)",
+    fields=(Field("site_id", "string", "site"), Field("free", "int, spaces", "free spaces"),
+            Field("status", "string", "open | full | almost_full | closed | unknown"),),
+    retained=True)
 
 ROUTES = [
     Route(
         feed="parking_spaces",
-        topic_filter="its/v1/parking/+/spaces/+",
+        topic_filter=SPACE_TOPIC.filter,
         table="parking_space_events",
         columns=SPACE_COLUMNS,
         parse=parse_space,
     ),
     Route(
         feed="parking_counts",
-        topic_filter="its/v1/parking/+/counts",
+        topic_filter=COUNT_TOPIC.filter,
         table="parking_counts",
         columns=COUNT_COLUMNS,
         parse=parse_count,

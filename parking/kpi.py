@@ -10,7 +10,6 @@ has no data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from its.db import Database
+from its.indicators import Indicator, indicator, indicator_table
 from parking.config import ParkingSettings
 
 __all__ = [
@@ -249,9 +249,6 @@ def _frame(db: Database, query: str, params: tuple[Any, ...], columns: list[str]
     return pd.DataFrame.from_records(db.fetchall(query, params), columns=columns)
 
 
-def _table(frame: pd.DataFrame | None, unit: str, fn: Callable[..., Any], reason: str) -> dict[str, Any]:
-    ok = frame is not None and not frame.empty
-    return {"unit": unit, "defined_by": fn, "rows": frame if ok else None, "reason": None if ok else reason}
 
 
 def paid_units(db: Database) -> tuple[pd.DataFrame, str]:
@@ -277,17 +274,17 @@ def paid_units(db: Database) -> tuple[pd.DataFrame, str]:
 
 
 def section(db: Database, start: datetime, end: datetime, settings: ParkingSettings | None = None,
-            checkpoint_s: float = 3600.0, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+            checkpoint_s: float = 3600.0, now: datetime | None = None) -> dict[str, Indicator]:
     """Every parking indicator of ``[start, end)`` (``now``: the current time, default the clock)."""
     s = settings or ParkingSettings()
     occ = _frame(db, "SELECT site_id, time, capacity, occupied, status FROM parking_occupancy"
                  " WHERE time >= %s AND time < %s", (start, end), ["site_id", "time", "capacity", "occupied", "status"])
     no_occ = "no site availability records in the period"
-    out: dict[str, dict[str, Any]] = {
-        "occupancy_by_site_hour": _table(occupancy_by_site_hour(occ) if not occ.empty else None, "share",
+    out: dict[str, Indicator] = {
+        "occupancy_by_site_hour": indicator_table(occupancy_by_site_hour(occ) if not occ.empty else None, "share",
                                          occupancy_by_site_hour, no_occ),
-        "peak_occupancy": _table(peak_occupancy(occ) if not occ.empty else None, "share", peak_occupancy, no_occ),
-        "hours_full": _table(hours_full(occ, end.timestamp(), s.counter_stale_s) if not occ.empty else None, "h",
+        "peak_occupancy": indicator_table(peak_occupancy(occ) if not occ.empty else None, "share", peak_occupancy, no_occ),
+        "hours_full": indicator_table(hours_full(occ, end.timestamp(), s.counter_stale_s) if not occ.empty else None, "h",
                              hours_full, no_occ),
     }
     ev = _frame(db, "SELECT site_id, space_id, extract(epoch FROM time)::float8, occupied FROM parking_space_events"
@@ -295,7 +292,7 @@ def section(db: Database, start: datetime, end: datetime, settings: ParkingSetti
     sensed = _frame(db, "SELECT site_id, count(*) FROM parking_spaces GROUP BY 1", (), ["site_id", "n"])
     sensed = sensed[sensed["site_id"].isin(ev["site_id"].unique())]
     period_s = (end - start).total_seconds()
-    out["turnover_and_stay"] = _table(
+    out["turnover_and_stay"] = indicator_table(
         turnover_and_stay(ev, sensed.set_index("site_id")["n"], period_s) if not ev.empty else None,
         "vehicles/space/day; s", turnover_and_stay, "no per-space sensor events in the period")
     units, note = paid_units(db)
@@ -321,17 +318,14 @@ def section(db: Database, start: datetime, end: datetime, settings: ParkingSetti
         share = connected_share(units, reports, checkpoints, stale)
     reason = ("no paid parking sites" if units.empty else "no paid parking unit reported in the period"
               if paid_reports.empty else "the period ends before the first report")
-    out["paid_spaces_connected_by_site"] = _table(share, "share", connected_share, reason)
-    out["paid_spaces_connected_by_site"]["basis"] = note
+    out["paid_spaces_connected_by_site"] = indicator_table(share, "share", connected_share, reason, basis=note)
     total = None if share is None else float((share["connected_share"] * share["spaces"]).sum() / share["spaces"].sum())
-    out["paid_spaces_connected"] = {"unit": "share", "defined_by": connected_share, "value": total,
-                                    "reason": None if total is not None else out["paid_spaces_connected_by_site"]["reason"],
-                                    "basis": note}
+    out["paid_spaces_connected"] = indicator("share", connected_share, value=total, reason=reason, basis=note)
     out.update(_forecast_section(db, start, end, s.counter_stale_s))
     return out
 
 
-def _forecast_section(db: Database, start: datetime, end: datetime, max_age_s: float) -> dict[str, dict[str, Any]]:
+def _forecast_section(db: Database, start: datetime, end: datetime, max_age_s: float) -> dict[str, Indicator]:
     """``forecast_error_60min`` (overall MAE) and its per-site table."""
     # target = observation + 60 min > issue time >= observation: issued in [start - 60 min, end)
     fc = _frame(db, "SELECT site_id, target_time, free_predicted, free_low, free_high FROM parking_forecasts"
@@ -355,10 +349,9 @@ def _forecast_section(db: Database, start: datetime, end: datetime, max_age_s: f
         if scored:
             value = float((by_site["mae_spaces"].fillna(0) * by_site["scored"]).sum() / scored)
             reason = ""
-    table = _table(by_site, "spaces; share", forecast_error, reason)
-    table["horizon_min"] = 60
     return {
-        "forecast_error_60min": {"unit": "spaces", "defined_by": forecast_error, "value": value,
-                                 "reason": reason or None, "horizon_min": 60, "forecasts_scored": scored},
-        "forecast_error_60min_by_site": table,
+        "forecast_error_60min": indicator("spaces", forecast_error, value=value, reason=reason,
+                                          horizon_min=60, forecasts_scored=scored),
+        "forecast_error_60min_by_site": indicator_table(by_site, "spaces; share", forecast_error, reason,
+                                                        horizon_min=60),
     }

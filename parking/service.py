@@ -7,7 +7,8 @@ sensor offline), appends changed availability to ``parking_occupancy`` (the hist
 background thread issues the +15/+30/+60 min forecasts of every site every
 ``ITS_PARKING_FORECAST_ISSUE_INTERVAL_S`` (aligned to multiples of it in UTC), keeps them in
 memory for the forecast route and appends them to ``parking_forecasts`` in one COPY, so that
-reports can score them.
+reports can score them. Sign texts (:data:`parking.guidance.GUIDANCE_TOPIC`, retained) are
+published when a site's status changes and refreshed every ``SIGNS_REFRESH_S`` and issue round.
 """
 
 from __future__ import annotations
@@ -24,14 +25,24 @@ import orjson
 import pandas as pd
 from fastapi import APIRouter
 
-from its.devices import parse_device_status
+from its.devices import device_status_filter, parse_device_status
 from its.ingest import PayloadError
+from its.playbook import Action, Situation
 from its.service import Context, Service
+from parking.advice import SignBoard, publish_signs, recommend
 from parking.availability import ParkingStatus, SiteAvailability
 from parking.config import ParkingSettings
 from parking.datex2 import datex2_publication
 from parking.forecast import HORIZONS_MIN, ForecastPoint, IssuedForecast, SiteForecaster
-from parking.ingest import SENSOR_KIND, parse_count, parse_space
+from parking.guidance import Recommendation
+from parking.ingest import (
+    COUNT_TOPIC,
+    SENSOR_KIND,
+    SPACE_TOPIC,
+    STATE_TOPIC,
+    parse_count,
+    parse_space,
+)
 from parking.sites import Site
 from parking.state import ParkingState, SiteChange, SiteIndex
 from parking.store import (
@@ -49,6 +60,7 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 SITES_RELOAD_S = 30.0
 REFIT_S = 3600.0
+SIGNS_REFRESH_S = 30.0  # sign texts follow changes of the sites they name at least this often
 REBUILD_LOOKBACK = timedelta(days=7)
 FORECAST_LOOKBACK = timedelta(days=70)
 
@@ -80,6 +92,7 @@ class ParkingService(Service):
         # latest forecasts per site, keyed by the observation and forecaster they came from
         self._issued: dict[str, tuple[tuple[Any, ...], IssuedForecast]] = {}
         self._stored_base: dict[str, datetime] = {}  # observation of each site's last stored forecasts
+        self.signs = SignBoard()  # sign texts published
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, ctx: Context) -> None:
@@ -88,9 +101,9 @@ class ParkingService(Service):
         # nothing published during the rebuild is missed or applied out of order
         with self._held_lock:
             self._held = []
-        ctx.subscribe("its/v1/parking/+/spaces/+", self._on_space)
-        ctx.subscribe("its/v1/parking/+/counts", self._on_count)
-        ctx.subscribe(f"its/v1/devices/{SENSOR_KIND}/+/status", self._on_status)
+        ctx.subscribe(SPACE_TOPIC.filter, self._on_space)
+        ctx.subscribe(COUNT_TOPIC.filter, self._on_count)
+        ctx.subscribe(device_status_filter(SENSOR_KIND), self._on_status)
         self.reload_sites()
         self.rebuild(datetime.now(UTC))
         with self._held_lock:
@@ -177,9 +190,9 @@ class ParkingService(Service):
                 ))
         cleaned = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["site_id", "time", "capacity", "occupied", "local_min", "local_date"])
-        self.forecaster = SiteForecaster(
-            cleaned, self.settings.forecast_slot_min, self.settings.forecast_min_days, self.settings.forecast_band_quantile
-        )
+        s = self.settings
+        self.forecaster = SiteForecaster(cleaned, s.forecast_slot_min, s.forecast_min_days, s.forecast_band_quantile,
+                                         s.forecast_blend_prior_points, s.forecast_blend_decay)
         self._last_fit = time.monotonic()
         return self.forecaster
 
@@ -188,30 +201,30 @@ class ParkingService(Service):
         if self._hold(self._on_space, topic, payload):
             return
         try:
-            ((site_id, space_id, t, occupied, _b, _r),) = parse_space(topic, payload)
+            (row,) = parse_space(topic, payload)
         except PayloadError:
             return  # the collector stores the rejection
-        if self.state.apply_space(site_id, space_id, t, occupied):
-            self._update([site_id])
+        if self.state.apply_space(row.site_id, row.space_id, row.time, row.occupied):
+            self._update([row.site_id])
 
     def _on_count(self, topic: str, payload: bytes) -> None:
         if self._hold(self._on_count, topic, payload):
             return
         try:
-            ((site_id, t, occupied, entries, exits),) = parse_count(topic, payload)
+            (row,) = parse_count(topic, payload)
         except PayloadError:
             return
-        if self.state.apply_count(site_id, t, occupied, entries, exits):
-            self._update([site_id])
+        if self.state.apply_count(row.site_id, row.time, row.occupied, row.entries, row.exits):
+            self._update([row.site_id])
 
     def _on_status(self, topic: str, payload: bytes) -> None:
         if self._hold(self._on_status, topic, payload):
             return
         try:
-            ((_kind, device_id, t, online),) = parse_device_status(topic, payload)
+            (status,) = parse_device_status(topic, payload)
         except PayloadError:
             return
-        site_id = self.state.apply_device_status(device_id, t, online)
+        site_id = self.state.apply_device_status(status.device_id, status.time, status.online)
         if site_id is not None:
             self._update([site_id], check_sensors=True)
 
@@ -240,9 +253,11 @@ class ParkingService(Service):
                         a.site_id, a.observed_at, a.capacity, a.occupied, a.free, a.unknown, a.status.value)
         for ch in changes:
             if self.ctx is not None:
-                self.ctx.publish(f"its/v1/state/parking/{ch.site_id}", orjson.dumps(ch.after.as_dict(now)), retain=True)
+                self.ctx.publish(STATE_TOPIC.concrete(ch.site_id), orjson.dumps(ch.after.as_dict(now)), retain=True)
             if alerts:
                 self._alert_full(ch)
+        if alerts and self.forecaster is not None:
+            self.publish_signs(now, [ch.site_id for ch in changes if ch.before is None or ch.before.status != ch.after.status])
 
     def _alert_full(self, ch: SiteChange) -> None:
         if self.ctx is None:
@@ -282,6 +297,9 @@ class ParkingService(Service):
         self.flush()
         if self.forecaster is None or time.monotonic() - self._last_fit > REFIT_S:
             self.fit_forecaster(now)
+            self.publish_signs(now)
+        elif time.monotonic() - self.signs.last_all > SIGNS_REFRESH_S:
+            self.publish_signs(now)
         return changes
 
     def _run(self) -> None:
@@ -392,7 +410,7 @@ class ParkingService(Service):
             local = avail.observed_at.astimezone(self.state.zone(site_id))
             points = forecaster.forecast(
                 site_id, local.weekday(), local.hour * 60 + local.minute + local.second / 60.0,
-                float(avail.occupied), float(avail.capacity - avail.unknown),
+                float(avail.occupied), float(avail.capacity - avail.unknown), at=avail.observed_at,
             )
             issued = IssuedForecast(site_id, site.capacity, avail.observed_at, avail.occupied, tuple(points))
         self._issued[site_id] = (key, issued)
@@ -435,14 +453,32 @@ class ParkingService(Service):
                 return
             try:
                 self.issue_forecasts(datetime.fromtimestamp(due, UTC))
+                self.publish_signs(datetime.now(UTC))
             except Exception:
-                log.exception("issuing parking forecasts failed")
+                log.exception("issuing parking forecasts or sign texts failed")
+
+    def guidance(self, lat: float, lon: float, vehicle_type: str | None, arrive_in_min: float, radius_m: float,
+                 limit: int, now: datetime, exclude: frozenset[str] = frozenset()) -> list[Recommendation]:
+        """Open sites near a point ranked for a driver arriving in ``arrive_in_min`` (see
+        :func:`parking.advice.recommend`)."""
+        return recommend(self, lat, lon, vehicle_type, arrive_in_min, radius_m, limit, now, exclude)
+
+    def publish_signs(self, now: datetime, site_ids: list[str] | None = None) -> int:
+        """Publish changed sign texts of sites (default all); see :func:`parking.advice.publish_signs`."""
+        return publish_signs(self, now, site_ids)
+
+    def recommend(self, situation: Situation) -> list[Action]:
+        """Diversions away from the affected full car parks (`parking.playbook.guidance_actions`)."""
+        from parking.playbook import guidance_actions
+
+        return guidance_actions(self, situation)
 
     def datex2(self, now: datetime) -> dict[str, Any]:
-        """DATEX II Parking Publication Light compatible document of all sites."""
+        """DATEX II Parking Publication Light payload of all sites and sensed spaces."""
         sites = [self.state.sites[s] for s in self.state.order]
         current = {a.site_id: a for a in self.state.all_current()}
-        return datex2_publication(sites, current, now)
+        return datex2_publication(sites, current, now, self.settings.country, self.settings.datex2_publisher,
+                                  self.state.space_states(now))
 
 
 def _site_fields(site: Site) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +27,12 @@ import numpy.typing as npt
 import orjson
 import pandas as pd
 
+from its.devices import device_status_topic
 from parking.ingest import SENSOR_KIND, count_topic, space_topic
 from parking.sites import Site
 
 __all__ = [
+    "DEFAULT_PROFILE",
     "PROFILES",
     "Publish",
     "SiteSimulator",
@@ -38,6 +40,7 @@ __all__ = [
     "replay_schedule",
     "run_replay",
     "run_simulation",
+    "simulated_history",
 ]
 
 ABSOLUTE_EVERY = 10
@@ -56,6 +59,12 @@ PROFILES: dict[str, npt.NDArray[np.float64]] = {
                           .88, .80, .65, .55, .48, .42, .38, .34, .32, .30]),
     "flat": np.full(25, 0.5),
 }
+
+#: The curve ``its simulate parking`` (and so the demo) follows unless told otherwise (its
+#: ``--profile`` default in :mod:`parking.cli`, kept a literal there so the CLI starts fast).
+DEFAULT_PROFILE = "retail"
+COUNTER_NOISE = 0.02  # sd of a counted site's occupancy around its curve (share of capacity)
+COUNTER_MEMORY_S = 3600.0  # e-folding time of that deviation (s)
 
 Publish = Callable[[str, bytes, bool], None]
 
@@ -138,7 +147,7 @@ class SiteSimulator:
                                       "rssi": int(self.rng.integers(-110, -70))}), False))
         for i in np.flatnonzero(dropping | back):
             device = self.site.sensor_of(self.site.spaces[i])
-            out.append((f"its/v1/devices/{SENSOR_KIND}/{device}/status",
+            out.append((device_status_topic(SENSOR_KIND, device),
                         orjson.dumps({"online": bool(back[i]), "ts": ts}), True))
         return out
 
@@ -169,6 +178,74 @@ def run_simulation(
         if duration_s > 0 and now - start + step_s > duration_s:
             return sent
         sleep(max(0.0, step_s - (clock() - now)))
+
+
+def simulated_history(
+    sites: Sequence[Site], profile: str, end: datetime, days: int, step_s: float = 900.0, seed: int = 0,
+    default_zone: str = "UTC",
+) -> pd.DataFrame:
+    """A generated occupancy history of ``sites``, as :class:`SiteSimulator` would have produced it.
+
+    Readings every ``step_s`` on a grid aligned to whole multiples of ``step_s`` (UTC), over the
+    ``days`` days before ``end`` (all strictly before it). Each follows the same daily curve as
+    the live simulator (``profile``, by the site's local time of day): a counted (off-street)
+    site sits at ``curve x capacity`` plus an AR(1) deviation (sd ``COUNTER_NOISE`` of capacity,
+    memory ``COUNTER_MEMORY_S``); a zone of sensed spaces holds a binomial number of occupied
+    spaces (each space occupied with the curve's probability, as the live per-space
+    flips mix within minutes). Synthetic data, not a recording.
+
+    Parameters
+    ----------
+    sites : sequence of Site
+        Sites to generate for (capacity in spaces; ``timezone`` else ``default_zone``).
+    profile : str
+        A key of :data:`PROFILES`.
+    end : datetime
+        Timezone-aware instant the history ends before.
+    days : int
+        Length of the history (days, > 0).
+    step_s : float
+        Seconds between readings (s, > 0).
+    seed : int
+        Random seed (the same arguments give the same history).
+    default_zone : str
+        IANA zone of sites without one.
+
+    Returns
+    -------
+    DataFrame
+        ``site_id``, ``time`` (UTC), ``occupied`` (spaces, within ``[0, capacity]``), sorted
+        by site and time.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if days <= 0 or step_s <= 0 or end.tzinfo is None:
+        raise ValueError("days and step_s must be positive and end timezone-aware")
+    last = math.ceil(end.timestamp() / step_s) - 1  # the last grid point strictly before end
+    ticks = np.arange(last - round(days * 86400 / step_s) + 1, last + 1, dtype=np.int64)
+    times = pd.to_datetime(ticks * step_s, unit="s", utc=True)
+    rng = np.random.default_rng(seed)
+    phi = math.exp(-step_s / COUNTER_MEMORY_S)
+    frames = []
+    for site in sites:
+        local = times.tz_convert(site.timezone or default_zone)
+        hours = (local.hour + local.minute / 60 + local.second / 3600).to_numpy(np.float64)
+        target = np.interp(hours, np.arange(25), PROFILES[profile])
+        cap = site.capacity
+        if site.spaces:
+            occupied = rng.binomial(cap, target)
+        else:
+            shocks = rng.normal(0.0, COUNTER_NOISE * cap * math.sqrt(1 - phi * phi), ticks.size)
+            deviation = np.empty(ticks.size)
+            deviation[0] = rng.normal(0.0, COUNTER_NOISE * cap)
+            for i in range(1, ticks.size):
+                deviation[i] = phi * deviation[i - 1] + shocks[i]
+            occupied = np.clip(np.round(target * cap + deviation), 0, cap).astype(np.int64)
+        frames.append(pd.DataFrame({"site_id": site.site_id, "time": times, "occupied": occupied}))
+    if not frames:
+        return pd.DataFrame({"site_id": pd.Series(dtype=str), "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                             "occupied": pd.Series(dtype=np.int64)})
+    return pd.concat(frames, ignore_index=True)
 
 
 def replay_schedule(history: pd.DataFrame, speedup: float) -> tuple[npt.NDArray[np.float64], list[str], npt.NDArray[np.int64]]:

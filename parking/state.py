@@ -7,8 +7,10 @@ asks it for availability; no I/O here.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -23,12 +25,15 @@ from parking.availability import (
     SiteAvailability,
     availability_from_count,
     availability_from_spaces,
+    fresh_spaces,
 )
 from parking.cleaning import CounterTracker
 from parking.config import ParkingSettings
 from parking.sites import Site
 
-__all__ = ["FLAG_DUPLICATE_IGNORED", "ParkingState", "SiteChange", "SiteIndex", "distance_m"]
+log = logging.getLogger(__name__)
+
+__all__ = ["FLAG_DUPLICATE_IGNORED", "ParkingState", "SiteChange", "SiteIndex", "SpaceStates", "distance_m"]
 
 FLAG_DUPLICATE_IGNORED = "duplicates_ignored"
 EARTH_RADIUS_M = 6_371_008.8
@@ -102,6 +107,25 @@ class _SensorSite:
 
 
 @dataclass(frozen=True)
+class SpaceStates:
+    """State of each space of a sensor zone at one instant, in the order of ``Site.spaces``.
+
+    Attributes
+    ----------
+    occupied : ndarray of bool, shape (N,)
+        Last reported state (meaningful only where ``known``).
+    known : ndarray of bool, shape (N,)
+        Sensor online and heard within ``sensor_stale_s``.
+    last_seen_s : ndarray of float, shape (N,)
+        Epoch time of each sensor's last message (s); NaN if never heard.
+    """
+
+    occupied: npt.NDArray[np.bool_]
+    known: npt.NDArray[np.bool_]
+    last_seen_s: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
 class SiteChange:
     """A site whose availability changed: before (None at first) and after."""
 
@@ -131,6 +155,7 @@ class ParkingState:
         self._current: dict[str, SiteAvailability] = {}
         self.site_versions: dict[str, int] = {}
         self.version = 0
+        self._listeners: list[Callable[[list[SiteChange]], None]] = []
         self.index: tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.float64]] = ([], np.empty(0), np.empty(0))
         self.site_index = SiteIndex([], np.empty(0), np.empty(0))
 
@@ -266,8 +291,25 @@ class ParkingState:
                 is_open, flags,
             )
 
+    def space_states(self, now: datetime) -> dict[str, SpaceStates]:
+        """Per-space state of every sensor zone at ``now`` (copies), keyed by site id."""
+        now_s = now.timestamp()
+        with self._lock:
+            return {
+                site_id: SpaceStates(s.occupied.copy(), fresh_spaces(s.last_seen_s, s.online, now_s, self.settings),
+                                     s.last_seen_s.copy())
+                for site_id, s in self._sensors.items()
+            }
+
+    def add_listener(self, listener: Callable[[list[SiteChange]], None]) -> None:
+        """Call ``listener`` with every refresh's changes, in the order of the versions (under the
+        state's lock, so it must be quick and must not block)."""
+        with self._lock:
+            self._listeners.append(listener)
+
     def refresh(self, now: datetime, site_ids: list[str] | None = None) -> list[SiteChange]:
-        """Recompute sites (all by default); return those whose availability changed."""
+        """Recompute sites (all by default); return those whose availability changed (also
+        handed to the listeners)."""
         changes = []
         with self._lock:
             for site_id in site_ids if site_ids is not None else list(self.sites):
@@ -280,6 +322,12 @@ class ParkingState:
                     self.version += 1
                     self.site_versions[site_id] = self.version
                     changes.append(SiteChange(site_id, before, after))
+            if changes:
+                for listener in self._listeners:
+                    try:
+                        listener(changes)
+                    except Exception:
+                        log.exception("a parking change listener failed")
         return changes
 
     def current(self, site_id: str) -> SiteAvailability | None:

@@ -14,12 +14,22 @@ their accumulated costs), which separates vehicles a few minutes off schedule on
 close headways. A reported trip is
 used when plausible; a vehicle that has not moved yet is not assigned; after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
+
+Degraded feeds: paths made of straight lines between stops (no ``shapes.txt``) tolerate
+``UNSHAPED_TOLERANCE`` times the offsets; without a reported bearing, moving backwards
+along a trip's path between two pings costs as a heading 90 degrees off. Day-aware: the
+candidates are (trip, service day) pairs, so the previous day's trips past 24:00 and the
+next day's compete in one pass across midnight (`assign_positions`). For stored days,
+`TripAssigner.assign_retrospective` explains each ping by the vehicle's whole history
+(Viterbi path within the blocks the causal joint pass gave it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -39,8 +49,13 @@ ENDING_COST = 1.0  # cost per ping of a trip whose last stretch the vehicle is o
 ORIGIN_OFFSET_SCALE_M = 60.0  # offset (m) costing one unit at a trip's origin
 EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
+UNSHAPED_TOLERANCE = 2.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
+REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
+REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
+REVERSE_SHARE = 0.5  # backwards by this share of the move (m/m) is the wrong way
 
-__all__ = ["AssignmentConfig", "TripAssigner", "assignment_accuracy", "is_stale"]
+__all__ = ["AssignmentConfig", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
+           "is_stale"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,7 +96,7 @@ def is_stale(last_seen_s: npt.ArrayLike, now_s: float, stale_after_s: float) -> 
 
 
 class TripAssigner:
-    """Assigns trips of one service day to vehicles.
+    """Assigns trips of one service day (and the neighbouring days' trips running then) to vehicles.
 
     Parameters
     ----------
@@ -95,40 +110,93 @@ class TripAssigner:
         Epoch seconds of the service day's 00:00:00 (GTFS time origin).
     config : AssignmentConfig
         Thresholds.
+    other_days : sequence of (date, float)
+        Other service days and their starts (epoch s) whose trips are candidates too when
+        they run within ``span_s`` (give or take ``max_late_s``): the previous day's trips
+        past 24:00, the next day's. A trip id that runs on several of these days is one
+        candidate per day; its blocks are those of its day.
+    span_s : (float, float), optional
+        Time span (s on ``day``'s clock) of the pings to assign; by default from the day's
+        00:00 to its last scheduled arrival.
+
+    Attributes
+    ----------
+    trip_ids : ndarray of str
+        The candidates' trip ids, by scheduled start (the ``day``'s first when only one day).
+    service_day : ndarray of object
+        The service date of each candidate.
+    day_starts_s : ndarray
+        Epoch s of each candidate's service day start.
+    block : ndarray of str
+        Block of each candidate (``block@YYYYMMDD`` for another day's).
+    start_s, end_s : ndarray
+        Scheduled first departure and last arrival on ``day``'s clock (s after its start).
     """
 
     def __init__(self, feed: Feed, paths: TripPaths, day: dt.date, day_start_s: float,
-                 config: AssignmentConfig | None = None):
+                 config: AssignmentConfig | None = None, other_days: Sequence[tuple[dt.date, float]] = (),
+                 span_s: tuple[float, float] | None = None):
         self.config = config or AssignmentConfig()
         self.paths = paths
         self.day_start_s = day_start_s
-        services = service_ids_on(feed, day)
-        trips = feed.trips[feed.trips["service_id"].isin(list(services))]
-        st = feed.stop_times[feed.stop_times["trip_id"].isin(trips["trip_id"])]
-        first = st.groupby("trip_id", sort=False)["departure_time"].min()
-        trips = trips.set_index("trip_id").loc[first.index]
-        order = np.argsort(first.to_numpy(), kind="stable")
-        self.trip_ids = first.index.to_numpy(dtype=str)[order]
-        self.block = trips["block_id"].to_numpy(dtype=str)[order]
-        self.start_s = first.to_numpy(dtype=np.float64)[order]
+        parts = [self._day_trips(feed, d, start - day_start_s, d != day)
+                 for d, start in [(day, day_start_s), *other_days]]
+        main = parts[0]
+        if span_s is None:  # from midnight (the previous day's late trips) to the day's last arrival
+            span_s = (min(0.0, float(main["first"].min())), float(main["last"].max())) if len(main) else (0.0, 0.0)
+        lo, hi = span_s[0] - self.config.max_late_s, span_s[1] + self.config.max_late_s
+        frame = pd.concat([main, *(p[(p["last"] >= lo) & (p["first"] <= hi)] for p in parts[1:])],
+                          ignore_index=True)
+        frame = frame.iloc[np.argsort(frame["first"].to_numpy(), kind="stable")].reset_index(drop=True)
+        self.trip_ids = frame["trip_id"].to_numpy(dtype=str)
+        self.block = frame["block_id"].to_numpy(dtype=str)
+        self.route = frame["route_id"].to_numpy(dtype=str)
+        self.service_day = frame["day"].to_numpy(dtype=object)
+        self.day_starts_s = day_start_s + frame["offset"].to_numpy(dtype=np.float64)
+        self.start_s = frame["first"].to_numpy(dtype=np.float64)
         self.path_key = np.array([paths.trip_path[t] for t in self.trip_ids], dtype=str)
-        times = st.groupby("trip_id", sort=False)["arrival_time"].agg(list)
-        self._sched = {t: np.asarray(times[t], dtype=np.float64) for t in self.trip_ids}
-        self.end_s = np.array([self._sched[t][-1] for t in self.trip_ids])
-        self.last_stop_m = np.array([paths.stop_dist_m[t][-1] for t in self.trip_ids])
-        self._index = {t: i for i, t in enumerate(self.trip_ids)}
+        # straight lines between stops cut the road's corners (a road network's path does not)
+        self._unshaped = np.array([paths.source.get(k, "shape") in ("straight", "road+straight")
+                                   for k in self.path_key.tolist()], dtype=bool)
+        used = feed.stop_times[feed.stop_times["trip_id"].isin(self.trip_ids)]
+        times: pd.Series = used.groupby("trip_id", sort=False)["arrival_time"].agg(list)
+        self._sched = [np.asarray(times[t], dtype=np.float64) + off
+                       for t, off in zip(self.trip_ids.tolist(), frame["offset"].tolist(), strict=True)]
+        self.end_s = np.array([s[-1] for s in self._sched], dtype=np.float64)
+        self.last_stop_m = np.array([paths.stop_dist_m[t][-1] for t in self.trip_ids], dtype=np.float64)
+        self._index: dict[str, int] = {}  # reported trip id -> its candidate, the day's own first
+        for c in np.argsort(frame["offset"].abs().to_numpy(), kind="stable").tolist():
+            self._index.setdefault(str(self.trip_ids[c]), int(c))
         # per path: trips grouped by their stop positions, with their schedules as one matrix
         grouped: dict[tuple[str, bytes], list[int]] = {}
         for c, trip in enumerate(self.trip_ids.tolist()):
             dist = np.asarray(paths.stop_dist_m[trip], dtype=np.float64)
-            grouped.setdefault((str(self.path_key[c]), dist.tobytes() + self._sched[trip].size.to_bytes(4, "little")),
+            grouped.setdefault((str(self.path_key[c]), dist.tobytes() + self._sched[c].size.to_bytes(4, "little")),
                                []).append(c)
         self._groups: dict[str, list[tuple[npt.NDArray[np.int64], FloatArray, FloatArray]]] = {}
         for (key, _), members in grouped.items():
             trip = str(self.trip_ids[members[0]])
             self._groups.setdefault(key, []).append((
                 np.array(members, dtype=np.int64), np.asarray(paths.stop_dist_m[trip], dtype=np.float64),
-                np.vstack([self._sched[str(self.trip_ids[c])] for c in members])))
+                np.vstack([self._sched[c] for c in members])))
+
+    @staticmethod
+    def _day_trips(feed: Feed, day: dt.date, offset_s: float, qualify: bool) -> pd.DataFrame:
+        """The trips of service day ``day``: id, block (``@date``-qualified when ``qualify``), route,
+        first departure and last arrival moved by ``offset_s``, the day and the offset."""
+        services = service_ids_on(feed, day)
+        trips = feed.trips[feed.trips["service_id"].isin(list(services))]
+        st = feed.stop_times[feed.stop_times["trip_id"].isin(trips["trip_id"])]
+        span = st.groupby("trip_id", sort=False).agg(first=("departure_time", "min"), last=("arrival_time", "max"))
+        info = trips.set_index("trip_id").loc[span.index]
+        block = info["block_id"].to_numpy(dtype=str)
+        if qualify:
+            block = np.where(block != "", np.char.add(block, f"@{day:%Y%m%d}"), block)
+        return pd.DataFrame({"trip_id": span.index.to_numpy(dtype=str), "block_id": block,
+                             "route_id": info["route_id"].to_numpy(dtype=str),
+                             "first": span["first"].to_numpy(dtype=np.float64) + offset_s,
+                             "last": span["last"].to_numpy(dtype=np.float64) + offset_s,
+                             "day": [day] * len(span), "offset": np.full(len(span), offset_s)})
 
     def _features(self, t: FloatArray, xy: FloatArray, bearing: FloatArray
                   ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
@@ -162,29 +230,42 @@ class TripAssigner:
                 delay[np.ix_(rows, group)] = clock[rows][:, None] - sched_at.T
         return offset, along, delay, heading
 
-    def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray
+    def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray,
+               previous: tuple[FloatArray, FloatArray] | None = None
                ) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_],
-                          npt.NDArray[np.bool_]]:
+                          npt.NDArray[np.bool_], FloatArray]:
         """Per ping x trip: cost without the delay term, delay (s), early-time scale (s),
-        plausibility; and per ping whether the vehicle has moved yet."""
+        plausibility; per ping whether the vehicle has moved yet; per ping x trip the
+        distance along the trip's path (m). ``previous`` is the vehicle's ping before
+        ``t[0]``: its position (2,) and distances along (n_trips,)."""
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
-        plausible = (offset <= cfg.max_offset_m) & (delay >= -cfg.max_early_s) & (
+        loose = np.where(self._unshaped, UNSHAPED_TOLERANCE, 1.0)[None, :]
+        plausible = (offset <= cfg.max_offset_m * loose) & (delay >= -cfg.max_early_s) & (
             delay <= cfg.max_late_s)
         at_origin = along < cfg.end_margin_m
         # layover at the origin terminal: being early there is normal
-        plausible |= (offset <= cfg.origin_offset_m) & at_origin & (delay >= -2 * cfg.max_late_s) & (
+        plausible |= (offset <= cfg.origin_offset_m * loose) & at_origin & (delay >= -2 * cfg.max_late_s) & (
             delay <= cfg.max_late_s)
         early_scale = np.where(at_origin, 900.0, EARLY_SCALE_S)
-        cost = np.minimum(offset / np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0), 3.0) ** 2
+        cost = np.minimum(offset / (np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0) * loose), 3.0) ** 2
         cost += np.minimum(np.nan_to_num(heading / 45.0), 3.0) ** 2
+        if len(t):  # no reported bearing: moving backwards along a trip's path is moving the wrong way
+            prev_xy = np.vstack([np.full((1, 2), np.nan) if previous is None else previous[0][None, :], p[:-1]])
+            prev_along = np.vstack([np.full((1, along.shape[1]), np.nan) if previous is None
+                                    else previous[1][None, :], along[:-1]])
+            step = np.hypot(*(p - prev_xy).T)
+            step[1:][np.diff(t) > cfg.stale_after_s] = np.nan  # a silence: no direction across it
+            with np.errstate(invalid="ignore"):
+                backwards = (along - prev_along < -REVERSE_SHARE * step[:, None]) & (step >= REVERSE_MIN_M)[:, None]
+            cost += np.where(np.isnan(b)[:, None] & backwards, REVERSE_COST, 0.0)
         finished = along >= self.last_stop_m[None, :] - FINISHED_M
         # waiting near a trip's end means the block's next trip is about to start
         cost += np.where(along >= self.last_stop_m[None, :] - cfg.end_margin_m, ENDING_COST, 0.0)
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
         started = np.maximum.accumulate(moved) if len(p) else moved
-        return cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started
+        return cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along
 
     def assign_vehicle(self, times_s: npt.ArrayLike, xy: npt.ArrayLike,
                        bearing: npt.ArrayLike | None = None,
@@ -207,8 +288,23 @@ class TripAssigner:
 
     def assign_fleet(self, vehicle: npt.ArrayLike, times_s: npt.ArrayLike, xy: npt.ArrayLike,
                      bearing: npt.ArrayLike | None = None,
-                     reported: npt.ArrayLike | None = None) -> npt.NDArray[np.str_]:
+                     reported: npt.ArrayLike | None = None,
+                     routes: npt.ArrayLike | None = None) -> npt.NDArray[np.str_]:
         """Trip of each ping of many vehicles, replayed in time order (causal).
+
+        `assign_candidates`'s choices as trip ids (``""`` when unassigned).
+        """
+        chosen = self.assign_candidates(vehicle, times_s, xy, bearing, reported, routes)
+        if len(self.trip_ids) == 0:
+            return np.full(len(chosen), "", dtype=object).astype(str)
+        return np.where(chosen >= 0, self.trip_ids[np.maximum(chosen, 0)], "").astype(str)
+
+    def assign_candidates(self, vehicle: npt.ArrayLike, times_s: npt.ArrayLike, xy: npt.ArrayLike,
+                          bearing: npt.ArrayLike | None = None,
+                          reported: npt.ArrayLike | None = None,
+                          routes: npt.ArrayLike | None = None) -> npt.NDArray[np.int64]:
+        """Candidate (index into `trip_ids`, `service_day`) of each ping of many vehicles,
+        replayed in time order (causal).
 
         Each vehicle runs a forward pass over the day's trips (changing block costs
         ``SWITCH_COST``, moving on to a later trip of the same block ``BLOCK_SWITCH_COST``);
@@ -221,22 +317,33 @@ class TripAssigner:
             Vehicle id of each ping.
         times_s, xy, bearing, reported
             As in `assign_vehicle`, for all pings (any order).
+        routes : array_like of str, shape (m,), optional
+            Route ids in the messages (``""`` when absent): a ping reporting a route that
+            the day's trips run fits only that route's trips (other route ids are ignored).
 
         Returns
         -------
-        ndarray of str, shape (m,)
-            Assigned trip per ping, ``""`` when unassigned.
+        ndarray of int, shape (m,)
+            Assigned candidate per ping, -1 when unassigned.
         """
         t = np.asarray(times_s, dtype=np.float64)
         p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
         b = np.full(len(t), np.nan) if bearing is None else np.asarray(bearing, dtype=np.float64)
         rep = np.full(len(t), "", dtype=object) if reported is None else np.asarray(reported, object)
+        route = np.full(len(t), "", dtype=str) if routes is None else np.asarray(routes, dtype=str)
+        out = np.full(len(t), -1, dtype=np.int64)
+        if len(self.trip_ids) == 0:  # a day without trips (a service listed in the calendar runs none)
+            return out
         _, vid = np.unique(np.asarray(vehicle), return_inverse=True)
         per_vehicle = []
         for v in range(int(vid.max()) + 1 if len(vid) else 0):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            per_vehicle.append((rows, *self._costs(t[rows], p[rows], b[rows])))
+            cost, delay, early, plausible, started, _ = self._costs(t[rows], p[rows], b[rows])
+            named = np.isin(route[rows], self.route)  # a route the day's trips do not run is ignored
+            if named.any():  # a reported route rules out the other routes' trips
+                plausible[named] &= self.route[None, :] == route[rows][named][:, None]
+            per_vehicle.append((rows, cost, delay, early, plausible, started))
         position = np.zeros(len(t), dtype=np.int64)
         for rows, *_ in per_vehicle:
             position[rows] = np.arange(len(rows))
@@ -244,7 +351,6 @@ class TripAssigner:
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
         last_seen = np.full(len(per_vehicle), -np.inf)
         is_started = np.zeros(len(per_vehicle), dtype=bool)
-        out = np.full(len(t), "", dtype=object)
         cfg = self.config
         for row in np.argsort(t, kind="stable"):
             v = int(vid[row])
@@ -267,15 +373,116 @@ class TripAssigner:
                 chosen = chosen if chosen >= 0 and plausible[i, chosen] else -1
             else:
                 chosen = -1
-            if chosen >= 0:
-                out[row] = self.trip_ids[chosen]
-        return out.astype(str)
+            out[row] = chosen
+        return out
+
+    def assign_retrospective(self, vehicle: npt.ArrayLike, times_s: npt.ArrayLike, xy: npt.ArrayLike,
+                             bearing: npt.ArrayLike | None = None,
+                             routes: npt.ArrayLike | None = None,
+                             causal: npt.ArrayLike | None = None) -> npt.NDArray[np.int64]:
+        """Candidate of each ping from each vehicle's whole history (Viterbi path), for stored days.
+
+        The same costs and transitions as `assign_candidates`' forward pass, but each
+        vehicle's pings between two silences longer than ``stale_after_s`` get the least-cost
+        sequence of trips over all of them (backtracked), so a ping is explained by what
+        came after it too: the first pings of a run, a wrong block taken on an ambiguous
+        start. The joint assignment of blocks to vehicles comes from the causal pass: each
+        stretch may use only the blocks (assignment units) the causal choices gave it.
+
+        Parameters
+        ----------
+        vehicle, times_s, xy, bearing, routes
+            As in `assign_candidates` (no reported trips).
+        causal : array_like of int, shape (m,), optional
+            `assign_candidates`' result for the same pings (computed when not given).
+
+        Returns
+        -------
+        ndarray of int, shape (m,)
+            Candidate per ping (index into `trip_ids`), -1 where none fits.
+        """
+        if causal is None:
+            causal = self.assign_candidates(vehicle, times_s, xy, bearing, routes=routes)
+        causal = np.asarray(causal, dtype=np.int64)
+        t = np.asarray(times_s, dtype=np.float64)
+        p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        b = np.full(len(t), np.nan) if bearing is None else np.asarray(bearing, dtype=np.float64)
+        route = np.full(len(t), "", dtype=str) if routes is None else np.asarray(routes, dtype=str)
+        out = np.full(len(t), -1, dtype=np.int64)
+        if len(self.trip_ids) == 0 or len(t) == 0:
+            return out
+        block_order, _, _, unit_cuts, switch_cost = self.blocks()
+        unit = np.empty(len(block_order), dtype=np.int64)  # assignment unit of each candidate
+        unit[block_order] = np.cumsum(np.isin(np.arange(len(block_order)), unit_cuts)) - 1
+        _, vid = np.unique(np.asarray(vehicle), return_inverse=True)
+        for v in range(int(vid.max()) + 1):
+            rows = np.flatnonzero(vid == v)
+            rows = rows[np.argsort(t[rows], kind="stable")]
+            cost, delay, early, plausible, _, _ = self._costs(t[rows], p[rows], b[rows])
+            named = np.isin(route[rows], self.route)
+            if named.any():
+                plausible[named] &= self.route[None, :] == route[rows][named][:, None]
+            gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
+            for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
+                given = causal[rows[lo:hi]]
+                allowed = np.isin(unit, unit[given[given >= 0]])
+                if not allowed.any():  # the causal pass never placed this stretch
+                    continue
+                keep = np.flatnonzero(allowed)  # solve over the allowed candidates only
+                sub = np.full(len(allowed), -1, dtype=np.int64)
+                sub[keep] = np.arange(len(keep))
+                order = sub[block_order[allowed[block_order]]]
+                blocks = self.block[keep][order]
+                sub_cuts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+                path = keep[self._viterbi(cost[lo:hi][:, keep], delay[lo:hi][:, keep], early[lo:hi][:, keep],
+                                          plausible[lo:hi][:, keep], switch_cost[keep], order, sub_cuts,
+                                          blocks[sub_cuts] != "")]
+                fits = plausible[np.arange(lo, hi), path]
+                out[rows[lo:hi][fits]] = path[fits]
+        return out
+
+    def _viterbi(self, cost: FloatArray, delay: FloatArray, early: FloatArray, plausible: npt.NDArray[np.bool_],
+                 switch_cost: FloatArray, block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
+                 has_block: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
+        """Least-cost candidate sequence of one vehicle's pings (the `_forward` recursion, backtracked)."""
+        m, n = cost.shape
+        back = np.empty((m, n), dtype=np.int32)
+        total = np.zeros(n)
+        position = np.empty(n, dtype=np.int64)
+        position[block_order] = np.arange(n)
+        stride = np.arange(n)
+        for i in range(m):
+            step = cost[i] + np.where(delay[i] >= 0, delay[i] / LATE_SCALE_S, -delay[i] / early[i])
+            step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST)
+            best = int(np.argmin(total))
+            switch = total[best] + switch_cost
+            ordered = total[block_order]
+            prefix = self._block_prefix_min(ordered, cuts, has_block)
+            shifted = np.r_[np.inf, ordered[:-1]]
+            shifted[cuts] = np.inf
+            # the earlier trip of the block reaching the prefix minimum (ties: any is as good)
+            hit = np.maximum.accumulate(np.where(shifted <= prefix + 1e-3, stride, 0))
+            via_block = prefix[position] + BLOCK_SWITCH_COST
+            from_block = block_order[np.maximum(hit[position] - 1, 0)]
+            options = np.vstack([total, switch, via_block])
+            choice = np.argmin(options, axis=0)
+            back[i] = np.where(choice == 0, stride, np.where(choice == 1, best, from_block))
+            total = options[choice, stride] + step
+            total -= total.min()
+        path = np.empty(m, dtype=np.int64)
+        path[-1] = int(np.argmin(total))
+        for i in range(m - 1, 0, -1):
+            path[i - 1] = back[i, path[i]]
+        return path
 
     def blocks(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_],
                               npt.NDArray[np.int64], FloatArray]:
         """Block structure of the day's trips: trip order by (block, start), first position of
         each block in it, whether it is a real block, first position of each assignment unit
         (a block, or a trip without one) and the cost of switching to each trip."""
+        if len(self.trip_ids) == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, np.zeros(0, dtype=bool), none, np.zeros(0)
         block_order = np.lexsort((self.start_s, self.block))
         block_sorted = self.block[block_order]
         cuts = np.flatnonzero(np.r_[True, block_sorted[1:] != block_sorted[:-1]])
@@ -346,6 +553,83 @@ class TripAssigner:
         return np.where(blockless, 1e8, out)
 
 
+class PositionAssignment(NamedTuple):
+    """Trips inferred for positions (`assign_positions`), per row.
+
+    ``trips`` (``""`` unassigned) and ``day_start_s`` (epoch s of the trip's service day
+    start, NaN unassigned) are the causal live choices; ``retro_trips`` and
+    ``retro_day_start_s`` the retrospective ones (None unless asked for).
+    """
+
+    trips: npt.NDArray[np.str_]
+    day_start_s: FloatArray
+    retro_trips: npt.NDArray[np.str_] | None = None
+    retro_day_start_s: FloatArray | None = None
+
+
+def assign_positions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
+                     config: AssignmentConfig | None = None, *, retrospective: bool = False
+                     ) -> PositionAssignment:
+    """Trip and service day of every position from vehicle ids and positions.
+
+    The ``trip_id`` and ``start_date`` columns are not read; a ``route_id`` of a route
+    running that day restricts the ping to that route's trips. One forward pass runs over
+    each two consecutive local dates of the pings, whose candidates are the trips of those
+    service days and the previous day's still running, so a vehicle keeps its block across
+    midnight and a ping after midnight may belong to the previous service day.
+
+    Parameters
+    ----------
+    feed, paths : Feed, TripPaths
+        The schedule and its paths.
+    avl : DataFrame
+        Positions from `telematics.evaluate.read_avl`.
+    config : AssignmentConfig, optional
+        Thresholds.
+    retrospective : bool
+        Also explain each ping by each vehicle's whole history
+        (`TripAssigner.assign_retrospective`, for stored days and reports).
+
+    Returns
+    -------
+    PositionAssignment
+    """
+    n = len(avl)
+    out = [np.full(n, "", dtype=object), np.full(n, np.nan), np.full(n, "", dtype=object), np.full(n, np.nan)]
+    if n:
+        xy = paths.projection.to_xy(avl["lat"].to_numpy(), avl["lon"].to_numpy())
+        times = avl["time_s"].to_numpy(dtype=np.float64)
+        local = pd.to_datetime(times, unit="s", utc=True).tz_convert(feed.timezone)
+        dates = np.array([d.date() for d in local], dtype=object)
+        vehicles = avl["vehicle_id"].to_numpy(dtype=str)
+        routes = avl["route_id"].to_numpy(dtype=str) if "route_id" in avl else None
+        bearing = avl["bearing"].to_numpy(dtype=np.float64)
+        chunks: list[list[dt.date]] = []
+        for d in sorted(set(dates.tolist())):  # consecutive dates two by two: one pass across their midnight
+            if chunks and len(chunks[-1]) == 1 and (d - chunks[-1][0]).days == 1:
+                chunks[-1].append(d)
+            else:
+                chunks.append([d])
+        for chunk in chunks:
+            main = chunk[0]
+            start = service_day_start(main, feed.timezone)
+            rows = np.flatnonzero(np.isin(dates, np.array(chunk, dtype=object)))
+            others = [(d, service_day_start(d, feed.timezone)) for d in (main - dt.timedelta(days=1), *chunk[1:])]
+            assigner = TripAssigner(feed, paths, main, start, config, others,
+                                    (float(times[rows].min() - start), float(times[rows].max() - start)))
+            args = (vehicles[rows], times[rows], xy[rows], bearing[rows], None if routes is None else routes[rows])
+            chosen = assigner.assign_candidates(*args[:4], routes=args[4])
+            results = [chosen]
+            if retrospective:
+                results.append(assigner.assign_retrospective(*args, causal=chosen))
+            for k, result in enumerate(results):
+                got = result >= 0
+                out[2 * k][rows[got]] = assigner.trip_ids[result[got]]
+                out[2 * k + 1][rows[got]] = assigner.day_starts_s[result[got]]
+    return PositionAssignment(out[0].astype(str), out[1], out[2].astype(str) if retrospective else None,
+                              out[3] if retrospective else None)
+
+
 def assignment_accuracy(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
                         config: AssignmentConfig | None = None) -> float | None:
     """Share of positions assigned to their recorded trip when the trip ids are hidden.
@@ -354,23 +638,11 @@ def assignment_accuracy(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     ----------
     avl : DataFrame
         From `telematics.evaluate.read_avl`; its ``trip_id`` is the ground truth and is
-        not shown to the assigner (nor ``route_id``); ``start_date`` gives the service day.
+        not shown to the assigner (nor ``route_id``); the service day is the ping's local date.
     """
     truth = avl["trip_id"].to_numpy(dtype=str)
     if len(avl) == 0 or (truth == "").any():
         return None
-    xy = paths.projection.to_xy(avl["lat"].to_numpy(), avl["lon"].to_numpy())
-    times = avl["time_s"].to_numpy()
-    # the service day is taken from the local date of the ping, not from the hidden trip
-    local = pd.to_datetime(times, unit="s", utc=True).tz_convert(feed.timezone)
-    days = pd.Series(local.strftime("%Y%m%d"), index=avl.index)
-    vehicles = avl["vehicle_id"].to_numpy(dtype=str)
-    correct = 0
-    for day_text, day_rows in days.groupby(days).groups.items():
-        day = dt.datetime.strptime(str(day_text), "%Y%m%d").date()
-        assigner = TripAssigner(feed, paths, day, service_day_start(day, feed.timezone), config)
-        rows = np.asarray(day_rows)
-        got = assigner.assign_fleet(vehicles[rows], times[rows], xy[rows],
-                                    avl["bearing"].to_numpy()[rows])
-        correct += int((got == truth[rows]).sum())
-    return round(correct / len(avl), 4)
+    hidden = avl.assign(trip_id="", route_id="", start_date="")
+    got = assign_positions(feed, paths, hidden, config).trips
+    return round(int((got == truth).sum()) / len(avl), 4)

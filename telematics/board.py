@@ -94,18 +94,76 @@ def _iso_many(epoch_s: FloatArray) -> list[str]:
     return [t + "Z" for t in text.tolist()]
 
 
-def build_board(fleet: Fleet, now_s: float) -> Board:
-    """Arrivals per stop, vehicles, trip updates and alerts of ``fleet`` at ``now_s`` (epoch s)."""
+def _after(p: tuple[float, float, float], departed_s: int | None) -> tuple[float, float, float]:
+    """A predicted stop's arrival, p10 and p90 (epoch s) served after the trip's previous
+    stop: an arrival not later, in whole seconds, than the departure served there
+    (``departed_s``) moves to one second after it, its quantiles with it (GTFS-realtime
+    times must increase from stop to stop)."""
+    if departed_s is None or round(p[0]) > departed_s:
+        return p
+    lift = departed_s + 1.0 - p[0]
+    return departed_s + 1.0, p[1] + lift, p[2] + lift
+
+
+def _runner(fleet: Fleet, run: VehicleTrack | None, broken: set[str], trip: str, day: date, index: int
+            ) -> tuple[bool, VehicleTrack | None, Any]:
+    """Who serves stop ``index`` of a trip: ``(already passed, vehicle, block run)``.
+
+    The vehicle on the trip, else the one whose block runs the trip after its current one
+    (``block``); none when its board entries failed (``broken``: the schedule instead).
+    """
+    if run is not None and index < run.next_stop:
+        return True, run, None
+    block = fleet.block_runs.get((trip, day)) if run is None else None
+    if block is not None:
+        run = block[0]
+    if run is not None and run.vehicle_id in broken:
+        run = None
+    return False, run, block
+
+
+def _predicted_fields(fleet: Fleet, p: Any, run: VehicleTrack, block: Any, trip: str, k: int, lo: int,
+                      sched_arr: float, sched_dep: float, prev_departure: int | None
+                      ) -> tuple[dict[str, Any], StopTimeUpdate]:
+    """A predicted board entry's fields and its trip update (times served after the previous stop's)."""
+    arrive, p10, p90 = _after(p, prev_departure)
+    leave = max(arrive + (sched_dep - sched_arr), arrive)
+    along_m = float(fleet.paths.stop_dist_m[trip][k - lo])
+    fields = {
+        "predicted_arrival": _iso(arrive), "predicted_departure": _iso(leave),
+        "delay_s": round(arrive - sched_arr), "p10_arrival": _iso(p10), "p90_arrival": _iso(p90),
+        "distance_m": round(block[2] + along_m, 1) if block else round(max(along_m - run.along_m, 0.0), 1),
+        "stops_away": int(block[1] + k - lo) if block else int(k - lo - run.next_stop),
+        "observed_at": _iso(run.observed_s),
+        "_observed_s": run.observed_s, "_sort": arrive, "fallback": None,
+    }
+    update = StopTimeUpdate(int(fleet.st_seq[k]), fleet.st_stop[k], arrive, leave, arrive - sched_arr,
+                            (p[2] - p[1]) / 2.0)
+    return fields, update
+
+
+def build_board(fleet: Fleet, now_s: float, live: bool = True) -> Board:
+    """Arrivals per stop, vehicles, trip updates and alerts of ``fleet`` at ``now_s`` (epoch s).
+
+    Along each trip the served times increase strictly from stop to stop (`_after`), as
+    GTFS-realtime requires. Only fresh vehicles (silent at most ``stale_after_s``) are in
+    the snapshots of the VehiclePositions feed; the vehicles' views keep the stale ones,
+    flagged. A vehicle whose part of the board fails is reported (`Fleet.vehicle_failed`)
+    and its trips fall back to the schedule. ``live=False`` gives the schedule alone (no
+    vehicle on any trip, no prediction): the service's last resort for an agency.
+    """
     cfg = fleet.config
-    fresh: list[VehicleTrack] = []
+    fresh = [v for v in fleet.vehicles.values() if live and v.trip_id is not None and v.service_date is not None
+             and now_s - v.observed_s <= cfg.stale_after_s]
+    predicted = fleet.predict(now_s, fresh) if live else {}
+    if not live:
+        fleet.block_runs = {}
     by_trip: dict[tuple[str, date], VehicleTrack] = {}
-    for v in fleet.vehicles.values():
-        if v.trip_id is None or v.service_date is None:
-            continue
-        by_trip[(v.trip_id, v.service_date)] = v
-        if now_s - v.observed_s <= cfg.stale_after_s:
-            fresh.append(v)
-    predicted = fleet.predict(now_s, fresh)
+    for v in fleet.vehicles.values():  # after `predict`: a vehicle that failed there has no trip now
+        if live and v.trip_id is not None and v.service_date is not None:
+            by_trip[(v.trip_id, v.service_date)] = v
+    broken: set[str] = set()  # vehicles whose board entries failed: the schedule for the rest
+    departed: dict[tuple[str, date], int] = {}  # (trip, day) -> served departure (epoch s) at its last stop so far
     rows, day0s = fleet.scheduled_window(now_s, cfg.board_window_min * 60.0)
     arrivals: dict[str, list[dict[str, Any]]] = defaultdict(list)
     trip_updates: dict[tuple[str, date], list[StopTimeUpdate]] = defaultdict(list)
@@ -116,13 +174,10 @@ def build_board(fleet: Fleet, now_s: float) -> Board:
         trip = fleet.st_trip[k]
         day = days[day0]
         sched_arr, sched_dep = float(arr_all[n]), float(dep_all[n])
-        run = by_trip.get((trip, day))
         lo, _hi = fleet.trip_rows[trip]
-        if run is not None and k - lo < run.next_stop:
-            continue  # already passed
-        block = fleet.block_runs.get((trip, day)) if run is None else None
-        if block is not None:
-            run = block[0]  # the vehicle will run this trip after its current one
+        passed, run, block = _runner(fleet, by_trip.get((trip, day)), broken, trip, day, k - lo)
+        if passed:
+            continue
         p = predicted.get((trip, day, k))
         entry: dict[str, Any] = {
             "route_id": fleet.trip_route[trip], "route_name": fleet.route_name.get(fleet.trip_route[trip], ""),
@@ -131,25 +186,26 @@ def build_board(fleet: Fleet, now_s: float) -> Board:
             "scheduled_arrival": arr_iso[n], "scheduled_departure": dep_iso[n],
             "predicted": p is not None, "vehicle_id": run.vehicle_id if run else None,
         }
+        done = False
         if p is not None and run is not None:
-            dwell = sched_dep - sched_arr
-            entry.update({
-                "predicted_arrival": _iso(p[0]), "predicted_departure": _iso(max(p[0] + dwell, p[0])),
-                "delay_s": round(p[0] - sched_arr), "p10_arrival": _iso(p[1]), "p90_arrival": _iso(p[2]),
-                "distance_m": round(block[2] + float(fleet.paths.stop_dist_m[trip][k - lo]), 1) if block else
-                round(max(float(fleet.paths.stop_dist_m[trip][k - lo]) - run.along_m, 0.0), 1),
-                "stops_away": int(block[1] + k - lo) if block else int(k - lo - run.next_stop),
-                "observed_at": _iso(run.observed_s),
-                "_observed_s": run.observed_s, "_sort": p[0], "fallback": None,
-            })
-            trip_updates[(trip, day)].append(StopTimeUpdate(
-                int(fleet.st_seq[k]), fleet.st_stop[k], p[0], max(p[0] + dwell, p[0]), p[0] - sched_arr,
-                (p[2] - p[1]) / 2.0))
-        else:
+            try:
+                fields, update = _predicted_fields(fleet, p, run, block, trip, k, lo, sched_arr, sched_dep,
+                                                   departed.get((trip, day)))
+                entry.update(fields)
+                leave = update.departure_s
+            except Exception as exc:
+                broken.add(run.vehicle_id)
+                fleet.vehicle_failed(run.vehicle_id, "board", exc)
+                entry["vehicle_id"], run = None, None
+            else:
+                trip_updates[(trip, day)].append(update)
+                departed[(trip, day)] = round(leave)
+                done = True
+        if not done:
             if sched_arr < now_s - 60.0:
                 continue
             entry.update({
-                "predicted_arrival": None, "predicted_departure": None, "delay_s": None,
+                "predicted": False, "predicted_arrival": None, "predicted_departure": None, "delay_s": None,
                 "p10_arrival": None, "p90_arrival": None, "distance_m": None, "stops_away": None,
                 "observed_at": _iso(run.observed_s) if run else None, "_observed_s": run.observed_s if run else None,
                 "_sort": float(sched_arr), "fallback": "stale_vehicle" if run is not None else "no_vehicle",
@@ -160,39 +216,57 @@ def build_board(fleet: Fleet, now_s: float) -> Board:
     updates = []
     for (trip, day), stus in trip_updates.items():
         run = by_trip.get((trip, day)) or fleet.block_runs[(trip, day)][0]
+        if run.vehicle_id in broken:
+            continue
         rt_trip, start_time = fleet.gtfsrt_trip(str(trip))
         updates.append(TripUpdate(rt_trip, fleet.trip_route[trip], day, run.vehicle_id, run.observed_s, tuple(stus),
                                   start_time=start_time))
     vehicles, snapshots = vehicle_views(fleet, now_s)
+    snapshots = [snap for snap in snapshots if now_s - snap.observed_s <= cfg.stale_after_s]
     return Board(now_s, dict(arrivals), vehicles, snapshots, updates, dispatcher_alerts(fleet, now_s, predicted),
                  predicted)
 
 
 def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]], list[VehicleSnapshot]]:
-    """JSON view and GTFS-rt snapshot of every vehicle."""
+    """JSON view and GTFS-rt snapshot of every vehicle (one whose view fails is reported and
+    shown without a trip)."""
     views: dict[str, dict[str, Any]] = {}
     snaps: list[VehicleSnapshot] = []
-    for v in fleet.vehicles.values():
-        next_stop_id, next_seq = None, None
-        if v.trip_id is not None:
-            lo, hi = fleet.trip_rows[v.trip_id]
-            if v.next_stop < hi - lo:
-                next_stop_id, next_seq = str(fleet.st_stop[lo + v.next_stop]), int(fleet.st_seq[lo + v.next_stop])
-        route = fleet.trip_route.get(v.trip_id) if v.trip_id else None
-        views[v.vehicle_id] = {
-            "vehicle_id": v.vehicle_id, "agency": fleet.agency, "lat": v.lat, "lon": v.lon,
-            "bearing": v.bearing, "speed_mps": v.speed_mps, "occupancy": v.occupancy,
-            "trip_id": v.trip_id, "route_id": route,
-            "service_date": v.service_date.isoformat() if v.service_date else None,
-            "next_stop_id": next_stop_id, "next_stop_sequence": next_seq,
-            "distance_along_m": None if math.isnan(v.along_m) else round(v.along_m, 1),
-            "offset_m": None if math.isnan(v.offset_m) else round(v.offset_m, 1),
-            "delay_s": None if v.delay_s is None else round(v.delay_s),
-            "observed_at": _iso(v.observed_s), "_observed_s": v.observed_s,
-            "stale": now_s - v.observed_s > fleet.config.stale_after_s,
-        }
-        rt_trip, start_time = fleet.gtfsrt_trip(v.trip_id) if v.trip_id else (None, None)
-        snaps.append(VehicleSnapshot(v.vehicle_id, v.observed_s, v.lat, v.lon, v.bearing, v.speed_mps,
-                                     rt_trip, route, v.service_date, next_stop_id, next_seq,
-                                     occupancy=v.occupancy, start_time=start_time))
+    for v in list(fleet.vehicles.values()):
+        try:
+            view, snap = _vehicle_view(fleet, v, now_s)
+        except Exception as exc:
+            fleet.vehicle_failed(v.vehicle_id, "view", exc)
+            try:
+                view, snap = _vehicle_view(fleet, v, now_s)
+            except Exception:  # not even its position: left out
+                continue
+        views[v.vehicle_id] = view
+        snaps.append(snap)
     return views, snaps
+
+
+def _vehicle_view(fleet: Fleet, v: VehicleTrack, now_s: float) -> tuple[dict[str, Any], VehicleSnapshot]:
+    """JSON view and GTFS-rt snapshot of one vehicle."""
+    next_stop_id, next_seq = None, None
+    if v.trip_id is not None:
+        lo, hi = fleet.trip_rows[v.trip_id]
+        if v.next_stop < hi - lo:
+            next_stop_id, next_seq = str(fleet.st_stop[lo + v.next_stop]), int(fleet.st_seq[lo + v.next_stop])
+    route = fleet.trip_route.get(v.trip_id) if v.trip_id else None
+    view = {
+        "vehicle_id": v.vehicle_id, "agency": fleet.agency, "lat": v.lat, "lon": v.lon,
+        "bearing": v.bearing, "speed_mps": v.speed_mps, "occupancy": v.occupancy,
+        "trip_id": v.trip_id, "route_id": route,
+        "service_date": v.service_date.isoformat() if v.service_date else None,
+        "next_stop_id": next_stop_id, "next_stop_sequence": next_seq,
+        "distance_along_m": None if math.isnan(v.along_m) else round(v.along_m, 1),
+        "offset_m": None if math.isnan(v.offset_m) else round(v.offset_m, 1),
+        "delay_s": None if v.delay_s is None else round(v.delay_s),
+        "observed_at": _iso(v.observed_s), "_observed_s": v.observed_s,
+        "stale": now_s - v.observed_s > fleet.config.stale_after_s,
+    }
+    rt_trip, start_time = fleet.gtfsrt_trip(v.trip_id) if v.trip_id else (None, None)
+    return view, VehicleSnapshot(v.vehicle_id, v.observed_s, v.lat, v.lon, v.bearing, v.speed_mps,
+                                 rt_trip, route, v.service_date, next_stop_id, next_seq,
+                                 occupancy=v.occupancy, start_time=start_time)

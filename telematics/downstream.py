@@ -18,7 +18,8 @@ evaluation scores:
 
 `blend_with_delay` then adds the causal residual correction of stopped and halted
 vehicles (situations split by the reported speed, `motion_flags`) and blends with the
-vehicle's current schedule delay (``DELAY_WEIGHT``). `telematics.evaluate` and
+vehicle's current schedule delay (``DELAY_WEIGHT``), and `monotone_along` keeps each
+vehicle's arrivals non-decreasing along its stops. `telematics.evaluate` and
 `telematics.fleet` both call these, so the API serves what is evaluated.
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import isotonic_regression
 
 from telematics.predict import (
     RecencyMean,
@@ -53,6 +55,7 @@ __all__ = [
     "correctable",
     "departure_lateness",
     "in_layover",
+    "monotone_along",
     "motion_flags",
     "motion_state",
     "predict_downstream",
@@ -346,3 +349,38 @@ def blend_with_delay(arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray
     blended = (1.0 - DELAY_WEIGHT) * corrected + DELAY_WEIGHT * delayprop_s
     shift = blended - arrival_s
     return blended, p10_s + shift, p90_s + shift
+
+
+def monotone_along(group: npt.ArrayLike, arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray
+                   ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Arrivals made non-decreasing along each vehicle's stops (the pass after the blend).
+
+    The residual correction and the blend with delay propagation are applied stop by stop,
+    so a later stop can come out a few seconds earlier than the one before it, which a
+    vehicle cannot do. Each group with such an inversion is replaced by its least-squares
+    non-decreasing fit (isotonic regression, pool adjacent violators: the inverted arrivals
+    meet at their mean); its quantiles move with it. Groups already in order are untouched.
+
+    Parameters
+    ----------
+    group : array_like of int
+        Group of each row (one vehicle state; contiguous, rows in stop order).
+    arrival_s, p10_s, p90_s : ndarray
+        Arrival and quantiles (epoch s).
+
+    Returns
+    -------
+    tuple of ndarray
+        Arrival, p10 and p90 (epoch s).
+    """
+    g = np.asarray(group)
+    inverted = np.flatnonzero((np.diff(arrival_s) < 0.0) & (g[1:] == g[:-1]))
+    if len(inverted) == 0:
+        return arrival_s, p10_s, p90_s
+    fitted = arrival_s.copy()
+    cuts = np.flatnonzero(np.r_[True, g[1:] != g[:-1], True])  # group boundaries
+    for n in np.unique(np.searchsorted(cuts, inverted, side="right") - 1).tolist():  # one isotonic fit each
+        lo, hi = int(cuts[n]), int(cuts[n + 1])
+        fitted[lo:hi] = isotonic_regression(arrival_s[lo:hi]).x
+    shift = fitted - arrival_s
+    return fitted, p10_s + shift, p90_s + shift

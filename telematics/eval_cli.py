@@ -1,17 +1,28 @@
-"""``its eval arrivals``: the arrival prediction evaluation command."""
+"""``its eval arrivals`` and ``its eval arrivals-matrix``: the arrival prediction evaluation commands."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 
-from telematics.evaluate import evaluate_arrivals
+from telematics.degrade import DegradeSpec, SpecError, parse_spec
+from telematics.evaluate import evaluate_arrivals, read_avl
+from telematics.gtfs import read_feed
 
-__all__ = ["COMMANDS", "eval_arrivals"]
+__all__ = ["COMMANDS", "eval_arrivals", "eval_arrivals_matrix"]
+
+
+def _specs(texts: list[str]) -> list[DegradeSpec]:
+    try:
+        return [parse_spec(t) for t in texts]
+    except SpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--degrade/--cell") from None
 
 
 def eval_arrivals(
@@ -19,10 +30,37 @@ def eval_arrivals(
     avl: Annotated[Path, typer.Option("--avl", help="AVL CSV of the day to replay.")],
     history: Annotated[list[Path] | None, typer.Option(
         "--history", help="AVL CSVs of other days (time-of-day profile); repeatable.")] = None,
+    degrade: Annotated[list[str] | None, typer.Option(
+        "--degrade", help="Score a degraded copy of the day instead, e.g. "
+        "'interval=120,shapes=0,ids=hidden,noise=15,motion=0,midnight=1' (one JSON line per cell); "
+        "repeatable.")] = None,
+    roads: Annotated[Path | None, typer.Option(
+        "--roads", help="Road network for trips without shapes: an OSM extract (.osm.pbf) or a saved network "
+        "(.npz, its maps import); their paths follow its roads between stops instead of straight lines.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object last.")] = False,
 ) -> None:
     """Replay AVL positions and score arrival predictions against actual passings."""
-    result = evaluate_arrivals(gtfs, avl, history or ())
+    if degrade:
+        from telematics.matrix import Dataset, evaluate_cell, matrix_table
+
+        specs = _specs(degrade)
+        dataset = Dataset(avl.stem, read_feed(gtfs), read_avl(avl))
+        cache: dict[tuple[int, bool, float], object] = {}
+        results = []
+        for spec in specs:
+            results.append(evaluate_cell(dataset, spec, paths_cache=cache))  # type: ignore[arg-type]
+            typer.echo(json.dumps(results[-1]))
+        typer.echo(matrix_table(results))
+        return
+    stop_path = None
+    if roads is not None:
+        from telematics.road_paths import RoadStopPaths, load_roads
+
+        try:
+            stop_path = RoadStopPaths(load_roads(roads))
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--roads") from None
+    result = evaluate_arrivals(gtfs, avl, history or (), stop_path=stop_path)
     mae = result["mae_s"]
     within = result["within_by_bucket"]
     base = result["baselines"]
@@ -35,9 +73,75 @@ def eval_arrivals(
                    f"delay propagation MAE {base['delay_propagation']['mae_s'][bucket]} s")
     typer.echo(f"baseline within windows: schedule {base['schedule']['within_windows']}, "
                f"delay propagation {base['delay_propagation']['within_windows']}")
+    bench = result["eta_benchmark"]
+    assert isinstance(bench, dict)
+    typer.echo(f"ETA Accuracy Benchmark score: {bench['score']} (by time to actual: "
+               + ", ".join(f"{b} min {v}" for b, v in bench["by_bucket"].items())
+               + f"; delay propagation {base['delay_propagation']['eta_benchmark']['score']})")
+    typer.echo("trip paths: " + ", ".join(f"{n} {k}" for k, n in result["path_sources"].items()  # type: ignore[attr-defined]
+                                          if n))
     typer.echo(f"trip assignment accuracy (ids hidden): {result['assigned_trip_accuracy']}")
+    typer.echo(f"prediction completeness: {result['prediction_completeness']} of (ping, stop) pairs, "
+               f"{result['trip_minute_completeness']} of in-service trip-minutes")
     if as_json:
         typer.echo(json.dumps(result))
 
 
-COMMANDS: list[tuple[str, str, Callable[..., None]]] = [("eval", "arrivals", eval_arrivals)]
+def eval_arrivals_matrix(
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="The shared real data folder (default $ITS_SHARED_DATA or ../shared/data).")] = None,
+    dataset: Annotated[list[str] | None, typer.Option(
+        "--dataset", help="wmata, minneapolis, cairns (default all); repeatable.")] = None,
+    cells: Annotated[str, typer.Option("--cells", help="'default' (the full matrix) or 'subset' (CI).")] = "default",
+    cell: Annotated[list[str] | None, typer.Option(
+        "--cell", help="Run these cells instead (degrade specs); repeatable.")] = None,
+    route: Annotated[str | None, typer.Option(
+        "--route", help="Only the vehicles seen on this route (fast subsets).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON lines here.")] = None,
+) -> None:
+    """Degraded-feed matrix: each cell degrades each recorded day and scores it (one JSON line per cell),
+    then prints the Markdown table."""
+    from telematics.matrix import (
+        DEFAULT_CELLS,
+        SUBSET_CELLS,
+        evaluate_cell,
+        load_datasets,
+        matrix_table,
+    )
+
+    if cell:
+        texts = list(cell)
+    elif cells in ("default", "subset"):
+        texts = list(DEFAULT_CELLS if cells == "default" else SUBSET_CELLS)
+    else:
+        raise typer.BadParameter(f"expected default or subset, got {cells!r}", param_hint="--cells")
+    specs = _specs(texts)
+    root = data or Path(os.environ.get("ITS_SHARED_DATA", "../shared/data"))
+    datasets, skipped = load_datasets(root, dataset)
+    for name, reason in skipped.items():
+        typer.echo(f"{name}: not run ({reason})")
+    results = []
+    sink = out.open("w") if out else None
+    try:
+        for ds in datasets:
+            vehicles = None
+            if route:
+                seen = ds.avl.loc[ds.avl["route_id"] == route, "vehicle_id"]
+                vehicles = sorted(pd.unique(seen))
+            cache: dict[tuple[int, bool, float], object] = {}
+            for spec in specs:
+                result = evaluate_cell(ds, spec, vehicles=vehicles, paths_cache=cache)  # type: ignore[arg-type]
+                results.append(result)
+                line = json.dumps(result)
+                typer.echo(line)
+                if sink:
+                    sink.write(line + "\n")
+                    sink.flush()
+    finally:
+        if sink:
+            sink.close()
+    typer.echo(matrix_table(results))
+
+
+COMMANDS: list[tuple[str, str, Callable[..., None]]] = [
+    ("eval", "arrivals", eval_arrivals), ("eval", "arrivals-matrix", eval_arrivals_matrix)]

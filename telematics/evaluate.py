@@ -37,6 +37,7 @@ import pandas as pd
 
 from telematics.arrivals import passing_times
 from telematics.assignment import assignment_accuracy
+from telematics.completeness import expected_pairs, pair_coverage
 from telematics.downstream import (
     HOLD_S,
     StopTable,
@@ -45,12 +46,14 @@ from telematics.downstream import (
     correctable,
     departure_lateness,
     in_layover,
+    monotone_along,
     motion_state,
     predict_downstream,
     still_for,
 )
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
+from telematics.gtfs.paths import StopPathFn
 from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
 from telematics.matching import match_monotone, projection_candidates
 from telematics.predict import (
@@ -60,6 +63,7 @@ from telematics.predict import (
     ResidualCorrector,
     SegmentTimes,
 )
+from telematics.prediction_kpi import eta_benchmark, eta_benchmark_score, prediction_completeness
 
 __all__ = [
     "BUCKETS",
@@ -68,6 +72,9 @@ __all__ = [
     "evaluate_arrivals",
     "read_avl",
     "replay_predictions",
+    "replay_runs",
+    "run_minute_completeness",
+    "run_passings",
     "score_predictions",
 ]
 
@@ -148,12 +155,17 @@ def _service_start(avl: pd.DataFrame, timezone: str) -> FloatArray:
 
 
 def score_predictions(horizon_s: FloatArray, error_s: FloatArray) -> dict[str, object]:
-    """Within-window share and MAE per bucket; ``error = actual - predicted`` (s).
+    """Within-window share and MAE per bucket, and the ETA Accuracy Benchmark; ``error = actual - predicted`` (s).
 
     The bands, windows and counting are `telematics.kpi.prediction_accuracy`'s, the
     definition the live indicator uses; ``within_windows`` is the share over all predictions.
+    ``eta_benchmark`` is `telematics.prediction_kpi`'s: ``score`` and ``by_bucket`` (accuracy
+    per time-to-actual bucket, time to actual = horizon + error).
     """
     acc = prediction_accuracy(horizon_s, error_s)
+    to_actual = np.asarray(horizon_s, dtype=np.float64) + np.asarray(error_s, dtype=np.float64)
+    bench = eta_benchmark(to_actual, error_s)
+    score = eta_benchmark_score(to_actual, error_s)
     mae: dict[str, float | None] = {}
     by_bucket: dict[str, float | None] = {}
     for (label, *_), row in zip(BUCKETS, acc.to_dict("records"), strict=True):
@@ -161,19 +173,26 @@ def score_predictions(horizon_s: FloatArray, error_s: FloatArray) -> dict[str, o
         by_bucket[label] = round(float(row["accuracy"]), 4) if row["predictions"] else None
     n = len(error_s)
     return {"within_windows": round(float(acc["within"].sum()) / n, 4) if n else None,
-            "mae_s": mae, "within_by_bucket": by_bucket}
+            "mae_s": mae, "within_by_bucket": by_bucket,
+            "eta_benchmark": {"score": None if score is None else round(score, 4), "by_bucket": {
+                str(r["bucket"]).removesuffix(" min"): None if pd.isna(r["accuracy"]) else round(float(r["accuracy"]), 4)
+                for r in bench.to_dict("records")}}}
 
 
-def _match_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, bounds: dict[str, tuple[int, int]]
-                ) -> list[_Run]:
+def _match_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, bounds: dict[str, tuple[int, int]],
+                trips: npt.ArrayLike | None = None, day0: npt.ArrayLike | None = None) -> list[_Run]:
+    """One run per vehicle, trip and service day: ``trips`` and ``day0`` (epoch s of the
+    service day's start) per ping, by default the recorded ``trip_id`` and ``start_date``."""
     xy = paths.projection.to_xy(avl["lat"].to_numpy(), avl["lon"].to_numpy())
-    day0 = _service_start(avl, feed.timezone)
-    keys = avl["vehicle_id"] + "\x1f" + avl["trip_id"] + "\x1f" + avl["start_date"]
+    trip_of = avl["trip_id"].to_numpy(dtype=str) if trips is None else np.asarray(trips, dtype=str)
+    day0 = _service_start(avl, feed.timezone) if day0 is None else np.asarray(day0, dtype=np.float64)
+    keys = pd.Series(avl["vehicle_id"].to_numpy(dtype=str), dtype=object) + "\x1f" + trip_of + "\x1f" + (
+        np.nan_to_num(day0, nan=-1.0).astype(np.int64).astype(str))  # NaN: no trip (skipped below)
     runs: list[_Run] = []
     t_all = avl["time_s"].to_numpy()
     for _, idx in keys.groupby(keys, sort=False).indices.items():
         rows = np.sort(np.asarray(idx, dtype=np.int64))
-        trip = str(avl["trip_id"].iloc[rows[0]])
+        trip = str(trip_of[rows[0]])
         if trip not in bounds or trip not in paths.trip_path or len(rows) < 2:
             continue
         along, offset = projection_candidates(paths[trip], xy[rows], k=4, max_offset_m=150.0)
@@ -187,6 +206,9 @@ def _match_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, bounds: dict[st
 def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
                        history: Sequence[pd.DataFrame] = ()) -> dict[str, FloatArray]:
     """Predictions at every position of ``avl`` with their actual and baseline arrivals.
+
+    `replay_runs` on the recorded trips, keeping the predictions with an actual arrival
+    up to 30 min ahead.
 
     Parameters
     ----------
@@ -205,6 +227,41 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
         ``delayprop`` (epoch s) and diagnostics (``ahead`` segments, ``still`` s, ``waiting``
         1 after and 2 before the scheduled departure at the origin).
     """
+    cols = replay_runs(feed, paths, avl, history)
+    keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
+    return {k: v[keep] for k, v in cols.items()}
+
+
+def replay_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[pd.DataFrame] = (),
+                trips: npt.ArrayLike | None = None, day0: npt.ArrayLike | None = None) -> dict[str, FloatArray]:
+    """Predictions at every position of ``avl`` for the trip it runs, unfiltered.
+
+    `_replay`'s predictions (without its runs).
+
+    Parameters
+    ----------
+    feed, paths, avl, history
+        As in `replay_predictions`.
+    trips : array_like of str, optional
+        Trip of each ping (``""`` none: no prediction), e.g. inferred from positions;
+        by default the recorded ``trip_id``.
+    day0 : array_like, optional
+        Epoch s of each ping's service day start; by default from ``start_date`` (or the
+        ping's local date).
+
+    Returns
+    -------
+    dict of str to ndarray
+        The columns of `replay_predictions` for every prediction (``truth`` is the passing
+        on the smoothed match of the run's own pings, NaN when unknown) and ``ping``, the
+        row of ``avl`` the prediction was made at.
+    """
+    return _replay(feed, paths, avl, history, trips, day0)[0]
+
+
+def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[pd.DataFrame],
+            trips: npt.ArrayLike | None, day0: npt.ArrayLike | None) -> tuple[dict[str, FloatArray], list[_Run]]:
+    """`replay_runs` with the runs it matched."""
     bounds = _trip_bounds(feed)
     st = feed.stop_times
     stop_ids = st["stop_id"].to_numpy(dtype=str)
@@ -226,7 +283,7 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
         model.add_history(np.concatenate(hist_codes), np.concatenate(hist_tod),
                           np.concatenate(hist_dur))
 
-    runs = _match_runs(feed, paths, avl, bounds)
+    runs = _match_runs(feed, paths, avl, bounds, trips, day0)
     t_all = avl["time_s"].to_numpy()
     # causal observations: passings from the online match, known when the next ping arrived
     for run in runs:
@@ -243,8 +300,12 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     pace_filter = PaceFilter()
     parts = [_predict_run(run, t_all, speed_all, paths, bounds, table, model, pace_filter, remaining,
                           departures) for run in runs]
+    offset = 0
+    for part in parts:  # one group per (run, ping): the rows of one prediction
+        part["group"] = part["group"] + offset
+        offset += len(part["now"])
     names = ("now", "pred", "p10", "p90", "truth", "sched", "delayprop", "ahead", "stop", "row", "still",
-             "waiting", "label", "label_known", "situation")
+             "waiting", "label", "label_known", "situation", "group", "ping")
     cols = {k: np.concatenate([p[k] for p in parts]) for k in names} if parts else {
         k: np.zeros(0) for k in names}
     if len(cols["now"]):
@@ -257,15 +318,43 @@ def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
             (cols["label"] - cols["pred"])[labelled])
         fix = np.where(situation >= 0, fix, 0.0)
         cols["raw"] = cols["pred"].copy()
-        cols["pred"], cols["p10"], cols["p90"] = blend_with_delay(
-            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix)
-    keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
-    return {k: v[keep] for k, v in cols.items()}
+        cols["pred"], cols["p10"], cols["p90"] = monotone_along(cols["group"], *blend_with_delay(
+            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix))
+    return cols, runs
+
+
+def run_passings(runs: Sequence[_Run], bounds: dict[str, tuple[int, int]], n_pings: int
+                 ) -> tuple[npt.NDArray[np.int64], pd.DataFrame]:
+    """Run of each ping (-1 none) and every known stop passing of the runs.
+
+    Returns
+    -------
+    ping_run : ndarray of int, shape (n_pings,)
+    passings : DataFrame
+        ``run`` (index into ``runs``), ``row`` (stop-time row), ``day0`` (epoch s) and
+        ``time_s`` (passing on the smoothed match, epoch s) of each passing the pings bracket.
+    """
+    ping_run = np.full(n_pings, -1, dtype=np.int64)
+    run_col, row_col, day_col, time_col = [], [], [], []
+    for k, run in enumerate(runs):
+        ping_run[run.rows] = k
+        lo, hi = bounds[run.trip]
+        ok = np.isfinite(run.truth)
+        rows = np.arange(lo, hi)[ok]
+        run_col.append(np.full(len(rows), k))
+        row_col.append(rows)
+        day_col.append(np.full(len(rows), run.day0))
+        time_col.append(run.truth[ok])
+    cat = [np.concatenate(c) if c else np.zeros(0) for c in (run_col, row_col, day_col, time_col)]
+    return ping_run, pd.DataFrame({"run": cat[0].astype(np.int64), "row": cat[1].astype(np.int64),
+                                   "day0": cat[2], "time_s": cat[3]})
+
+
 
 
 def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
                       history: Sequence[str | Path] = (), *, vehicles: Sequence[str] | None = None,
-                      assign: bool = True) -> dict[str, object]:
+                      assign: bool = True, stop_path: StopPathFn | None = None) -> dict[str, object]:
     """Replay an AVL file and score arrival predictions against interpolated passings.
 
     Parameters
@@ -280,33 +369,86 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
         Restrict to these vehicle ids (fast subsets for tests).
     assign : bool
         Also measure trip assignment with the ids hidden (when the file has trip ids).
+    stop_path : callable, optional
+        Builds the paths of trips without a shape (a loaded road network's,
+        `telematics.road_paths.RoadStopPaths`); default straight lines between the stops.
 
     Returns
     -------
     dict
         The issue's JSON: ``predictions``, ``within_windows``, ``mae_s``,
-        ``within_by_bucket``, ``baselines`` and ``assigned_trip_accuracy``.
+        ``within_by_bucket``, ``baselines``, ``assigned_trip_accuracy`` and
+        ``prediction_completeness`` (share of the (ping, stop) pairs whose actual passing
+        came within 30 min of the ping that had a scored prediction), ``eta_benchmark``
+        (the ETA Accuracy Benchmark ``score`` and ``by_bucket``, `telematics.prediction_kpi`)
+        and ``trip_minute_completeness`` (share of the recorded trips' in-service minutes
+        with a prediction at most 120 s old) and ``path_sources`` (trips whose path is the
+        feed's shape, the road network's, partly the road network's, straight lines).
     """
     feed = expand_frequencies(gtfs if isinstance(gtfs, Feed) else read_feed(gtfs))
-    paths = trip_paths(feed)
+    paths = trip_paths(feed, stop_path)
     avl = read_avl(avl_path)
     if vehicles is not None:
         avl = avl[avl["vehicle_id"].isin(list(vehicles))].reset_index(drop=True)
     history_avl = [read_avl(h) for h in history]
-    cols = replay_predictions(feed, paths, avl, history_avl)
+    cols, runs = _replay(feed, paths, avl, history_avl, None, None)
+    keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
+    cols = {k: v[keep] for k, v in cols.items()}
     horizon = cols["pred"] - cols["now"]
     truth = cols["truth"]
     result: dict[str, object] = {"predictions": len(truth)}
     result.update(score_predictions(horizon, truth - cols["pred"]))
     result["baselines"] = {
         name: {k: v for k, v in score_predictions(horizon, truth - cols[col]).items()
-               if k in ("within_windows", "mae_s")}
+               if k in ("within_windows", "mae_s", "eta_benchmark")}
         for name, col in (("schedule", "sched"), ("delay_propagation", "delayprop"))}
     accuracy = None
     if assign and (avl["trip_id"] != "").all():
         accuracy = assignment_accuracy(feed, paths, avl)
     result["assigned_trip_accuracy"] = accuracy
+    result["prediction_completeness"], result["trip_minute_completeness"] = _completeness(
+        runs, _trip_bounds(feed), avl["time_s"].to_numpy(), cols)
+    result["path_sources"] = paths.source_counts()
     return result
+
+
+def _completeness(runs: Sequence[_Run], bounds: dict[str, tuple[int, int]], ping_s: FloatArray,
+                  cols: dict[str, FloatArray]) -> tuple[float | None, float | None]:
+    """Share of (ping, stop) pairs of the recorded trips with a scored prediction
+    (`telematics.completeness`; the prediction rows are of the ping's own run), and share of
+    the runs' in-service minutes with a prediction (`telematics.prediction_kpi.prediction_completeness`)."""
+    ping_run, passings = run_passings(runs, bounds, len(ping_s))
+    ping = cols["ping"].astype(np.int64)
+    minutes = run_minute_completeness(passings, ping_run[ping], cols["now"], len(runs))
+    pings, events = expected_pairs(ping_s, ping_run, passings["run"], passings["time_s"], HORIZON_S)
+    if len(pings) == 0:
+        return None, minutes
+    index = pd.Series(np.arange(len(passings)),
+                      index=pd.MultiIndex.from_arrays([passings["run"], passings["row"]]))
+    event = index.reindex(pd.MultiIndex.from_arrays([ping_run[ping], cols["row"].astype(np.int64)]))
+    covered = pair_coverage(pings, events, ping, event.fillna(-1).to_numpy(dtype=np.int64))
+    return round(float(covered.mean()), 4), minutes
+
+
+def run_minute_completeness(passings: pd.DataFrame, pred_run: npt.ArrayLike, pred_now_s: npt.ArrayLike,
+                            n_runs: int) -> float | None:
+    """Share of the runs' in-service minutes (first to last known passing) with a prediction
+    issued at most 120 s before the minute's end (`telematics.prediction_kpi.prediction_completeness`).
+
+    Parameters
+    ----------
+    passings : DataFrame
+        `run_passings`'s passings (``run``, ``time_s``).
+    pred_run : array_like of int
+        Run each prediction was made for (-1 none).
+    pred_now_s : array_like
+        Issue time of each prediction (epoch s).
+    n_runs : int
+        Number of runs.
+    """
+    span = passings.groupby("run")["time_s"].agg(["min", "max"]).reindex(range(n_runs))
+    share, _ = prediction_completeness(span["min"].to_numpy(), span["max"].to_numpy(), pred_run, pred_now_s)
+    return None if share is None else round(share, 4)
 
 
 def _predict_run(run: _Run, t_all: FloatArray, speed_all: FloatArray, paths: TripPaths,
@@ -348,7 +490,8 @@ def _predict_run(run: _Run, t_all: FloatArray, speed_all: FloatArray, paths: Tri
             "ahead": pred.ahead.astype(float), "stop": stop.astype(float), "row": pred.row.astype(float), "still": still[group],
             "waiting": (pred.waiting.astype(float) + pred.before_start)[group],
             "label": online.time_s[stop], "label_known": online.known_at_s[stop],
-            "situation": correctable(pred.situation, still[group]).astype(np.float64)}
+            "situation": correctable(pred.situation, still[group]).astype(np.float64),
+            "group": group.astype(np.float64), "ping": run.rows[group].astype(np.float64)}
 
 
 def _remaining_times(runs: Sequence[_Run], t_all: FloatArray, speed_all: FloatArray, paths: TripPaths,

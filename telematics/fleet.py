@@ -21,7 +21,7 @@ each one runs (reported or inferred by `LiveAssigner`) and the update from one p
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from telematics.downstream import MOVED_M, in_layover, motion_state
 from telematics.fleet_models import FleetModels
 from telematics.frequencies import expand_frequencies, parse_start_time
 from telematics.gtfs import Feed, service_day_start
+from telematics.ingest import PositionRow, as_position_row
 from telematics.live_assignment import LiveAssigner
 from telematics.matching import projection_candidates
 from telematics.passing import LEAVE_FIRST_STOP_M, locate_along, stop_passings
@@ -72,11 +73,14 @@ class Fleet(FleetModels):
 
     # ------------------------------------------------------------------ observe
 
-    def observe(self, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    def observe(self, row: PositionRow | tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Update the state with one position row (`telematics.ingest.POSITION_COLUMNS` order,
         whose last, ``start_time``, is the GTFS-rt ``HH:MM:SS`` or s of service day and may be
         left out, see `telematics.ingest.parse_json_position`): a frequency template plus
         start time is mapped to its instance (`instance_of`).
+
+        A ping whose processing fails is reported (`vehicle_failed`, stage ``observe``): its
+        vehicle becomes unknown until its next ping, and the others are not affected.
 
         Returns
         -------
@@ -84,8 +88,18 @@ class Fleet(FleetModels):
             Stop passings detected by this ping, as ``stop_arrivals`` rows
             (`telematics.store.ARRIVAL_COLUMNS` order).
         """
-        _agency, vid, ts, lat, lon, speed, bearing, trip_id, _route, start_date, _odo, occupancy = row[:12]
-        start_s = parse_start_time(row[12]) if len(row) > 12 else None
+        try:
+            return self._observe(row)
+        except Exception as exc:
+            self.vehicle_failed(str(row[1]) if len(row) > 1 else "?", "observe", exc)
+            return []
+
+    def _observe(self, row: PositionRow | tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """`observe` without the guard."""
+        p = as_position_row(row)
+        vid, ts, lat, lon, speed, bearing = p.vehicle_id, p.time, p.lat, p.lon, p.speed_mps, p.bearing
+        trip_id, start_date, occupancy = p.trip_id, p.start_date, p.occupancy
+        start_s = parse_start_time(p.start_time)
         t = ts.timestamp() if isinstance(ts, datetime) else float(ts)
         speed, bearing = finite_or_none(speed), finite_or_none(bearing)  # store reads give NaN for NULL
         trip_id = self.instance_of(trip_id, start_s) if isinstance(trip_id, str) and trip_id else None
@@ -142,31 +156,35 @@ class Fleet(FleetModels):
         if day not in self._assigners:
             if len(self._assigners) > 3:
                 self._assigners.clear()
+            before = day - timedelta(days=1)  # its trips past 24:00 run on this date
             self._assigners[day] = LiveAssigner(TripAssigner(
                 self.feed, self.paths, day, service_day_start(day, self.timezone),
-                AssignmentConfig(stale_after_s=self.config.stale_after_s * 5)))
+                AssignmentConfig(stale_after_s=self.config.stale_after_s * 5),
+                [(before, service_day_start(before, self.timezone))]))
         return self._assigners[day]
 
     def _infer_trip(self, v: VehicleTrack, t: float, xy: FloatArray) -> tuple[str | None, date | None]:
         """Trip inferred by the day's incremental fleet assignment (`LiveAssigner`): None
         while the vehicle has not moved; never a block another vehicle holds."""
         day = self.local_date(t)
-        if not self.services_on(day):
+        before = day - timedelta(days=1)
+        if not self.services_on(day) and not self.services_on(before):
             return None, None
         stale = self.config.stale_after_s
         held = [trip for vid, (trip, d, seen) in self._reported.items()
-                if d == day and vid != v.vehicle_id and t - seen <= stale]
+                if d in (day, before) and vid != v.vehicle_id and t - seen <= stale]
         live = self._assigner(day)
         trip = live.observe(v.vehicle_id, t, (float(xy[0]), float(xy[1])), v.bearing, held)
         for vid, other_trip in live.revised.items():  # the joint solution moved other vehicles
             other = self.vehicles.get(vid)
-            if other is None or other.service_date not in (day, None):
+            if other is None or other.service_date not in (day, before, None):
                 continue
             if other_trip:
-                self._start_trip(other, other_trip, day)
+                self._start_trip(other, other_trip, live.days[vid])
             else:
                 other.trip_id, other.service_date = None, None
-        return (trip, day) if trip else (None, None)
+        # a trip of the previous service day still running after midnight keeps its day
+        return (trip, live.days[v.vehicle_id]) if trip else (None, None)
 
     def _start_trip(self, v: VehicleTrack, trip: str, day: date) -> None:
         """Put ``v`` at the start of ``trip`` on service day ``day`` (its progress reset)."""
@@ -227,6 +245,26 @@ class Fleet(FleetModels):
         return (self.agency, v.service_date, self.st_trip[k], int(self.st_seq[k]),
                 datetime.fromtimestamp(when, UTC), self.st_stop[k], v.vehicle_id,
                 self.trip_route.get(self.st_trip[k]), datetime.fromtimestamp(sched, UTC), when - sched)
+
+    def vehicle_failed(self, vehicle_id: str, stage: str, exc: BaseException) -> None:
+        """Report a failed computation of ``vehicle_id`` (`telematics.guard.vehicle_failed`) and
+        make the vehicle unknown (`quarantine`): its trips fall back to the schedule."""
+        super().vehicle_failed(vehicle_id, stage, exc)
+        self.quarantine(vehicle_id)
+
+    def quarantine(self, vehicle_id: str) -> None:
+        """Forget what ``vehicle_id`` runs and its progress (its position is kept): it is a
+        vehicle without a trip until its next ping resolves one afresh."""
+        v = self.vehicles.get(vehicle_id)
+        if v is not None:
+            v.trip_id, v.service_date, v.delay_s = None, None, None
+            v.along_m, v.offset_m, v.next_stop, v.passed_s, v.segments = math.nan, math.nan, 0, [], []
+            v.moving, v.moved_s, v.to_next = True, 0.0, []
+        self._reported.pop(vehicle_id, None)
+        for assigner in self._assigners.values():
+            assigner.forget(vehicle_id)
+        self.block_runs = {k: run for k, run in self.block_runs.items() if run[0].vehicle_id != vehicle_id}
+        self.version += 1
 
     def evict(self, now_s: float, silent_s: float = 7200.0) -> list[str]:
         """Forget vehicles silent longer than ``silent_s`` (s); return their ids."""

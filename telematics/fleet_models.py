@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -26,9 +28,11 @@ from telematics.downstream import (
     blend_with_delay,
     correctable,
     departure_lateness,
+    monotone_along,
     predict_downstream,
 )
 from telematics.gtfs import Feed, service_day_start
+from telematics.guard import isolate, vehicle_failed
 from telematics.predict import (
     PaceFilter,
     RecencyMean,
@@ -47,6 +51,15 @@ PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
 MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What `FleetModels.predict` computed for one batch of vehicles."""
+
+    predictions: Predictions
+    block_runs: dict[tuple[str, date], tuple[VehicleTrack, int, float]]
+    labels: list[tuple[tuple[str, date, int], int, float]]  # (trip, day, row), situation, raw arrival s
 
 
 class FleetModels(Timetable):
@@ -72,6 +85,8 @@ class FleetModels(Timetable):
     block_runs : dict
         ``(next trip, day) -> (vehicle, stops left, m left)`` of the block trips last predicted.
     """
+
+    agency = ""  # platform agency id, for failure reports (`telematics.fleet.Fleet` sets it)
 
     def __init__(self, feed: Feed) -> None:
         super().__init__(feed)
@@ -178,6 +193,10 @@ class FleetModels(Timetable):
         same situation (`ResidualCorrector`) and the delay blend (`blend_with_delay`).
         A vehicle still at its origin also gets its expected departure there.
 
+        The vehicles are predicted in one batch; a vehicle whose prediction raises or is not
+        finite is found by splitting the batch (`telematics.guard.isolate`), reported to
+        `vehicle_failed` and left without predictions (its trip falls back to the schedule).
+
         Parameters
         ----------
         now_s : float
@@ -192,10 +211,37 @@ class FleetModels(Timetable):
         """
         live = [v for v in fresh if v.trip_id is not None and v.service_date is not None
                 and v.trip_id in self.trip_rows and not math.isnan(v.along_m)]
+        self.block_runs = {}
         if not live:
-            self.block_runs = {}
             return {}
-        pace, pace_var = self._paces(live)
+        remaining, departures = self._remaining_times(), self._departure_model()
+        labels = self._labels[:min(self._n_labels, MAX_LABELS)] if self._n_labels else None
+        parts, failed = isolate(live, lambda vs: self._predict_batch(now_s, vs, remaining, departures, labels))
+        for v, exc in failed:
+            self.vehicle_failed(v.vehicle_id, "predict", exc)
+        out: Predictions = {}
+        label_now = now_s - self._labelled_s >= LABEL_EVERY_S  # keep stopped vehicles' predictions to learn residuals
+        if label_now:
+            self._labelled_s = now_s
+        for part in parts:
+            out.update(part.predictions)
+            self.block_runs.update(part.block_runs)
+            if label_now:
+                for owner, situation, arrival in part.labels:
+                    self._awaiting.setdefault(owner, []).append((situation, arrival))
+        if label_now and len(self._awaiting) > 200_000:
+            self._awaiting.clear()
+        return out
+
+    def vehicle_failed(self, vehicle_id: str, stage: str, exc: BaseException) -> None:
+        """Report a vehicle whose ``stage`` computation failed (`telematics.guard.vehicle_failed`)."""
+        vehicle_failed(self.agency, vehicle_id, stage, exc)
+
+    def _predict_batch(self, now_s: float, live: Sequence[VehicleTrack], remaining: RemainingTimes | None,
+                       departures: RecencyMean | None, labels: FloatArray | None) -> _Batch:
+        """`predict` of a batch of vehicles, without touching the models (raises when any
+        prediction is not finite)."""
+        pace, pace_var = self._paces(list(live))
         trips = [str(v.trip_id) for v in live]
         days = [v.service_date for v in live if v.service_date is not None]
         states = VehicleStates(
@@ -204,28 +250,26 @@ class FleetModels(Timetable):
             trip_lo=np.array([self.trip_rows[t][0] for t in trips], dtype=np.int64),
             day0_s=np.array([v.day0_s for v in live]),
             speed_mps=np.array([math.nan if v.speed_mps is None else v.speed_mps for v in live]))
-        pred = predict_downstream(self.table, states, self.segments, self._remaining_times(),
-                                  self._departure_model())
+        pred = predict_downstream(self.table, states, self.segments, remaining, departures)
         at = states.now_s[pred.state]
         situation = correctable(pred.situation, states.still_s[pred.state])
         fix = np.zeros(len(at))
-        if self._n_labels:
-            labels = self._labels[:min(self._n_labels, MAX_LABELS)]
+        if labels is not None:
             fix = self.corrector.correction(situation, at, labels[:, 0].astype(np.int64), labels[:, 1],
                                             labels[:, 2])
             fix = np.where(situation >= 0, fix, 0.0)
-        arrival, p10, p90 = blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s, pred.delayprop_s, fix)
+        arrival, p10, p90 = monotone_along(pred.state, *blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s,
+                                                                         pred.delayprop_s, fix))
         arrival = np.maximum(arrival, now_s)
         p10 = np.minimum(np.maximum(p10, now_s), arrival)
         p90 = np.maximum(p90, arrival)
+        origin = np.array([v.next_stop == 0 for v in live], dtype=bool)
+        if not (np.isfinite(arrival).all() and np.isfinite(p10).all() and np.isfinite(p90).all()
+                and np.isfinite(pred.leave_s[origin]).all()):
+            raise ValueError("non-finite arrival prediction")
         owners = [(trips[g], days[g], k)
                   for g, k in zip(pred.state.tolist(), pred.row.tolist(), strict=True)]
-        if now_s - self._labelled_s >= LABEL_EVERY_S:  # keep stopped vehicles' predictions to learn residuals
-            self._labelled_s = now_s
-            for i in np.flatnonzero((situation >= 0) & (pred.arrival_s - at <= 1800.0)).tolist():
-                self._awaiting.setdefault(owners[i], []).append((int(situation[i]), float(pred.arrival_s[i])))
-            if len(self._awaiting) > 200_000:
-                self._awaiting.clear()
+        keep = np.flatnonzero((situation >= 0) & (pred.arrival_s - at <= 1800.0)).tolist()
         out: Predictions = {
             o: (float(a), float(lo10), float(hi90))
             for o, a, lo10, hi90 in zip(owners, arrival.tolist(), p10.tolist(), p90.tolist(), strict=True)}
@@ -233,8 +277,9 @@ class FleetModels(Timetable):
             if v.next_stop == 0:
                 leave = max(float(pred.leave_s[g]), now_s)
                 out[(trips[g], days[g], self.trip_rows[trips[g]][0])] = (leave, leave, leave)
-        out.update(self._block_predictions(live, out))
-        return out
+        block, runs = self._block_predictions(live, out)
+        out.update(block)
+        return _Batch(out, runs, [(owners[i], int(situation[i]), float(pred.arrival_s[i])) for i in keep])
 
     def _remaining_times(self) -> RemainingTimes | None:
         """The kept times from a position to the next stop as a `RemainingTimes` model, None before any."""
@@ -251,13 +296,15 @@ class FleetModels(Timetable):
         obs = self._departures[:min(self._n_departures, MAX_LABELS)]
         return departure_lateness(obs[:, 0].astype(np.int64), obs[:, 1], obs[:, 2])
 
-    def _block_predictions(self, fresh: list[VehicleTrack], current: Predictions) -> Predictions:
+    def _block_predictions(self, fresh: Sequence[VehicleTrack], current: Predictions
+                           ) -> tuple[Predictions, dict[tuple[str, date], tuple[VehicleTrack, int, float]]]:
         """The next trip of each vehicle's block: its schedule delayed by the current trip's lateness.
 
         The next trip starts at the later of its scheduled departure and the predicted end of
-        the current trip plus `MIN_LAYOVER_S`; the end's uncertainty carries over.
+        the current trip plus `MIN_LAYOVER_S`; the end's uncertainty carries over. Also
+        returns the `block_runs` entries of those trips.
         """
-        self.block_runs = {}
+        runs: dict[tuple[str, date], tuple[VehicleTrack, int, float]] = {}
         out: Predictions = {}
         for v in fresh:
             assert v.trip_id is not None and v.service_date is not None
@@ -271,7 +318,7 @@ class FleetModels(Timetable):
             arrive = v.day0_s + self.st_arr[nlo:nhi] + carry
             spread_lo, spread_hi = (end[0] - end[1]) if carry > 0 else 0.0, end[2] - end[0]
             remaining_m = float(self.paths.stop_dist_m[v.trip_id][-1]) - v.along_m
-            self.block_runs[(nxt, v.service_date)] = (v, hi - lo - v.next_stop, max(remaining_m, 0.0))
+            runs[(nxt, v.service_date)] = (v, hi - lo - v.next_stop, max(remaining_m, 0.0))
             for k, a in zip(range(nlo, nhi), arrive.tolist(), strict=True):
                 out[(nxt, v.service_date, k)] = (a, a - spread_lo, a + spread_hi)
-        return out
+        return out, runs

@@ -20,31 +20,67 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2
 
-from its.ingest import PayloadError, Route, json_object, optional_float, require_float
+from its.domain import Field, Topic
+from its.ingest import PayloadError, Route, check_id, json_object, optional_float, require_float
 from its.timeutil import TimeError, parse_time
 from telematics.frequencies import format_start_time, parse_start_time
 
 __all__ = [
+    "GTFSRT_POSITION_TOPIC",
     "OCCUPANCY_STATUSES",
     "POSITION_COLUMNS",
+    "POSITION_TOPIC",
     "ROUTES",
+    "PositionRow",
+    "as_position_row",
     "parse_gtfsrt_position",
     "parse_json_position",
     "topic_ids",
 ]
 
-POSITION_COLUMNS = ("agency", "vehicle_id", "time", "lat", "lon", "speed_mps", "bearing",
-                    "trip_id", "route_id", "start_date", "odometer_m", "occupancy", "start_time")
+
+
+class PositionRow(NamedTuple):
+    """One ``vehicle_positions`` row, as both the collector stores and live services use it.
+
+    Units: ``lat``/``lon`` WGS84 degrees, ``speed_mps`` m/s, ``bearing`` degrees clockwise
+    from north, ``odometer_m`` m; ``time`` UTC; ``start_date`` the service date;
+    ``start_time`` the GTFS-rt run start ``HH:MM:SS`` (may pass 24:00:00) or None.
+    """
+
+    agency: str
+    vehicle_id: str
+    time: datetime
+    lat: float
+    lon: float
+    speed_mps: float | None
+    bearing: float | None
+    trip_id: str | None
+    route_id: str | None
+    start_date: date | None
+    odometer_m: float | None
+    occupancy: str | None
+    start_time: str | None
+
+
+POSITION_COLUMNS = PositionRow._fields
+
+
+def as_position_row(row: PositionRow | tuple[Any, ...]) -> PositionRow:
+    """A row in `POSITION_COLUMNS` order as a `PositionRow` (``start_time`` may be left out)."""
+    if isinstance(row, PositionRow):
+        return row
+    return PositionRow._make((*row, None) if len(row) == len(POSITION_COLUMNS) - 1 else row)
 #: GTFS-realtime ``OccupancyStatus`` names accepted in ``occupancy`` (case-insensitive).
 OCCUPANCY_STATUSES = tuple(gtfs_realtime_pb2.VehiclePosition.OccupancyStatus.keys())
 MAX_SPEED_MPS = 70.0  # 252 km/h: anything faster is a broken unit, not a bus
-MAX_ID_LEN = 128
-_ID = re.compile(r"^[^\x00-\x1f/+#]{1,64}$")
+MAX_ID_LEN = 128  # trip and route ids (characters)
+MAX_TOPIC_ID_LEN = 64  # agency and vehicle ids: topic levels (characters)
 _VERSION = re.compile(r"^\d+\.\d+$")
 
 
@@ -53,10 +89,8 @@ def topic_ids(topic: str) -> tuple[str, str]:
     levels = topic.split("/")
     if len(levels) < 6 or levels[:3] != ["its", "v1", "vehicles"] or levels[5] != "position":
         raise PayloadError(f"topic {topic[:120]!r} is not its/v1/vehicles/{{agency}}/{{vehicle_id}}/position")
-    agency, vehicle = levels[3], levels[4]
-    for name, value in (("agency", agency), ("vehicle_id", vehicle)):
-        if not _ID.match(value):
-            raise PayloadError(f"topic level {name} must be 1-64 printable characters")
+    agency = check_id(levels[3], "topic level agency", MAX_TOPIC_ID_LEN, topic_level=True)
+    vehicle = check_id(levels[4], "topic level vehicle_id", MAX_TOPIC_ID_LEN, topic_level=True)
     return agency, vehicle
 
 
@@ -71,11 +105,7 @@ def _optional_text(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise PayloadError(f"field {key!r} must be a string")
-    if len(value) > MAX_ID_LEN or any(ord(c) < 32 for c in value):
-        raise PayloadError(f"field {key!r} must be at most {MAX_ID_LEN} printable characters")
-    return value
+    return check_id(value, f"field {key!r}", MAX_ID_LEN)
 
 
 def _service_date(value: object, name: str = "start_date") -> date | None:
@@ -113,7 +143,7 @@ def _check_fix(lat: float, lon: float, where: str = "") -> None:
         raise PayloadError(f"{where}fields 'lat'/'lon' are 0,0 (no GPS fix)")
 
 
-def parse_json_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
+def parse_json_position(topic: str, payload: bytes) -> list[PositionRow]:
     """Parse a JSON position message into one ``vehicle_positions`` row.
 
     Units: ``lat``/``lon`` WGS84 degrees, ``speed_mps`` m/s (0-70), ``bearing`` degrees
@@ -139,10 +169,10 @@ def parse_json_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
     bearing = optional_float(obj, "bearing", 0.0, 360.0)
     odometer = optional_float(obj, "odometer_m", 0.0, 1e10)
     start_time = _start_time(obj.get("start_time"))
-    row = (agency, vehicle, ts, lat, lon, speed, None if bearing is None else bearing % 360.0,
-           _optional_text(obj, "trip_id"), _optional_text(obj, "route_id"),
-           _service_date(obj.get("start_date")), odometer, _occupancy(obj.get("occupancy")))
-    return [(*row, start_time)]
+    return [PositionRow(agency, vehicle, ts, lat, lon, speed, None if bearing is None else bearing % 360.0,
+                        _optional_text(obj, "trip_id"), _optional_text(obj, "route_id"),
+                        _service_date(obj.get("start_date")), odometer, _occupancy(obj.get("occupancy")),
+                        start_time)]
 
 
 def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> float:
@@ -152,7 +182,7 @@ def _pb_float(value: float, name: str, lo: float, hi: float, where: str) -> floa
 
 
 def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosition,
-                 fallback_ts: int, where: str) -> tuple[Any, ...]:
+                 fallback_ts: int, where: str) -> PositionRow:
     if not vp.HasField("position"):
         raise PayloadError(f"{where}field 'position' missing")
     pos = vp.position
@@ -167,14 +197,14 @@ def _vehicle_row(agency: str, vehicle_id: str, vp: gtfs_realtime_pb2.VehiclePosi
     bearing = _pb_float(pos.bearing, "bearing", 0.0, 360.0, where) % 360.0 if pos.HasField("bearing") else None
     odometer = _pb_float(pos.odometer, "odometer", 0.0, 1e10, where) if pos.HasField("odometer") else None
     trip = vp.trip
-    trip_id = trip.trip_id[:MAX_ID_LEN] or None
-    route_id = trip.route_id[:MAX_ID_LEN] or None
+    trip_id = check_id(trip.trip_id, f"{where}field 'trip.trip_id'", MAX_ID_LEN) if trip.trip_id else None
+    route_id = check_id(trip.route_id, f"{where}field 'trip.route_id'", MAX_ID_LEN) if trip.route_id else None
     start = _service_date(trip.start_date or None, f"{where}start_date".strip())
     start_time = _start_time(trip.start_time or None, f"{where}start_time".strip())
     occupancy = (gtfs_realtime_pb2.VehiclePosition.OccupancyStatus.Name(vp.occupancy_status)
                  if vp.HasField("occupancy_status") else None)
-    return (agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer, occupancy,
-            start_time)
+    return PositionRow(agency, vehicle_id, ts, lat, lon, speed, bearing, trip_id, route_id, start, odometer,
+                       occupancy, start_time)
 
 
 def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
@@ -189,7 +219,7 @@ def _as_feed_message(payload: bytes) -> gtfs_realtime_pb2.FeedMessage | None:
     return msg
 
 
-def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
+def parse_gtfsrt_position(topic: str, payload: bytes) -> list[PositionRow]:
     """Parse a binary GTFS-realtime FeedMessage or VehiclePosition into position rows.
 
     Entities without a vehicle position (trip updates, alerts) are ignored. Each row ends
@@ -210,9 +240,8 @@ def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
             if not entity.HasField("vehicle"):
                 continue
             vp = entity.vehicle
-            vid = vp.vehicle.id or vp.vehicle.label or entity.id
-            if not _ID.match(vid):
-                raise PayloadError(f"entity[{i}] field 'vehicle.id' must be 1-64 printable characters")
+            vid = check_id(vp.vehicle.id or vp.vehicle.label or entity.id, f"entity[{i}] field 'vehicle.id'",
+                           MAX_TOPIC_ID_LEN, topic_level=True)
             rows.append(_vehicle_row(agency, vid, vp, feed.header.timestamp, f"entity[{i}] "))
         return rows
     vp = gtfs_realtime_pb2.VehiclePosition()
@@ -223,9 +252,34 @@ def parse_gtfsrt_position(topic: str, payload: bytes) -> list[tuple[Any, ...]]:
     return [_vehicle_row(agency, vehicle, vp, 0, "")]
 
 
+_POSITION_FIELDS = (
+    Field("ts", "ISO 8601 or epoch s/ms", "time of the fix (UTC)"),
+    Field("lat", "float, deg", "WGS84 latitude (0,0 is refused: no fix)"),
+    Field("lon", "float, deg", "WGS84 longitude"),
+    Field("speed_mps", "float, m/s", "ground speed, 0-70", required=False),
+    Field("bearing", "float, deg", "heading clockwise from north, 0-360", required=False),
+    Field("trip_id", "string", "GTFS trip the vehicle reports (empty: the platform assigns one)", required=False),
+    Field("route_id", "string", "GTFS route", required=False),
+    Field("start_date", "YYYYMMDD", "service date of the trip", required=False),
+    Field("start_time", "HH:MM:SS", "run start of a frequency-based trip (may pass 24:00:00)", required=False),
+    Field("odometer_m", "float, m", "odometer", required=False),
+    Field("occupancy", "string", "GTFS-rt OccupancyStatus name", required=False),
+)
+POSITION_TOPIC = Topic(
+    filter="its/v1/vehicles/+/+/position", summary="A bus position (AVL unit): levels agency, vehicle id.",
+    publisher="vehicle devices, `its simulate fleet`", fields=_POSITION_FIELDS,
+    parse=parse_json_position, stored_in="vehicle_positions")
+GTFSRT_POSITION_TOPIC = Topic(
+    filter="its/v1/vehicles/+/+/position/gtfsrt",
+    summary="A GTFS-realtime VehiclePosition, or a whole FeedMessage relayed by an agency gateway.",
+    publisher="vehicle devices, agency gateways", payload="protobuf",
+    fields=(Field("FeedMessage | VehiclePosition", "GTFS-realtime 2.0",
+                  "position, timestamp, trip descriptor, speed (m/s), bearing (deg), occupancy_status"),),
+    parse=parse_gtfsrt_position, stored_in="vehicle_positions")
+
 ROUTES = [
-    Route(feed="vehicle_positions", topic_filter="its/v1/vehicles/+/+/position",
+    Route(feed="vehicle_positions", topic_filter=POSITION_TOPIC.filter,
           table="vehicle_positions", columns=POSITION_COLUMNS, parse=parse_json_position),
-    Route(feed="vehicle_positions_gtfsrt", topic_filter="its/v1/vehicles/+/+/position/gtfsrt",
+    Route(feed="vehicle_positions_gtfsrt", topic_filter=GTFSRT_POSITION_TOPIC.filter,
           table="vehicle_positions", columns=POSITION_COLUMNS, parse=parse_gtfsrt_position),
 ]

@@ -9,16 +9,19 @@ a period with too little data gives ``None`` with a reason, never a made-up 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
 from its.db import Database
+from its.indicators import Indicator, indicator_table
+from telematics.config import TelematicsSettings
 from telematics.frequencies import instances
+from telematics.gate import service_area
+from telematics.plausibility import AREA, SPEED, ServiceArea, plausibility_flags
+from telematics.prediction_kpi import read_prediction_indicators
 
 __all__ = [
     "MBTA_WINDOWS",
@@ -27,11 +30,16 @@ __all__ = [
     "delay_by_route_hour",
     "headway_regularity",
     "on_time_performance",
+    "position_quality",
     "prediction_accuracy",
+    "read_position_quality",
+    "read_positions_flagged",
     "read_prediction_errors",
     "read_scheduled_stop_times",
+    "read_service_area",
     "section",
     "service_delivered",
+    "stale_vehicles",
     "vehicle_km",
 ]
 
@@ -183,26 +191,97 @@ def _haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)))
 
 
-def vehicle_km(positions: pd.DataFrame, max_gap_s: float = 300.0) -> pd.DataFrame:
+def vehicle_km(positions: pd.DataFrame, max_gap_s: float = 300.0, max_speed_mps: float = 50.0,
+               gps_noise_m: float = 50.0) -> pd.DataFrame:
     """Vehicle-kilometres run in service (km) per route.
 
-    Sum of great-circle distances between consecutive pings of the same vehicle on the same
-    trip (``trip_id`` not null), skipping gaps longer than ``max_gap_s`` (s).
+    Sum of great-circle distances between consecutive plausible pings of the same vehicle on
+    the same trip (``trip_id`` not null), skipping gaps longer than ``max_gap_s`` (s) and steps
+    longer than ``gps_noise_m`` + ``max_speed_mps`` x their duration (m; a vehicle taken to
+    be somewhere else after a run of implausible fixes). Pings flagged by
+    `telematics.plausibility` (column ``quality`` non-zero: an impossible speed, outside the
+    service area) are left out.
 
     Returns
     -------
     DataFrame
         ``route_id, vehicle_km``.
     """
-    p = positions[positions["trip_id"].notna()].sort_values(["vehicle_id", "time_s"], kind="stable")
+    p = positions[positions["trip_id"].notna()]
+    if "quality" in p.columns:
+        p = p[p["quality"].to_numpy() == 0]
+    p = p.sort_values(["vehicle_id", "time_s"], kind="stable")
     v, trip = p["vehicle_id"].to_numpy(), p["trip_id"].to_numpy()
     t = p["time_s"].to_numpy(dtype=np.float64)
     lat, lon = p["lat"].to_numpy(dtype=np.float64), p["lon"].to_numpy(dtype=np.float64)
-    ok = (v[1:] == v[:-1]) & (trip[1:] == trip[:-1]) & (np.diff(t) <= max_gap_s)
     d = _haversine_m(lat[:-1], lon[:-1], lat[1:], lon[1:])
+    dt = np.diff(t)
+    ok = (v[1:] == v[:-1]) & (trip[1:] == trip[:-1]) & (dt <= max_gap_s) & (d <= gps_noise_m + max_speed_mps * dt)
     route = p["route_id"].fillna("").to_numpy()[1:]
     frame = pd.DataFrame({"route_id": route[ok], "vehicle_km": d[ok] / 1000.0})
     return frame.groupby("route_id").agg(vehicle_km=("vehicle_km", "sum")).reset_index()
+
+
+def _flag_positions(positions: pd.DataFrame, config: TelematicsSettings, area: ServiceArea | None) -> pd.DataFrame:
+    """``positions`` (``vehicle_id, time_s, lat, lon``) with their plausibility flags in ``quality``
+    (`telematics.plausibility.plausibility_flags` with the live service's thresholds; ``area``
+    a `telematics.plausibility.ServiceArea` or None)."""
+    flags = plausibility_flags(positions["vehicle_id"].to_numpy(), positions["time_s"].to_numpy(np.float64),
+                               positions["lat"].to_numpy(np.float64), positions["lon"].to_numpy(np.float64),
+                               max_speed_mps=config.max_speed_mps, area=area,
+                               gps_noise_m=config.gps_noise_m, reanchor_fixes=config.reanchor_fixes)
+    return positions.assign(quality=flags)
+
+
+def position_quality(positions: pd.DataFrame, stale_after_s: float = 120.0) -> pd.DataFrame:
+    """Positions stored, flagged implausible and stale vehicles per agency (positions; vehicles).
+
+    ``stored`` = position rows of the agency in the period; ``flagged_speed`` = those whose
+    vehicle could not have reached them from its last plausible position at
+    ``ITS_TELEMATICS_MAX_SPEED_MPS`` (m/s); ``flagged_area`` = those outside the agency's
+    service area (`telematics.plausibility`); flagged positions are stored but not applied
+    live and left out of vehicle-km and AVL completeness. ``stale_devices`` = vehicles that
+    went silent for longer than ``stale_after_s`` (s) between two plausible positions of the
+    same trip (`stale_vehicles`).
+
+    Parameters
+    ----------
+    positions : DataFrame
+        ``agency, vehicle_id, time_s, trip_id, quality`` (flags, `telematics.plausibility`).
+
+    Returns
+    -------
+    DataFrame
+        ``source`` (agency), ``stored, flagged_speed, flagged_area, stale_devices``.
+    """
+    q = positions["quality"].to_numpy()
+    frame = pd.DataFrame({"source": positions["agency"].to_numpy(), "stored": 1,
+                          "flagged_speed": (q & SPEED) != 0, "flagged_area": (q & AREA) != 0})
+    out = frame.groupby("source", sort=True).sum().astype(int)
+    stale = stale_vehicles(positions, stale_after_s)
+    out["stale_devices"] = stale.groupby("agency").size().reindex(out.index).fillna(0).astype(int) \
+        if not stale.empty else 0
+    return out.reset_index()
+
+
+def stale_vehicles(positions: pd.DataFrame, stale_after_s: float = 120.0) -> pd.DataFrame:
+    """Vehicles that went stale on a trip: silent longer than ``stale_after_s`` (s) between two
+    consecutive plausible positions (``quality`` 0) of the same trip (the dispatcher's
+    ``stale_vehicle`` alert), with their longest such silence (s).
+
+    Returns
+    -------
+    DataFrame
+        ``agency, vehicle_id, silences, longest_s``.
+    """
+    p = positions[positions["trip_id"].notna() & (positions["quality"].to_numpy() == 0)]
+    p = p.sort_values(["agency", "vehicle_id", "time_s"], kind="stable")
+    a, v, trip = p["agency"].to_numpy(), p["vehicle_id"].to_numpy(), p["trip_id"].to_numpy()
+    gap = np.diff(p["time_s"].to_numpy(np.float64))
+    hit = (a[1:] == a[:-1]) & (v[1:] == v[:-1]) & (trip[1:] == trip[:-1]) & (gap > stale_after_s)
+    frame = pd.DataFrame({"agency": a[1:][hit], "vehicle_id": v[1:][hit], "gap": gap[hit]})
+    return frame.groupby(["agency", "vehicle_id"], sort=True).agg(silences=("gap", "size"),
+                                                                 longest_s=("gap", "max")).reset_index()
 
 
 def avl_completeness(positions: pd.DataFrame, expected_interval_s: float = 30.0) -> pd.DataFrame:
@@ -378,6 +457,21 @@ def _read_arrivals(db: Database, agency: str, start: datetime, end: datetime) ->
     return f
 
 
+def read_service_area(db: Database, agency: str, config: TelematicsSettings) -> ServiceArea | None:
+    """The service area of ``agency`` (`telematics.gate.service_area`: the configured box, else
+    its active feed's stops widened by the margin; None without a feed)."""
+    rows = db.fetchall("SELECT s.stop_lat, s.stop_lon FROM gtfs_stops s JOIN gtfs_active a USING (feed_version)"
+                       " WHERE a.agency = %s", (agency,))
+    return service_area(config, [r[0] for r in rows], [r[1] for r in rows])
+
+
+def read_positions_flagged(db: Database, agency: str, start: datetime, end: datetime,
+                           config: TelematicsSettings) -> pd.DataFrame:
+    """``agency``'s positions in ``[start, end)`` with their plausibility flags (`_flag_positions`)."""
+    positions = _read_positions(db, agency, start, end)
+    return _flag_positions(positions, config, read_service_area(db, agency, config)).assign(agency=agency)
+
+
 def _read_positions(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
     rows = db.fetchall("SELECT vehicle_id, extract(epoch FROM time)::float8, lat, lon, trip_id, route_id"
                        " FROM vehicle_positions WHERE agency = %s AND time >= %s AND time < %s",
@@ -388,44 +482,62 @@ def _read_positions(db: Database, agency: str, start: datetime, end: datetime) -
 # --------------------------------------------------------------------------- report section
 
 
-def _table(frame: pd.DataFrame | None, unit: str, fn: Callable[..., Any], reason: str) -> dict[str, Any]:
-    """One report indicator: its rows, unit, defining function (docstring), or the reason for none."""
-    ok = frame is not None and not frame.empty
-    return {"unit": unit, "defined_by": fn, "rows": frame if ok else None, "reason": None if ok else reason}
 
 
-def section(db: Database, start: datetime, end: datetime, *, agency: str | None = None, timezone: str = "UTC",
-            early_s: float = 60.0, late_s: float = 300.0, frequent_headway_s: float = 720.0,
-            expected_interval_s: float = 30.0, max_gap_s: float = 300.0) -> dict[str, dict[str, Any]]:
-    """Every public-transport indicator of ``[start, end)`` (all agencies, or ``agency``)."""
+def _agencies(db: Database, start: datetime, end: datetime, agency: str | None) -> list[str]:
+    """Agencies with an active feed or positions in ``[start, end)`` (only ``agency`` when given)."""
     agencies = [a for (a,) in db.fetchall("SELECT agency FROM gtfs_active ORDER BY agency")]
     seen = [a for (a,) in db.fetchall("SELECT DISTINCT agency FROM vehicle_positions WHERE time >= %s AND time < %s",
                                       (start, end))]
     names = sorted(set(agencies) | set(seen))
-    if agency is not None:
-        names = [a for a in names if a == agency]
+    return [a for a in names if a == agency] if agency is not None else names
+
+
+def read_position_quality(db: Database, start: datetime, end: datetime, agency: str | None = None,
+                          config: TelematicsSettings | None = None) -> pd.DataFrame:
+    """`position_quality` of every agency's positions in ``[start, end)`` (columns ``table,
+    source, stored, flagged_speed, flagged_area, stale_devices``; the report's data-quality table)."""
+    cfg = config or TelematicsSettings()
+    frames = [read_positions_flagged(db, a, start, end, cfg) for a in _agencies(db, start, end, agency)]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["table", "source", "stored", "flagged_speed", "flagged_area", "stale_devices"])
+    out = position_quality(pd.concat(frames, ignore_index=True), cfg.stale_after_s)
+    return out.assign(table="vehicle_positions")[["table", "source", "stored", "flagged_speed", "flagged_area",
+                                                   "stale_devices"]]
+
+
+def section(db: Database, start: datetime, end: datetime, *, agency: str | None = None, timezone: str = "UTC",
+            early_s: float = 60.0, late_s: float = 300.0, frequent_headway_s: float = 720.0,
+            expected_interval_s: float = 30.0, max_gap_s: float = 300.0,
+            config: TelematicsSettings | None = None) -> dict[str, Indicator]:
+    """Every public-transport indicator of ``[start, end)`` (all agencies, or ``agency``); positions
+    flagged implausible (``config``'s thresholds, `telematics.plausibility`) are left out."""
+    cfg = config or TelematicsSettings()
+    names = _agencies(db, start, end, agency)
     arr, pos, sched = [], [], []
     for a in names:
         arr.append(_read_arrivals(db, a, start, end).assign(agency=a))
-        pos.append(_read_positions(db, a, start, end).assign(agency=a))
+        pos.append(read_positions_flagged(db, a, start, end, cfg))
         observed = sorted(set(arr[-1]["service_date"]))  # days the platform saw this agency run
         if observed:
             sched.append(read_scheduled_stop_times(db, a, start, end, observed).assign(agency=a))
     arrivals = pd.concat(arr, ignore_index=True) if arr else pd.DataFrame(
         columns=["service_date", "trip_id", "stop_id", "route_id", "time", "delay_s", "time_s"])
     positions = pd.concat(pos, ignore_index=True) if pos else pd.DataFrame(
-        columns=["vehicle_id", "time_s", "lat", "lon", "trip_id", "route_id"])
+        columns=["vehicle_id", "time_s", "lat", "lon", "trip_id", "route_id", "quality"])
+    plausible = positions[positions["quality"].to_numpy() == 0]
     scheduled = pd.concat(sched, ignore_index=True) if sched else pd.DataFrame(
         columns=["service_date", "trip_id", "route_id", "stop_id", "stop_sequence", "time_s", "trip_start_s"])
     no_arr = "no stop arrivals detected in the period"
     no_delay = "no stop arrivals with a scheduled time in the period"
     has_delay = not arrivals.empty and arrivals["delay_s"].notna().any()
-    out: dict[str, dict[str, Any]] = {
-        "on_time_by_route": _table(on_time_performance(arrivals, "route_id", early_s, late_s) if has_delay else None,
+    out: dict[str, Indicator] = {
+        "on_time_by_route": indicator_table(on_time_performance(arrivals, "route_id", early_s, late_s) if has_delay else None,
                                    "share", on_time_performance, no_delay if not arrivals.empty else no_arr),
-        "on_time_by_stop": _table(on_time_performance(arrivals, "stop_id", early_s, late_s) if has_delay else None,
+        "on_time_by_stop": indicator_table(on_time_performance(arrivals, "stop_id", early_s, late_s) if has_delay else None,
                                   "share", on_time_performance, no_delay if not arrivals.empty else no_arr),
-        "delay_by_route_hour": _table(delay_by_route_hour(arrivals, timezone) if has_delay else None, "s",
+        "delay_by_route_hour": indicator_table(delay_by_route_hour(arrivals, timezone) if has_delay else None, "s",
                                       delay_by_route_hour, no_delay if not arrivals.empty else no_arr),
     }
     if arrivals.empty or scheduled.empty:
@@ -434,20 +546,22 @@ def section(db: Database, start: datetime, end: datetime, *, agency: str | None 
     else:
         hw = headway_regularity(arrivals[["route_id", "stop_id", "time_s"]], scheduled, frequent_headway_s)
         reason = f"no route with a scheduled headway <= {frequent_headway_s:.0f} s and two observed headways at a stop"
-    out["headway_regularity"] = _table(hw, "s", headway_regularity, reason)
+    out["headway_regularity"] = indicator_table(hw, "s", headway_regularity, reason)
     trips = scheduled[(scheduled["trip_start_s"] >= start.timestamp()) & (scheduled["trip_start_s"] < end.timestamp())]
-    out["service_delivered"] = _table(
+    out["service_delivered"] = indicator_table(
         service_delivered(trips, arrivals) if not trips.empty else None, "share", service_delivered,
         "no trip scheduled to start in the period on a service day with detected passings")
-    out["vehicle_km"] = _table(vehicle_km(positions, max_gap_s) if not positions.empty else None, "km", vehicle_km,
-                               "no vehicle positions in the period")
-    out["avl_completeness"] = _table(
-        avl_completeness(positions, expected_interval_s) if positions["trip_id"].notna().any() else None, "share",
-        avl_completeness, "no vehicle positions on a trip in the period")
+    out["vehicle_km"] = indicator_table(
+        vehicle_km(plausible, max_gap_s, cfg.max_speed_mps, cfg.gps_noise_m) if not plausible.empty else None, "km",
+        vehicle_km, "no plausible vehicle positions in the period")
+    out["avl_completeness"] = indicator_table(
+        avl_completeness(plausible, expected_interval_s) if plausible["trip_id"].notna().any() else None, "share",
+        avl_completeness, "no plausible vehicle positions on a trip in the period")
     errors, issued = read_prediction_errors(db, start, end, agency)
-    out["prediction_accuracy"] = _table(
+    no_scored = ("no prediction stored in the period" if not issued else
+                 "no stored prediction of the period has a detected stop arrival")
+    out["prediction_accuracy"] = indicator_table(
         prediction_accuracy(errors["horizon_s"].to_numpy(), errors["error_s"].to_numpy()) if len(errors) else None,
-        "share", prediction_accuracy,
-        "no prediction stored in the period" if not issued else
-        "no stored prediction of the period has a detected stop arrival")
+        "share", prediction_accuracy, no_scored)
+    out.update(read_prediction_indicators(db, start, end, agency, errors, no_scored, cfg.stale_after_s))
     return out

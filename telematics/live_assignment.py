@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +35,8 @@ class _Vehicle:
     last_seen_s: float
     started: bool = False
     plausible: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip, last ping
+    last_xy: FloatArray | None = None  # the last ping (m)
+    along: FloatArray = field(default_factory=lambda: np.zeros(0))  # per trip, distance along its path at the last ping
 
 
 class LiveAssigner:
@@ -55,12 +58,14 @@ class LiveAssigner:
         self.totals = np.zeros((0, len(assigner.trip_ids)))
         self.vehicles: dict[str, _Vehicle] = {}
         self.trips: dict[str, str] = {}  # vehicle -> its current trip ("" none)
+        self.days: dict[str, date] = {}  # vehicle -> the service day of its current trip
         self.revised: dict[str, str] = {}  # other vehicles whose trip the last `observe` changed
 
     def forget(self, vehicle_id: str) -> None:
         """Drop a vehicle (its trip became reported, or it left)."""
         v = self.vehicles.pop(vehicle_id, None)
         self.trips.pop(vehicle_id, None)
+        self.days.pop(vehicle_id, None)
         if v is not None:
             self.totals[v.row] = np.inf  # the row is no longer active; reused by no one
 
@@ -84,6 +89,11 @@ class LiveAssigner:
         """
         a = self.assigner
         cfg = a.config
+        self.revised = {}
+        if len(a.trip_ids) == 0:  # no trip runs that day
+            self.trips[vehicle_id] = ""
+            self.days.pop(vehicle_id, None)
+            return ""
         v = self.vehicles.get(vehicle_id)
         if v is None:
             v = _Vehicle(len(self.totals), (float(xy[0]), float(xy[1])), t_s)
@@ -91,18 +101,21 @@ class LiveAssigner:
             self.vehicles[vehicle_id] = v
         elif t_s - v.last_seen_s > cfg.stale_after_s:
             self.totals[v.row] = 0.0
-        cost, delay, early, plausible, _ = a._costs(
+        previous = None if v.last_xy is None or t_s - v.last_seen_s > cfg.stale_after_s else (v.last_xy, v.along)
+        cost, delay, early, plausible, _, along = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
-            np.array([np.nan if bearing is None else bearing], dtype=np.float64))
+            np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous)
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
         self.totals[v.row] = a._forward(self.totals[v.row], cost[0], delay[0], early[0], plausible[0], -1,
                                         switch_cost, block_order, cuts, has_block)
         v.last_seen_s = t_s
+        v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = v.started or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m
         v.plausible = plausible[0]
         self.revised = {}
         if not v.started:
             self.trips[vehicle_id] = ""
+            self.days.pop(vehicle_id, None)
             return ""
         ids = [vid for vid, o in self.vehicles.items() if o.started and t_s - o.last_seen_s <= cfg.stale_after_s]
         if vehicle_id not in ids:
@@ -115,14 +128,19 @@ class LiveAssigner:
         for n, vid in enumerate(ids):
             unit = got.get(n, -1)
             trip = ""
+            day = None
             if unit >= 0 and cost[n, unit] < TAKEN_COST:
                 lo = unit_cuts[unit]
                 hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
                 members = block_order[lo:hi]
                 best = int(members[np.argmin(self.totals[rows[n], members])])
                 if self.vehicles[vid].plausible[best]:
-                    trip = str(a.trip_ids[best])
-            if vid != vehicle_id and trip != self.trips.get(vid, ""):
+                    trip, day = str(a.trip_ids[best]), a.service_day[best]
+            if vid != vehicle_id and (trip != self.trips.get(vid, "") or day != self.days.get(vid)):
                 self.revised[vid] = trip
             self.trips[vid] = trip
+            if day is None:
+                self.days.pop(vid, None)
+            else:
+                self.days[vid] = day
         return self.trips[vehicle_id]

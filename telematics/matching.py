@@ -217,6 +217,9 @@ def match_monotone(along_m: FloatArray, offset_m: FloatArray, times_s: npt.Array
         Smoothed and causal choices.
     """
     m, k = along_m.shape
+    if m == 0:  # no ping: nothing to choose
+        return MonotoneMatch(along_m=np.zeros(0), offset_m=np.zeros(0), online_along_m=np.zeros(0),
+                             online_offset_m=np.zeros(0))
     times = None if times_s is None else np.asarray(times_s, dtype=np.float64)
     emit = np.where(np.isnan(offset_m), np.inf, 0.5 * (np.nan_to_num(offset_m) / gps_sigma_m) ** 2)
     cand = np.nan_to_num(along_m, nan=0.0)

@@ -42,6 +42,9 @@ IntArray = npt.NDArray[np.int64]
 Z90 = 1.2815515655446004  # standard normal 90th percentile
 #: Motion states `RemainingTimes` learns apart (`telematics.downstream.motion_state`).
 MOTION_STATES = 8
+#: Cap of the log of an effective observation count: a query long before the newest
+#: observation (a position stamped in the future) must not overflow to inf (inf/inf is NaN).
+MAX_LOG_COUNT = 600.0
 
 
 class RecencyMean:
@@ -87,7 +90,11 @@ class RecencyMean:
         """
         raw = np.asarray(codes, dtype=np.int64)
         rank = np.searchsorted(self._keys, raw)
-        found = (rank < len(self._keys)) & (self._keys[np.minimum(rank, len(self._keys) - 1)] == raw)
+        n_keys = len(self._keys)
+        if n_keys:
+            found = (rank < n_keys) & (self._keys[np.minimum(rank, n_keys - 1)] == raw)
+        else:  # nothing learnt yet (e.g. one vehicle that has not left an origin): no key is known
+            found = np.zeros(raw.shape, dtype=bool)
         code = np.where(found, rank, -1).astype(np.float64)  # unknown keys match nothing
         at = np.asarray(at_s, dtype=np.float64)
         hi = np.searchsorted(self._flat, code * 1e10 + (at - self._base), side="right")
@@ -96,8 +103,8 @@ class RecencyMean:
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = (self._cwx[hi] - self._cwx[lo]) / sw
             var = np.maximum((self._cwx2[hi] - self._cwx2[lo]) / sw - mean**2, 0.0)
-            count = np.where(sw > 0, np.exp(np.log(np.where(sw > 0, sw, 1.0))
-                                            + (self._t_ref - at) / self._tau), 0.0)
+            count = np.where(sw > 0, np.exp(np.minimum(np.log(np.where(sw > 0, sw, 1.0))
+                                                       + (self._t_ref - at) / self._tau, MAX_LOG_COUNT)), 0.0)
         return mean, var, count
 
 
@@ -270,6 +277,8 @@ class SegmentTimes:
         """Build the time-of-day profile from other days' segment times (tod in s of day)."""
         nbins = 86400 * 2 // self.tod_bin_s  # service days run past 24:00
         ncode = max(len(self._keys), int(np.max(codes, initial=-1)) + 1)
+        if ncode == 0:
+            return
         sums = np.zeros((ncode, nbins))
         counts = np.zeros((ncode, nbins))
         b = np.clip(np.asarray(tod_s, float) // self.tod_bin_s, 0, nbins - 1).astype(np.int64)
@@ -355,8 +364,8 @@ class SegmentTimes:
         swx = cwx[hi] - cwx[lo]
         swx2 = cwx2[hi] - cwx2[lo]
         with np.errstate(divide="ignore", invalid="ignore"):
-            weight = np.where(sw > 0, np.exp(np.log(np.where(sw > 0, sw, 1.0)) + (t_ref - at)
-                                             / self.recency_s), 0.0)
+            weight = np.where(sw > 0, np.exp(np.minimum(np.log(np.where(sw > 0, sw, 1.0)) + (t_ref - at)
+                                                        / self.recency_s, MAX_LOG_COUNT)), 0.0)
             mean_obs = np.where(sw > 0, swx / sw, prior)
             var_obs = np.where(sw > 0, np.maximum(swx2 / sw - mean_obs**2, 0.0), prior_var)
         n0 = self.prior_weight
@@ -448,6 +457,9 @@ def predict_arrivals(group: IntArray, now_s: FloatArray, start_s: FloatArray,
     Prediction
         Arrival, p10 and p90 at each row's downstream stop (epoch s).
     """
+    if len(group) == 0:  # no segment ahead of any vehicle (all at their trips' last stops)
+        empty = np.zeros(0)
+        return Prediction(arrival_s=empty, p10_s=empty.copy(), p90_s=empty.copy())
     influence = reversion ** steps_ahead.astype(np.float64)
     factor = np.exp(pace * influence)
     t = seg.mean_s * factor * first_fraction

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from telematics.fleet import Fleet
+    from telematics.fleet import Fleet, VehicleTrack
 
 __all__ = ["EVERY_S", "HORIZON_S", "PredictionSampler"]
 
@@ -56,23 +56,17 @@ class PredictionSampler:
             `telematics.fleet.Fleet.predict` gives them.
         """
         rows: list[tuple[Any, ...]] = []
-        for v in fleet.vehicles.values():
+        for v in list(fleet.vehicles.values()):
             if v.trip_id is None or v.service_date is None or v.trip_id not in fleet.trip_rows:
                 continue
             key = (fleet.agency, v.vehicle_id)
             if v.observed_s - self._last.get(key, -float("inf")) < self.every_s or v.observed_s > now_s:
                 continue
-            issued = datetime.fromtimestamp(v.observed_s, UTC)
-            lo, hi = fleet.trip_rows[v.trip_id]
-            got = []
-            for k in range(lo + v.next_stop, hi):
-                p = predicted.get((v.trip_id, v.service_date, k))
-                if p is None:
-                    continue
-                horizon = p[0] - v.observed_s
-                if 0.0 <= horizon <= self.horizon_s:
-                    got.append((issued, fleet.agency, v.service_date, v.trip_id, fleet.st_stop_list[k],
-                                int(fleet.st_seq[k]), v.vehicle_id, datetime.fromtimestamp(p[0], UTC), horizon))
+            try:
+                got = self._vehicle_rows(fleet, v, predicted)
+            except Exception as exc:  # this vehicle's samples are lost, not the others'
+                fleet.vehicle_failed(v.vehicle_id, "sample", exc)
+                continue
             if got:
                 rows.extend(got)
                 self._last[key] = v.observed_s
@@ -80,3 +74,20 @@ class PredictionSampler:
             for key, _t in sorted(self._last.items(), key=lambda kv: kv[1])[:len(self._last) - MAX_VEHICLES]:
                 del self._last[key]
         return rows
+
+    def _vehicle_rows(self, fleet: Fleet, v: VehicleTrack,
+                      predicted: dict[tuple[str, date, int], tuple[float, float, float]]) -> list[tuple[Any, ...]]:
+        """The sample rows of one vehicle's predictions for the rest of its trip."""
+        assert v.trip_id is not None and v.service_date is not None
+        issued = datetime.fromtimestamp(v.observed_s, UTC)
+        lo, hi = fleet.trip_rows[v.trip_id]
+        got = []
+        for k in range(lo + v.next_stop, hi):
+            p = predicted.get((v.trip_id, v.service_date, k))
+            if p is None:
+                continue
+            horizon = p[0] - v.observed_s
+            if 0.0 <= horizon <= self.horizon_s:
+                got.append((issued, fleet.agency, v.service_date, v.trip_id, fleet.st_stop_list[k],
+                            int(fleet.st_seq[k]), v.vehicle_id, datetime.fromtimestamp(p[0], UTC), horizon))
+        return got

@@ -6,7 +6,10 @@ positions are replayed. Live positions then arrive through ``ctx.subscribe``. A 
 thread rebuilds the published `Snapshot` (arrival boards per stop, vehicles, GTFS-rt
 bytes) at most every ``board_refresh_s`` after a change and at least every 15 s, writes
 the detected stop arrivals and syncs the dispatcher alerts; requests only read the
-current snapshot.
+current snapshot. At each refresh the holding advice is computed from the same predictions
+(`telematics.holding_live`) and each vehicle's retained advice topic follows it
+(`telematics.advice`); dispatchers accept or dismiss it through `decide` (audit log in
+``holding_advice_log``).
 
 Restarts keep each vehicle on the same run of a frequency-based trip: a stored position
 carries the run its message named (``vehicle_positions.start_time``), and when a message
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,15 +32,30 @@ import numpy as np
 from fastapi import APIRouter
 from scipy.spatial import cKDTree
 
+from its.errors import ApiError, not_found
 from its.ingest import PayloadError
+from its.playbook import Action, Situation
 from its.service import Context, Service
 from telematics import gtfsrt, store
-from telematics.board import StopBoardJson
+from telematics.advice import ADVICE_TOPIC, AdviceBoard, Message
+from telematics.advice_store import write_decision
+from telematics.board import Board, StopBoardJson, build_board
 from telematics.config import TelematicsSettings
 from telematics.dispatch import AlertSpec
 from telematics.fleet import Fleet
+from telematics.gate import PositionGate, service_area
 from telematics.gtfs import database as gtfs_db
-from telematics.ingest import parse_gtfsrt_position, parse_json_position
+from telematics.guard import CLAMPED_POSITIONS, IGNORED_POSITIONS, vehicle_failed
+from telematics.holding_live import HoldAdvice, HoldingAdvisor
+from telematics.ingest import (
+    GTFSRT_POSITION_TOPIC,
+    POSITION_TOPIC,
+    PositionRow,
+    as_position_row,
+    parse_gtfsrt_position,
+    parse_json_position,
+)
+from telematics.plausibility import flag_names
 from telematics.samples import PredictionSampler
 
 __all__ = ["ArrivalsService", "Snapshot", "StopIndex", "create_service"]
@@ -46,6 +64,7 @@ log = logging.getLogger(__name__)
 FULL_REFRESH_S = 15.0
 MAX_PENDING = 100_000  # rows of each kind held while the database is unreachable
 RUN_FILL_RETRY_S = 120.0  # a run is written back to its position for this long (s) after the ping
+RETAINED_WINDOW_S = 10.0  # advice left retained by an earlier process is collected this long (s) after start
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,7 @@ class ArrivalsService(Service):
         self.clock = clock
         self.background = background
         self.fleets: dict[str, Fleet] = {}
+        self.feeds: dict[str, Any] = {}  # agency -> the static `Feed` it runs on, as imported (`/gtfs/static.zip`)
         self.stops: dict[str, dict[str, Any]] = {}
         self.routes: dict[str, dict[str, Any]] = {}
         self.stop_index: list[StopIndex] = []
@@ -134,26 +154,48 @@ class ArrivalsService(Service):
         self._ready = False
         self._thread: threading.Thread | None = None
         self._alerts: set[tuple[str, str]] = set()
+        self.holding = HoldingAdvisor(self.config)
+        self.advice = AdviceBoard(self.config)
+        self._retained_until = 0.0  # monotonic s: until then, retained advice found on the broker is collected
+        self.gate = PositionGate(self.config)
+        self._flagged_logged: set[tuple[str, str, str]] = set()  # (agency, vehicle, flag) logged once
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, ctx: Context) -> None:
-        """Load feeds, history and recent positions from the store, then go live."""
+        """Load feeds, history and recent positions from the store, then go live.
+
+        An agency whose history or replay fails starts without it (logged and counted in
+        ``its_telematics_vehicle_failures_total`` with vehicle ``*``); a replayed position that
+        fails only affects its vehicle, and the replay goes through the same plausibility gate
+        as live positions (one stamped ahead of the clock, an impossible jump, a fix outside
+        the service area are skipped), so no stored row can keep the service from starting.
+        """
         self.ctx = ctx
         for agency in gtfs_db.agencies(ctx.read_db):
             self.add_agency(agency, gtfs_db.load_feed(ctx.read_db, agency))
             now = datetime.fromtimestamp(self.clock(), UTC)
             if self.config.history_days:
-                history = store.read_stop_arrivals(ctx.read_db, agency, now - timedelta(days=self.config.history_days),
-                                                   now - timedelta(hours=6))
-                self.fleets[agency].learn_history(history)
+                try:
+                    history = store.read_stop_arrivals(ctx.read_db, agency,
+                                                       now - timedelta(days=self.config.history_days),
+                                                       now - timedelta(hours=6))
+                    self.fleets[agency].learn_history(history)
+                except Exception as exc:
+                    vehicle_failed(agency, "*", "history", exc)
             if self.config.recent_positions_min:
-                recent = store.read_positions(ctx.read_db, now - timedelta(minutes=self.config.recent_positions_min),
-                                              agency)
-                for row in recent.itertuples(index=False, name=None):
-                    self._observe_row(self.fleets[agency], row)
-        ctx.subscribe("its/v1/vehicles/+/+/position", self._on_json)
-        ctx.subscribe("its/v1/vehicles/+/+/position/gtfsrt", self._on_gtfsrt)
+                try:
+                    recent = store.read_positions(ctx.read_db,
+                                                  now - timedelta(minutes=self.config.recent_positions_min), agency)
+                except Exception as exc:
+                    vehicle_failed(agency, "*", "replay", exc)
+                    continue
+                self._apply(self.fleets[agency], list(map(PositionRow._make, recent.itertuples(index=False, name=None))))
+        ctx.subscribe(POSITION_TOPIC.filter, self._on_json)
+        ctx.subscribe(GTFSRT_POSITION_TOPIC.filter, self._on_gtfsrt)
+        if self.config.holding_advice:  # advice an earlier process left retained: cleared unless still given
+            self._retained_until = time.monotonic() + RETAINED_WINDOW_S
+            ctx.subscribe(ADVICE_TOPIC.filter, self._on_retained_advice)
         self.refresh()
         self._ready = True
         if self.background:
@@ -170,9 +212,12 @@ class ArrivalsService(Service):
         return self._ready
 
     def router(self) -> APIRouter:
+        from telematics.advice_api import build_advice_router
         from telematics.api import build_router
 
-        return build_router(self)
+        router = build_router(self)
+        router.include_router(build_advice_router(self))
+        return router
 
     # ------------------------------------------------------------------ state
 
@@ -198,55 +243,111 @@ class ArrivalsService(Service):
             routes[rid] = {"route_id": rid, "agency": agency, "short_name": str(r.get("route_short_name") or ""),
                            "long_name": str(r.get("route_long_name") or ""), "type": int(r["route_type"]),
                            "color": str(r.get("route_color") or ""), "text_color": str(r.get("route_text_color") or "")}
+        area = service_area(self.config, stops["stop_lat"].to_numpy(float), stops["stop_lon"].to_numpy(float))
         with self._lock:
             self.fleets[agency] = fleet
+            self.feeds[agency] = feed
+            self.gate.set_area(agency, area)
             self.stops.update(info)
             self.routes.update(routes)
             self.stop_index = [s for s in self.stop_index if s.agency != agency]
             self.stop_index.append(StopIndex(agency, fleet, ids, cKDTree(xy)))
         self._dirty.set()
 
-    def observe(self, rows: list[tuple[Any, ...]]) -> int:
-        """Feed parsed position rows (`telematics.ingest.POSITION_COLUMNS`); return passings detected."""
+    def observe(self, rows: Sequence[PositionRow | tuple[Any, ...]]) -> int:
+        """Feed parsed position rows (`telematics.ingest.PositionRow`, or tuples in its order);
+        return passings detected."""
+        by_agency: dict[str, list[PositionRow]] = {}
+        for row in map(as_position_row, rows):
+            by_agency.setdefault(row.agency, []).append(row)
         found = 0
         with self._lock:
-            for row in rows:
-                fleet = self.fleets.get(row[0])
+            for agency, agency_rows in by_agency.items():
+                fleet = self.fleets.get(agency)
                 if fleet is None:
                     continue
-                passings = self._observe_row(fleet, row)
+                passings = self._apply(fleet, agency_rows)
                 found += len(passings)
                 self._pending.extend(passings)
         self._dirty.set()
         return found
 
-    def _observe_row(self, fleet: Fleet, row: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """`Fleet.observe` one row; remember the run it gave a frequency-based trip named
-        without one (written back to the stored position by `flush`)."""
+    def _apply(self, fleet: Fleet, rows: list[PositionRow]) -> list[tuple[Any, ...]]:
+        """Apply the plausible ``rows`` of ``fleet``'s agency (`telematics.gate.PositionGate`);
+        return the stop passings they gave.
+
+        A position flagged ``speed``, ``area`` or ``future`` is not applied (counted in
+        ``its_telematics_positions_ignored_total{reason}``, logged once per vehicle and flag); one
+        stamped ahead of the clock by less than ``max_future_s`` is applied at the clock's time
+        (``its_telematics_positions_clamped_total``).
+        """
+        try:
+            verdicts = self.gate.admit(fleet.agency, rows, self.clock())
+        except Exception as exc:  # the gate never fails on parsed rows; if it does, these rows are lost alone
+            vehicle_failed(fleet.agency, "*", "plausibility", exc)
+            return []
+        passings: list[tuple[Any, ...]] = []
+        for row, verdict in zip(rows, verdicts, strict=True):
+            if verdict.row is None:
+                self._ignored(fleet.agency, row, verdict.flags)
+                continue
+            if verdict.clamped:
+                CLAMPED_POSITIONS.labels(fleet.agency).inc()
+            passings += self._observe_row(fleet, verdict.row, row.time)
+        return passings
+
+    def _ignored(self, agency: str, row: PositionRow, flags: int) -> None:
+        """Count (and log once per vehicle and flag) a position the gate did not apply."""
+        for name in flag_names(flags):
+            IGNORED_POSITIONS.labels(agency, name).inc()
+            key = (agency, str(row.vehicle_id), name)
+            if key not in self._flagged_logged:
+                if len(self._flagged_logged) > MAX_PENDING:
+                    self._flagged_logged.clear()
+                self._flagged_logged.add(key)
+                log.warning("not applying positions of vehicle %s/%s flagged %s (first at %s, %.6f, %.6f)",
+                            agency, row.vehicle_id, name, row.time, row.lat, row.lon)
+
+    def _observe_row(self, fleet: Fleet, row: PositionRow, stored_time: datetime | float) -> list[tuple[Any, ...]]:
+        """`Fleet.observe` one row the gate let through; remember the run it gave a
+        frequency-based trip named without one (written back to the stored position, whose
+        time is ``stored_time``, by `flush`)."""
         passings = fleet.observe(row)
-        trip_id, ts = row[7], row[2]
-        if not isinstance(trip_id, str) or not trip_id or (len(row) > 12 and isinstance(row[12], str) and row[12]):
-            return passings
-        v = fleet.vehicles.get(row[1])
+        try:
+            self._remember_run(fleet, row, stored_time)
+        except Exception as exc:
+            fleet.vehicle_failed(str(row.vehicle_id), "observe", exc)
+        return passings
+
+    def _remember_run(self, fleet: Fleet, row: PositionRow, stored_time: datetime | float) -> None:
+        """Keep the run the live assignment gave a frequency-based trip named without one."""
+        trip_id, ts = row.trip_id, row.time
+        if not isinstance(trip_id, str) or not trip_id or (isinstance(row.start_time, str) and row.start_time):
+            return
+        v = fleet.vehicles.get(row.vehicle_id)
         if v is None or v.trip_id is None or not isinstance(ts, datetime) or v.observed_s != ts.timestamp():
-            return passings
+            return
         template, run = fleet.gtfsrt_trip(v.trip_id)
         if run is not None and template == trip_id:
-            self._pending_runs.append((fleet.agency, str(row[1]), ts, trip_id, run))
+            stored = stored_time if isinstance(stored_time, datetime) else ts
+            self._pending_runs.append((fleet.agency, str(row.vehicle_id), stored, trip_id, run))
             del self._pending_runs[:-MAX_PENDING]
-        return passings
 
     def _on_json(self, topic: str, payload: bytes) -> None:
         try:
             self.observe(parse_json_position(topic, payload))
         except PayloadError as exc:
             log.debug("ignoring live position on %s: %s", topic, exc)
+        except Exception:  # never let one message break the subscription
+            log.exception("live position on %s not applied", topic)
 
     def _on_gtfsrt(self, topic: str, payload: bytes) -> None:
         try:
             self.observe(parse_gtfsrt_position(topic, payload))
         except PayloadError as exc:
             log.debug("ignoring live GTFS-rt position on %s: %s", topic, exc)
+        except Exception:
+            log.exception("live GTFS-rt position on %s not applied", topic)
 
     def refresh(self, now_s: float | None = None) -> Snapshot:
         """Rebuild and publish the snapshot at ``now_s`` (default: the clock); sync alerts."""
@@ -257,13 +358,14 @@ class ArrivalsService(Service):
         snaps: list[gtfsrt.VehicleSnapshot] = []
         updates: list[gtfsrt.TripUpdate] = []
         alerts: list[AlertSpec] = []
+        advice: list[HoldAdvice] = []
         with self._lock:
+            self.gate.forget(now - 7200.0)  # as the fleets forget vehicles silent for 2 h
             for fleet in self.fleets.values():
-                fleet.evict(now)
-                board = fleet.board(now)
-                samples = self.sampler.sample(fleet, now, board.predicted)
-                self._pending_predictions.extend(samples)
-                del self._pending_predictions[:-MAX_PENDING]
+                board = self._board(fleet, now)
+                if board is None:
+                    continue
+                advice.extend(self._advise(fleet, now, board.predicted))
                 for stop_id, items in board.arrivals.items():
                     arrivals.setdefault(stop_id, []).extend(items)
                 vehicles.update(board.vehicles)
@@ -278,7 +380,85 @@ class ArrivalsService(Service):
         self.snapshot = Snapshot(now, arrivals, vehicles, route_vehicles, gtfsrt.to_bytes(tu), gtfsrt.to_json(tu),
                                  gtfsrt.to_bytes(vp), gtfsrt.to_json(vp))
         self._sync_alerts(alerts)
+        if self.config.holding_advice:
+            self._publish(self.advice.update(advice, now))
         return self.snapshot
+
+    # ------------------------------------------------------------------ holding advice
+
+    def _advise(self, fleet: Fleet, now_s: float, predicted: Any) -> list[HoldAdvice]:
+        """``fleet``'s holding advice (none when it fails: reported, the board is unaffected)."""
+        if not self.config.holding_advice:
+            return []
+        try:
+            return self.holding.advise(fleet, now_s, predicted)
+        except Exception as exc:
+            vehicle_failed(fleet.agency, "*", "holding", exc)
+            return []
+
+    def _publish(self, messages: list[Message]) -> None:
+        """Publish advice messages retained on the vehicles' topics (no-op without a broker)."""
+        if self.ctx is None:
+            return
+        for topic, payload in messages:
+            try:
+                self.ctx.publish(topic, payload, retain=True)
+            except Exception:
+                log.exception("could not publish the holding advice on %s", topic)
+
+    def _on_retained_advice(self, topic: str, payload: bytes) -> None:
+        if payload and time.monotonic() < self._retained_until:
+            self.advice.retained(topic)
+
+    def decide(self, advice_id: str, action: str, user: str) -> dict[str, Any]:
+        """A dispatcher's decision (``accept`` or ``dismiss``) on a current advice: written to the
+        audit log, then applied (the vehicle's advice topic follows). Returns the advice as listed.
+
+        Raises
+        ------
+        ApiError
+            404 unknown advice, 422 unknown action, 409 the advice was superseded meanwhile
+            (the decision stays logged), 503 the audit log cannot be written.
+        """
+        from telematics.advice import ACTIONS
+
+        if action not in ACTIONS:
+            raise ApiError(422, "invalid_parameter", f"action must be one of {sorted(ACTIONS)}")
+        found = self.advice.get(advice_id)
+        if found is None:
+            raise not_found("holding advice", advice_id)
+        if self.ctx is None:
+            raise ApiError(503, "unavailable", "no database for the audit log")
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        try:
+            write_decision(self.ctx.db, found, ACTIONS[action], user, now, self.advice.issued_at(advice_id) or now.timestamp())
+        except Exception as exc:
+            log.exception("could not log the decision on advice %s", advice_id)
+            raise ApiError(503, "unavailable", "the audit log cannot be written") from exc
+        try:
+            entry, messages = self.advice.decide(advice_id, action, user, now)
+        except KeyError as exc:
+            raise ApiError(409, "conflict", f"advice {advice_id!r} was superseded; the decision is logged") from exc
+        self._publish(messages)
+        return entry
+
+    def _board(self, fleet: Fleet, now_s: float) -> Board | None:
+        """``fleet``'s board at ``now_s`` with its prediction samples queued; if building it
+        fails outside any one vehicle (each is guarded inside), the schedule alone."""
+        try:
+            fleet.evict(now_s)
+            board = fleet.board(now_s)
+        except Exception as exc:
+            vehicle_failed(fleet.agency, "*", "board", exc)
+            try:
+                board = build_board(fleet, now_s, live=False)
+            except Exception as again:
+                vehicle_failed(fleet.agency, "*", "board", again)
+                return None
+        samples = self.sampler.sample(fleet, now_s, board.predicted)
+        self._pending_predictions.extend(samples)
+        del self._pending_predictions[:-MAX_PENDING]
+        return board
 
     def _sync_alerts(self, alerts: list[AlertSpec]) -> None:
         if self.ctx is None:
@@ -368,6 +548,13 @@ class ArrivalsService(Service):
                 self._stop.wait(self.config.board_refresh_s)
 
 
+    def recommend(self, situation: Situation) -> list[Action]:
+        """Holding actions on the routes the situation affects (`telematics.playbook.headway_actions`)."""
+        from telematics.playbook import headway_actions
+
+        return headway_actions(self, situation)
+
+
 def create_service() -> ArrivalsService:
-    """Factory used by `its.composition`."""
+    """Factory used by `its.app.registry`."""
     return ArrivalsService()

@@ -5,6 +5,15 @@
 active vehicle's position at a moment (interpolated along its path, GPS noise added).
 `run_fleet` and `run_replay` are the publishing loops (paho via `its.mqtt`, QoS 1),
 bounded by a duration.
+
+Message times: a simulation of today at real speed stamps each position with its simulated
+time, which is the wall clock. Run faster (``speedup`` > 1) or on another service day
+(``--day``), simulated time is not the wall clock, and the collector refuses positions
+stamped more than ``ITS_INGEST_MAX_FUTURE_S`` ahead of it or older than
+``ITS_INGEST_MAX_AGE_S``: the positions are then stamped with the (compressed) wall-clock
+time of their publication, and name their trip without a service date (as a retimed AVL
+replay does), so the platform stores and shows every one of them. The platform's clock does
+not run faster: arrivals against the timetable of a sped-up run are not meaningful.
 """
 
 from __future__ import annotations
@@ -147,12 +156,14 @@ class FleetSimulation:
                 keep.append(i)
         return np.array(keep, dtype=np.int64)
 
-    def positions(self, t_s: float, *, include_trip: bool = True) -> list[tuple[str, dict[str, Any]]]:
+    def positions(self, t_s: float, *, include_trip: bool = True,
+                  stamp_s: float | None = None) -> list[tuple[str, dict[str, Any]]]:
         """``(vehicle_id, JSON payload)`` of every active vehicle at ``t_s`` (epoch s).
 
-        Payload fields follow the position topic: ``ts`` (ISO 8601), ``lat``, ``lon``
-        (degrees), ``speed_mps``, ``bearing`` (degrees), and ``trip_id``, ``route_id``,
-        ``start_date`` unless ``include_trip`` is false.
+        Payload fields follow the position topic: ``ts`` (ISO 8601; ``stamp_s`` when given,
+        epoch s, else ``t_s``), ``lat``, ``lon`` (degrees), ``speed_mps``, ``bearing``
+        (degrees), and ``trip_id``, ``route_id`` unless ``include_trip`` is false, with
+        ``start_date`` when the message is stamped with its simulated time.
         """
         idx = self.active(t_s)
         if len(idx) == 0:
@@ -168,14 +179,16 @@ class FleetSimulation:
         xy += self.rng.normal(0.0, self.gps_noise_m, xy.shape)
         lon, lat = self._inverse.transform(xy[:, 0], xy[:, 1])
         speed = np.maximum(ahead - along, 0.0) / 5.0
-        stamp = datetime.fromtimestamp(t_s, UTC).isoformat().replace("+00:00", "Z")
+        stamp = datetime.fromtimestamp(t_s if stamp_s is None else stamp_s, UTC).isoformat().replace("+00:00", "Z")
         out = []
         for n, i in enumerate(idx.tolist()):
             run = self.runs[i]
             payload: dict[str, Any] = {"ts": stamp, "lat": round(float(lat[n]), 7), "lon": round(float(lon[n]), 7),
                                        "speed_mps": round(float(speed[n]), 2), "bearing": round(float(heading[n]), 1)}
             if include_trip:
-                payload.update(trip_id=run.trip_id, route_id=run.route_id, start_date=self.day.strftime("%Y%m%d"))
+                payload.update(trip_id=run.trip_id, route_id=run.route_id)
+                if stamp_s is None:  # a retimed message cannot claim the simulated service date
+                    payload["start_date"] = self.day.strftime("%Y%m%d")
             out.append((run.vehicle_id, payload))
         return out
 
@@ -196,7 +209,7 @@ def _publish_loop(publish: Callable[[str, bytes], None], messages: Iterator[tupl
     for sim_t, topic, payload in messages:
         sim0 = sim_t if sim0 is None else sim0
         due = (sim_t - sim0) / speedup
-        if due > duration_s:
+        if duration_s > 0 and due > duration_s:
             break
         wait = due - (time.monotonic() - start_wall)
         if wait > 0:
@@ -207,25 +220,33 @@ def _publish_loop(publish: Callable[[str, bytes], None], messages: Iterator[tupl
 
 
 def fleet_messages(sim: FleetSimulation, agency: str, start_s: float, interval_s: float,
-                   include_trip: bool = True) -> Iterator[tuple[float, str, bytes]]:
-    """Position messages of the simulation every ``interval_s`` of sim time from ``start_s``."""
+                   include_trip: bool = True,
+                   stamp: Callable[[float], float] | None = None) -> Iterator[tuple[float, str, bytes]]:
+    """Position messages of the simulation every ``interval_s`` of sim time from ``start_s``
+    (``(sim time, topic, payload)``); ``stamp`` maps a sim time to the messages' time (epoch
+    s; default: the sim time itself)."""
     t = start_s
     end = float(sim._t_end.max()) if len(sim.runs) else start_s
     while t <= end:
-        for vehicle, payload in sim.positions(t, include_trip=include_trip):
+        stamp_s = None if stamp is None else stamp(t)
+        for vehicle, payload in sim.positions(t, include_trip=include_trip, stamp_s=stamp_s):
             yield t, f"its/v1/vehicles/{agency}/{vehicle}/position", orjson.dumps(payload)
         t += interval_s
 
 
-def avl_messages(path: str | Path, agency: str, shift_to_s: float | None = None) -> Iterator[tuple[float, str, bytes]]:
-    """Position messages of an AVL CSV in time order, timestamps shifted to start at ``shift_to_s``."""
+def avl_messages(path: str | Path, agency: str, shift_to_s: float | None = None,
+                 speedup: float = 1.0) -> Iterator[tuple[float, str, bytes]]:
+    """Position messages of an AVL CSV in time order (``(time, topic, payload)``, the time moved
+    to start at ``shift_to_s``), timestamps moved likewise and compressed ``speedup`` times (the
+    time of their publication by `run_replay`)."""
     from telematics.evaluate import read_avl
 
     avl = read_avl(path)
-    offset = 0.0 if shift_to_s is None or avl.empty else shift_to_s - float(avl["time_s"].iloc[0])
+    first = float(avl["time_s"].iloc[0]) if not avl.empty else 0.0
     for row in avl.to_dict("records"):
-        t = float(row["time_s"]) + offset
-        payload: dict[str, Any] = {"ts": datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"),
+        t = float(row["time_s"]) + (0.0 if shift_to_s is None else shift_to_s - first)
+        stamp = t if shift_to_s is None else shift_to_s + (t - shift_to_s) / speedup
+        payload: dict[str, Any] = {"ts": datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z"),
                                    "lat": float(row["lat"]), "lon": float(row["lon"])}
         # a retimed replay cannot claim the original service date; its trip ids stay
         for key in ("trip_id", "route_id") if shift_to_s is not None else ("trip_id", "route_id", "start_date"):
@@ -262,23 +283,30 @@ def _publisher(mqtt_url: str) -> tuple[Callable[[str, bytes], None], Callable[[]
 def run_fleet(feed: Feed, mqtt_url: str, agency: str, *, duration_s: float, interval_s: float = 10.0,
               speedup: float = 1.0, start_s: float | None = None, include_trip: bool = True,
               max_vehicles: int | None = None, seed: int = 0) -> int:
-    """Simulate the current service day (local to the feed) and publish positions; return messages sent."""
-    now = time.time() if start_s is None else start_s
+    """Simulate the service day (local to the feed) of ``start_s`` (default: now) and publish
+    positions; return messages sent. Unless it runs today at real speed, the messages are
+    stamped with the wall-clock time of their publication (see the module docstring)."""
+    wall0 = time.time()
+    now = wall0 if start_s is None else start_s
     day = datetime.fromtimestamp(now, ZoneInfo(feed.timezone)).date()
     sim = FleetSimulation(feed, day, seed=seed, max_vehicles=max_vehicles)
+    realtime = start_s is None and speedup == 1.0
+    stamp = None if realtime else (lambda t: wall0 + (t - now) / speedup)
     publish, close = _publisher(mqtt_url)
     try:
-        return _publish_loop(publish, fleet_messages(sim, agency, now, interval_s, include_trip), speedup, duration_s)
+        return _publish_loop(publish, fleet_messages(sim, agency, now, interval_s, include_trip, stamp), speedup,
+                             duration_s)
     finally:
         close()
 
 
 def run_replay(path: str | Path, mqtt_url: str, agency: str, *, duration_s: float, speedup: float = 1.0,
                retime: bool = True) -> int:
-    """Replay an AVL CSV as live positions (timestamps moved to now unless ``retime`` is false)."""
+    """Replay an AVL CSV as live positions (timestamps moved to now and compressed ``speedup``
+    times, the time of their publication, unless ``retime`` is false)."""
     publish, close = _publisher(mqtt_url)
     try:
-        return _publish_loop(publish, avl_messages(path, agency, time.time() if retime else None), speedup,
+        return _publish_loop(publish, avl_messages(path, agency, time.time() if retime else None, speedup), speedup,
                              duration_s)
     finally:
         close()

@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from its import auth
-from its.errors import ApiError, bad_request, not_found
+from its.errors import ApiError, OrjsonResponse, bad_request, error_responses, not_found
 from maps.geojson import edges_geojson
 from maps.routing import NoRouteError
 from traffic.congestion import LEVELS, SOURCES
+from traffic.schemas import CongestionCollection, IncidentList, Indices, TravelTime, TtiHistory
 from traffic.tti_history import bucket_means, default_step_s, iso_times
 
 if TYPE_CHECKING:
     from traffic.service import TrafficService, _Snapshot
 
-__all__ = ["build_router", "parse_bbox_param", "parse_latlon"]
+__all__ = ["GEOJSON", "GeoJsonResponse", "build_router", "parse_bbox_param", "parse_latlon"]
 
 HISTORY_MAX_POINTS = 720  # points returned by the TTI history route unless step_s is given
+GEOJSON = "application/geo+json"
+
+
+class GeoJsonResponse(OrjsonResponse):
+    """A GeoJSON document (RFC 7946), rendered by orjson."""
+
+    media_type = GEOJSON
 
 
 def parse_latlon(value: str, name: str) -> tuple[float, float]:
@@ -54,7 +63,9 @@ def parse_bbox_param(value: str) -> tuple[float, float, float, float]:
 
 def build_router(service: TrafficService) -> APIRouter:
     """Routes over ``service``'s latest snapshot."""
-    public = APIRouter(prefix="/v1/traffic", tags=["traffic"], dependencies=[Depends(auth.public)])
+    public = APIRouter(prefix="/v1/traffic", tags=["traffic"], dependencies=[Depends(auth.public)],
+                       responses=error_responses(503, s503="No road network is loaded (`no_network`), or the "
+                                                           "stored history cannot be read (`store_unavailable`)."))
 
     def snapshot() -> _Snapshot:
         snap = service.snapshot
@@ -62,12 +73,22 @@ def build_router(service: TrafficService) -> APIRouter:
             raise ApiError(503, "no_network", "no road network is loaded for congestion estimates")
         return snap
 
-    def freshness(snap: _Snapshot) -> dict[str, Any]:
-        return {"observed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.updated_at)),
-                "age_s": round(max(0.0, time.time() - snap.updated_at), 1)}
+    _map_routes(public, service, snapshot)
+    _index_routes(public, service, snapshot)
+    return public
 
-    @public.get("/congestion")
-    def congestion(bbox: str | None = Query(None, description="west,south,east,north (degrees).")) -> dict[str, Any]:
+
+def freshness(snap: _Snapshot) -> dict[str, Any]:
+    """When the snapshot was computed and how old it is (s)."""
+    return {"observed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.updated_at)),
+            "age_s": round(max(0.0, time.time() - snap.updated_at), 1)}
+
+
+def _map_routes(public: APIRouter, service: TrafficService, snapshot: Callable[[], _Snapshot]) -> None:
+    """The congestion map and the active incidents."""
+
+    @public.get("/congestion", response_model=CongestionCollection, response_class=GeoJsonResponse)
+    def congestion(bbox: str | None = Query(None, description="west,south,east,north (degrees).")) -> Response:
         """Every edge's current speed, level, confidence and source mix as GeoJSON."""
         box = parse_bbox_param(bbox) if bbox is not None else None  # bad input first: 422, not 503
         snap = snapshot()
@@ -81,35 +102,40 @@ def build_router(service: TrafficService) -> APIRouter:
             props[f"share_{name}"] = st.source_mix[:, k].astype(np.float64)
         fc = edges_geojson(service.network, props, bbox=box)
         fc.update(freshness(snap))
-        return fc
+        return GeoJsonResponse(fc)
 
-    @public.get("/incidents")
-    def incidents() -> dict[str, Any]:
+    @public.get("/incidents", response_model=IncidentList)
+    def incidents() -> Response:
         """Edges and corridors far below their usual speed for this time of day."""
         snap = snapshot()
-        return {"incidents": [{
+        return OrjsonResponse({"incidents": [{
             "kind": i.kind, "subject": i.subject, "speed_mps": round(i.speed_mps, 2),
             "usual_mps": round(i.usual_mps, 2), "ratio": round(i.ratio, 3), "confidence": round(i.confidence, 3),
             "lat": i.lat, "lon": i.lon, "edges": list(i.edges[:50]),
-        } for i in snap.incidents], **freshness(snap)}
+        } for i in snap.incidents], **freshness(snap)})
 
-    @public.get("/indices")
-    def indices(limit: int = Query(20, ge=1, le=500, description="Corridors and areas listed (worst first).")) -> dict[str, Any]:
+
+def _index_routes(public: APIRouter, service: TrafficService, snapshot: Callable[[], _Snapshot]) -> None:
+    """Travel time indices (now and history) and congestion-aware travel times."""
+
+    @public.get("/indices", response_model=Indices)
+    def indices(limit: int = Query(20, ge=1, le=500, description="Corridors and areas listed (worst first).")) -> Response:
         """Travel time index (current / free-flow travel time) of the network, areas and corridors."""
         snap = snapshot()
         names = service.corridor_index[1]
         worst_c = np.argsort(-snap.corridors.tti)[:limit]
         worst_a = np.argsort(-snap.areas.tti)[:limit]
-        return {
+        return OrjsonResponse({
             "network_tti": round(snap.network_tti, 4),
             "corridors": [{"name": str(names[snap.corridors.group[i]]), "tti": round(float(snap.corridors.tti[i]), 4),
                            "length_m": round(float(snap.corridors.length_m[i]), 1)} for i in worst_c],
             "areas": [{"area": int(snap.areas.group[i]), "tti": round(float(snap.areas.tti[i]), 4),
                        "edges": int(snap.areas.edges[i])} for i in worst_a],
             **freshness(snap),
-        }
+        })
 
-    @public.get("/indices/history")
+    @public.get("/indices/history", response_model=TtiHistory,
+                responses=error_responses(404, s404="Unknown `corridor` or `area`."))
     def indices_history(
         hours: float = Query(24.0, gt=0, le=168, description="Window ending now (h), at most a week."),
         corridor: str | None = Query(None, min_length=1, max_length=200,
@@ -118,7 +144,7 @@ def build_router(service: TrafficService) -> APIRouter:
         step_s: int | None = Query(None, ge=1, le=86400, description=(
             "Average samples into buckets of this width (s); default: buckets sized so that at most "
             f"{HISTORY_MAX_POINTS} points are returned.")),
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Travel time index over time of the network (default), one corridor or one area.
 
         Points are ``{"time": ISO 8601 UTC bucket start, "tti": mean ratio}``, oldest first. The
@@ -157,17 +183,18 @@ def build_router(service: TrafficService) -> APIRouter:
             except Exception as exc:
                 raise ApiError(503, "store_unavailable", "the travel time index history cannot be read now") from exc
         bt, bv = bucket_means(t, v, step)
-        return {
+        return OrjsonResponse({
             "network": net.name, "scope": scope, "subject": subject, "hours": hours, "step_s": step,
             "points": [{"time": ts, "tti": round(x, 4)} for ts, x in zip(iso_times(bt), bv.tolist(), strict=True)],
             **freshness(snap),
-        }
+        })
 
-    @public.get("/travel-time")
+    @public.get("/travel-time", response_model=TravelTime,
+                responses=error_responses(404, s404="No route between the points (`no_route`)."))
     def travel_time(
         origin: str = Query(..., alias="from", description="Origin 'lat,lon' (degrees)."),
         dest: str = Query(..., alias="to", description="Destination 'lat,lon' (degrees)."),
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Fastest route under current congestion, its length, current and free-flow time."""
         o, d = parse_latlon(origin, "from"), parse_latlon(dest, "to")
         snap = snapshot()
@@ -179,12 +206,10 @@ def build_router(service: TrafficService) -> APIRouter:
         assert net is not None
         coords = np.concatenate([net.coords[net.geom_offsets[e]:net.geom_offsets[e + 1]] for e in r.edges]) \
             if len(r.edges) else np.zeros((0, 2))
-        return {
+        return OrjsonResponse({
             "from": {"lat": o[1], "lon": o[0]}, "to": {"lat": d[1], "lon": d[0]},
             "length_m": round(r.length_m, 1), "travel_time_s": round(r.time_s, 1),
             "freeflow_time_s": round(r.freeflow_time_s, 1), "edges": r.edges.tolist(),
             "geometry": {"type": "LineString", "coordinates": np.round(coords, 6).tolist()},
             **freshness(snap),
-        }
-
-    return public
+        })

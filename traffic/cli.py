@@ -75,7 +75,7 @@ def place_camera(
     max_distance_m: Annotated[float, typer.Option("--max-distance-m", help="Farthest road accepted (m).")] = 50.0,
 ) -> None:
     """Place a camera's counting line on the road network (its counts feed the congestion estimate)."""
-    from its.cli import platform_db, settings_or_exit
+    from its.commands import platform_db, settings_or_exit
     from traffic.cameras import place_camera_line
 
     try:

@@ -1,24 +1,37 @@
-"""Parsing of the live MQTT messages the traffic service consumes (pure functions).
+"""The live messages the traffic service consumes, read through their owners' parsers.
 
 The traffic domain stores nothing from MQTT itself: positions are persisted by telematics
-(``vehicle_positions``) and counts by video (``traffic_counts``); the service only
-subscribes live. Hence ``ROUTES`` is empty.
+(``vehicle_positions``) and counts by video (``traffic_counts``); the service subscribes
+live and reads each message with the one parser of the domain that defines its topic
+(`telematics.ingest.parse_json_position`, `telematics.ingest.parse_gtfsrt_position`,
+`video.ingest.parse_counts`), so a message the collector dead-letters is ignored here too.
+Hence ``ROUTES`` is empty. The traffic domain defines one topic of its own: the incidents
+it publishes (`INCIDENTS_TOPIC`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from its.ingest import PayloadError, Route, json_object, optional_float, require_float
-from its.timeutil import TimeError, parse_time
+from its.domain import Field, Topic
+from its.ingest import Route
+from telematics.ingest import PositionRow
+from video.ingest import CountRow
 
-__all__ = ["ROUTES", "CountMessage", "PositionMessage", "parse_count_message", "parse_position_message"]
+__all__ = ["INCIDENTS_TOPIC", "ROUTES", "CountMessage", "PositionMessage", "count_message", "position_message"]
 
 ROUTES: list[Route] = []
-_ID_MAX = 64
+
+INCIDENTS_TOPIC = Topic(
+    filter="its/v1/state/traffic/incidents",
+    summary="The active traffic incidents the platform detects (retained).",
+    publisher="the platform (`its serve`)",
+    fields=(Field("incidents", "list", "edge, start time, speed ratio of each active incident"),),
+    retained=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PositionMessage:
     """One vehicle position: ``vehicle`` = ``agency/vehicle_id``, time in UTC epoch s."""
 
@@ -29,9 +42,9 @@ class PositionMessage:
     heading_deg: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CountMessage:
-    """One camera count interval (one vehicle class)."""
+    """One camera count interval (one vehicle class); times in epoch s, speed in m/s."""
 
     camera_id: str
     line_id: str
@@ -42,52 +55,16 @@ class CountMessage:
     mean_speed_mps: float
 
 
-def _topic_ids(topic: str, n_levels: int, positions: tuple[int, ...]) -> list[str]:
-    levels = topic.split("/")
-    if len(levels) != n_levels:
-        raise PayloadError(f"unexpected topic {topic[:120]!r}")
-    out = [levels[i] for i in positions]
-    if any(not x or len(x) > _ID_MAX for x in out):
-        raise PayloadError("bad id in topic")
-    return out
-
-
-def _time(value: object, field: str) -> float:
-    try:
-        return parse_time(value).timestamp()
-    except TimeError as exc:
-        raise PayloadError(f"field {field!r}: {exc}") from None
-
-
-def parse_position_message(topic: str, payload: bytes) -> PositionMessage:
-    """``its/v1/vehicles/{agency}/{vehicle_id}/position`` JSON → :class:`PositionMessage`."""
-    agency, vehicle = _topic_ids(topic, 6, (3, 4))
-    obj = json_object(payload)
-    if "ts" not in obj:
-        raise PayloadError("missing field 'ts'")
-    bearing = optional_float(obj, "bearing", 0, 360)
+def position_message(row: PositionRow) -> PositionMessage:
+    """A parsed position row as the traffic service keeps it (bearing NaN when unknown)."""
     return PositionMessage(
-        vehicle=f"{agency}/{vehicle}", time_s=_time(obj["ts"], "ts"),
-        lon=require_float(obj, "lon", -180, 180), lat=require_float(obj, "lat", -90, 90),
-        heading_deg=float("nan") if bearing is None else bearing,
-    )
+        vehicle=f"{row.agency}/{row.vehicle_id}", time_s=row.time.timestamp(), lon=row.lon, lat=row.lat,
+        heading_deg=math.nan if row.bearing is None else float(row.bearing))
 
 
-def parse_count_message(topic: str, payload: bytes) -> CountMessage:
-    """``its/v1/cameras/{camera_id}/counts`` JSON → :class:`CountMessage`."""
-    (camera_id,) = _topic_ids(topic, 5, (3,))
-    obj = json_object(payload)
-    if "interval_start" not in obj:
-        raise PayloadError("missing field 'interval_start'")
-    line_id, direction = obj.get("line_id"), obj.get("direction")
-    if not isinstance(line_id, str) or not line_id or len(line_id) > _ID_MAX:
-        raise PayloadError("field 'line_id' must be a non-empty string")
-    if direction not in ("in", "out"):
-        raise PayloadError("field 'direction' must be 'in' or 'out'")
-    speed_kmh = optional_float(obj, "mean_speed_kmh", 0, 400)
+def count_message(row: CountRow) -> CountMessage:
+    """A parsed camera count row as the traffic service keeps it (speed NaN when unknown)."""
     return CountMessage(
-        camera_id=camera_id, line_id=line_id, direction=str(direction),
-        interval_start_s=_time(obj["interval_start"], "interval_start"),
-        interval_s=require_float(obj, "interval_s", 1, 3600), count=require_float(obj, "count", 0, 1_000_000),
-        mean_speed_mps=float("nan") if speed_kmh is None else speed_kmh / 3.6,
-    )
+        camera_id=row.camera_id, line_id=row.line_id, direction=row.direction,
+        interval_start_s=row.interval_start.timestamp(), interval_s=float(row.interval_s), count=float(row.count),
+        mean_speed_mps=math.nan if row.mean_speed_mps is None else float(row.mean_speed_mps))

@@ -9,14 +9,14 @@ period ``[start, end)``; an area is a stored road network, a corridor a named st
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from its.db import Database
+from its.indicators import Indicator, indicator_table
 from traffic.config import TrafficSettings
 from traffic.congestion import LEVELS, classify_levels
 
@@ -133,19 +133,30 @@ def operating_mode(hours: pd.DatetimeIndex, network_tti: pd.Series, incident_spa
     e = (pd.to_datetime(incident_spans["stop"], utc=True) - epoch).dt.total_seconds().to_numpy()
     active = ((s[None, :] < h1[:, None]) & (e[None, :] > h0[:, None])).sum(axis=1)
     tti = network_tti.reindex(hours).to_numpy(np.float64)
-    mode = np.full(len(h0), None, dtype=object)
-    mode[np.isfinite(tti)] = "normal"
-    mode[tti >= peak_tti] = "peak"
-    mode[active > 0] = "incident"
-    return pd.DataFrame({"hour": hours, "tti": tti, "incidents": active, "mode": mode})
+    return pd.DataFrame({"hour": hours, "tti": tti, "incidents": active, "mode": classify_mode(tti, active, peak_tti)})
+
+
+def classify_mode(tti: npt.ArrayLike, incidents: npt.ArrayLike, peak_tti: float = 1.3) -> npt.NDArray[np.object_]:
+    """The operating mode of each (travel time index, active incident count) pair (not an
+    indicator of its own, so not in ``__all__``: the glossary lists `operating_mode`).
+
+    The one rule of `operating_mode` (per report hour) and of the live mode
+    (`traffic.playbook.live_situation`, now): ``incident`` when at least one traffic
+    incident is active; else ``peak`` when the network TTI (ratio) >= ``peak_tti``; else
+    ``normal`` when the TTI is known (finite); else ``None``.
+    """
+    t = np.asarray(tti, dtype=np.float64)
+    n = np.asarray(incidents, dtype=np.int64)
+    mode = np.full(t.shape, None, dtype=object)
+    mode[np.isfinite(t)] = "normal"
+    mode[np.nan_to_num(t, nan=-np.inf) >= peak_tti] = "peak"
+    mode[n > 0] = "incident"
+    return mode
 
 
 # --------------------------------------------------------------------------- SQL and section
 
 
-def _table(frame: pd.DataFrame | None, unit: str, fn: Callable[..., Any], reason: str) -> dict[str, Any]:
-    ok = frame is not None and not frame.empty
-    return {"unit": unit, "defined_by": fn, "rows": frame if ok else None, "reason": None if ok else reason}
 
 
 def read_observations(db: Database, start: datetime, end: datetime, network: str | None = None) -> pd.DataFrame:
@@ -160,7 +171,7 @@ def read_observations(db: Database, start: datetime, end: datetime, network: str
 
 
 def section(db: Database, start: datetime, end: datetime, *, network: str | None = None,
-            settings: TrafficSettings | None = None, peak_tti: float = 1.3) -> dict[str, dict[str, Any]]:
+            settings: TrafficSettings | None = None, peak_tti: float = 1.3) -> dict[str, Indicator]:
     """Every road-network indicator of ``[start, end)`` (all networks, or ``network``)."""
     obs = read_observations(db, start, end, network)
     no_obs = "no probe speed observations in the period"
@@ -182,12 +193,12 @@ def section(db: Database, start: datetime, end: datetime, *, network: str | None
     if mode is not None and mode["mode"].isna().all():
         mode = None
     return {
-        "speed_tti_by_area_hour": _table(by_area, "m/s; ratio", speed_and_tti_by_hour, no_obs),
-        "speed_tti_by_corridor_hour": _table(
+        "speed_tti_by_area_hour": indicator_table(by_area, "m/s; ratio", speed_and_tti_by_hour, no_obs),
+        "speed_tti_by_corridor_hour": indicator_table(
             speed_and_tti_by_hour(corridor, "corridor") if not corridor.empty else None, "m/s; ratio",
             speed_and_tti_by_hour, no_obs if obs.empty else "no probe observations on named streets"),
-        "congested_length_share": _table(congested_length_share(obs, settings) if not obs.empty else None,
+        "congested_length_share": indicator_table(congested_length_share(obs, settings) if not obs.empty else None,
                                          "share", congested_length_share, no_obs),
-        "incidents": _table(inc, "s", incidents, "no traffic incident alert in the period"),
-        "operating_mode": _table(mode, "mode", operating_mode, "neither probe speeds nor incidents in the period"),
+        "incidents": indicator_table(inc, "s", incidents, "no traffic incident alert in the period"),
+        "operating_mode": indicator_table(mode, "mode", operating_mode, "neither probe speeds nor incidents in the period"),
     }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,12 +24,21 @@ import numpy as np
 import orjson
 from fastapi import APIRouter
 
+from its import metrics
 from its.db import Database
 from its.ingest import PayloadError
+from its.playbook import Action, Situation
 from its.service import Context, Service
 from maps.network import RoadNetwork
 from maps.routing import Route, Router
 from maps.spatial import EdgeSnapper
+from telematics.ingest import (
+    GTFSRT_POSITION_TOPIC,
+    POSITION_TOPIC,
+    PositionRow,
+    parse_gtfsrt_position,
+    parse_json_position,
+)
 from traffic.config import TrafficSettings
 from traffic.congestion import CongestionEstimator, CongestionState
 from traffic.edge_graph import line_graph_similarity
@@ -42,13 +52,15 @@ from traffic.indices import (
     travel_time_index,
 )
 from traffic.ingest import (
+    INCIDENTS_TOPIC,
     CountMessage,
     PositionMessage,
-    parse_count_message,
-    parse_position_message,
+    count_message,
+    position_message,
 )
 from traffic.probes import Pings, ProbeMatcher, ProbeObservations, Traversals, aggregate_traversals
 from traffic.tti_history import TtiSeries
+from video.ingest import COUNTS_TOPIC, parse_counts
 
 __all__ = ["TrafficService", "create_service"]
 
@@ -144,8 +156,9 @@ class TrafficService(Service):
             self.tti_history.extend(*load_tti_samples(ctx.read_db, self.network.name, "network", "",
                                                       now - timedelta(hours=TTI_HISTORY_MAX_H)))
             self.step(persist=False)
-        ctx.subscribe("its/v1/vehicles/+/+/position", self.on_position)
-        ctx.subscribe("its/v1/cameras/+/counts", self.on_counts)
+        ctx.subscribe(POSITION_TOPIC.filter, self.on_position)
+        ctx.subscribe(GTFSRT_POSITION_TOPIC.filter, self.on_gtfsrt_position)
+        ctx.subscribe(COUNTS_TOPIC.filter, self.on_counts)
         self._thread = threading.Thread(target=self._loop, name="traffic-update", daemon=True)
         self._thread.start()
         self._ready = True
@@ -170,19 +183,28 @@ class TrafficService(Service):
 
     # ------------------------------------------------------------------ live input
     def on_position(self, topic: str, payload: bytes) -> None:
-        """MQTT callback: queue a vehicle position for the next update."""
+        """MQTT callback: queue a vehicle position (JSON) for the next update."""
+        self._queue_positions(topic, payload, parse_json_position)
+
+    def on_gtfsrt_position(self, topic: str, payload: bytes) -> None:
+        """MQTT callback: queue the positions of a GTFS-realtime message for the next update."""
+        self._queue_positions(topic, payload, parse_gtfsrt_position)
+
+    def _queue_positions(self, topic: str, payload: bytes,
+                         parse: Callable[[str, bytes], list[PositionRow]]) -> None:
         try:
-            msg = parse_position_message(topic, payload)
+            msgs = [position_message(row) for row in parse(topic, payload)]
         except PayloadError as exc:
             log.debug("traffic: ignoring position on %s: %s", topic, exc)
             return
         with self._lock:
-            self._pings.append(msg)
+            self._pings.extend(msgs)
 
     def on_counts(self, topic: str, payload: bytes) -> None:
         """MQTT callback: queue a camera count interval for the next update."""
         try:
-            msg = parse_count_message(topic, payload)
+            (row,) = parse_counts(topic, payload)
+            msg = count_message(row)
         except PayloadError as exc:
             log.debug("traffic: ignoring counts on %s: %s", topic, exc)
             return
@@ -321,13 +343,14 @@ class TrafficService(Service):
             self.ctx.alerts.clear(ALERT_KIND, subject)
         self._alerted = set(current)
         if current:
-            self.ctx.publish("its/v1/state/traffic/incidents", orjson.dumps(
+            self.ctx.publish(INCIDENTS_TOPIC.filter, orjson.dumps(
                 [{"subject": i.subject, "kind": i.kind, "ratio": round(i.ratio, 3)} for i in incidents]), retain=True)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.update_interval_s):
             try:
-                self.step()
+                with metrics.ESTIMATOR_SECONDS.labels("traffic").time():
+                    self.step()
             except Exception:
                 log.exception("traffic: update failed")
 
@@ -344,6 +367,20 @@ class TrafficService(Service):
             raise RuntimeError("no road network")
         with self._route_lock:
             return self.router_.route(origin_lonlat, dest_lonlat)
+
+
+    # ------------------------------------------------------------------ playbook (its.playbook)
+    def situation(self, now_s: float, peak_tti: float) -> Situation | None:
+        """The network's operating mode now (`traffic.playbook.live_situation`)."""
+        from traffic.playbook import live_situation
+
+        return live_situation(self, now_s, peak_tti)
+
+    def recommend(self, situation: Situation) -> list[Action]:
+        """Detours around the active edge incidents (`traffic.playbook.detours`)."""
+        from traffic.playbook import detours
+
+        return detours(self, situation)
 
 
 def create_service() -> TrafficService:

@@ -2,9 +2,12 @@
 
 Intervals are aligned on multiples of ``interval_s`` since the Unix epoch (UTC). For every
 closed interval the aggregator emits one :class:`CountRecord` per line × direction × class,
-zero counts included (a quiet minute is data too). Speed needs a :class:`SpeedTrap`: two of
-the camera's lines a known road distance apart; a track's speed is that distance over the
-time between its two crossings and is credited to the line crossed second. Occupancy is the
+zero counts included (a quiet minute is data too). The mean speed (km/h) of a line is the
+mean of the speeds of the vehicles that crossed it: measured on the calibrated ground plane
+(:meth:`IntervalAggregator.add_speeds`, see :mod:`video.speeds`), or from a
+:class:`SpeedTrap`, two of the camera's lines a known road distance apart, where a track's
+speed is that distance over the time between its two crossings, credited to the line crossed
+second. Occupancy is the
 fraction of the interval during which any vehicle covered the line (loop-detector style).
 Crossings whose interval was already emitted are dropped and counted in ``late_crossings``
 (records are idempotent rows keyed by interval; they are never re-sent with partial counts).
@@ -131,6 +134,18 @@ class IntervalAggregator:
             self._counts[b][(line_id, direction, int(c))] += int(k)
         for tid, c in zip(track_ids.tolist(), class_ids.tolist(), strict=True):
             self._time_speed(t, b, line_id, direction, int(tid), int(c))
+
+    def add_speeds(self, t: float, line_id: str, direction: str, class_ids: npt.NDArray[np.int64],
+                   kmh: npt.NDArray[np.float64]) -> None:
+        """Record the speeds ``kmh`` (km/h; NaN = unknown, skipped) of vehicles of ``class_ids``
+        that crossed ``line_id`` in ``direction`` at epoch time ``t`` (s)."""
+        b = self._bucket(t)
+        if self._flushed_until is not None and b < self._flushed_until:
+            return
+        for c, v in zip(class_ids.tolist(), kmh.tolist(), strict=True):
+            if np.isfinite(v) and 0 <= v <= _MAX_SPEED_KMH:
+                self._open_from = b if self._open_from is None else min(self._open_from, b)
+                self._speeds[b][(line_id, direction, max(int(c), 0))].append(float(v))
 
     def _time_speed(self, t: float, b: int, line_id: str, direction: str, tid: int, cls: int) -> None:
         for trap in self.speed_traps:

@@ -19,7 +19,8 @@ from fastapi.responses import Response
 
 from its import auth
 from its.db import Database
-from its.errors import not_found
+from its.errors import OrjsonResponse, not_found
+from video.schemas import CameraDetail, CameraList
 
 if TYPE_CHECKING:
     from video.service import CameraService
@@ -80,21 +81,23 @@ def build_router(service: CameraService) -> APIRouter:
     control = APIRouter(prefix="/v1/cameras", tags=["cameras"], dependencies=[Depends(auth.dispatcher)])
     positions = CameraPositions()
 
-    @public.get("")
-    def list_cameras(request: Request) -> dict[str, Any]:
+    @public.get("", response_model=CameraList)
+    def list_cameras(request: Request) -> Response:
         """Every known camera with its status, position (lat/lon degrees or null) and the freshness of its counts."""
         where = positions.get(_read_db(request))
-        return {"cameras": [_with_position(c, where) for c in service.list_cameras()]}
+        return OrjsonResponse({"cameras": [_with_position(c, where) for c in service.list_cameras()]})
 
-    @public.get("/{camera_id}")
-    def camera_counts(request: Request, camera_id: str = _CameraId) -> dict[str, Any]:
-        """Position and counts of the camera's latest interval per line, direction and class."""
+    @public.get("/{camera_id}", response_model=CameraDetail)
+    def camera_counts(request: Request, camera_id: str = _CameraId) -> Response:
+        """Position, vehicle counts of the camera's latest interval per line, direction and class, and its pedestrians."""
         found = service.camera(camera_id)
         if found is None:
             raise not_found("camera", camera_id)
-        return _with_position(found, positions.get(_read_db(request)))
+        return OrjsonResponse(_with_position(found, positions.get(_read_db(request))))
 
-    @control.get("/{camera_id}/snapshot.jpg", response_class=Response)
+    @control.get("/{camera_id}/snapshot.jpg", response_class=Response, responses={200: {
+        "description": "The latest annotated JPEG (counting lines, tracks and counts drawn); `Cache-Control: no-store`.",
+        "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
     def camera_snapshot(camera_id: str = _CameraId) -> Response:
         """Latest annotated JPEG (lines, tracks, counts drawn)."""
         jpeg = service.snapshot(camera_id)

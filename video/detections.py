@@ -13,8 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["Detections", "PerspectiveSize", "blobs_to_detections"]
+__all__ = ["Detections", "PerspectiveSize", "blobs_to_detections", "merge_fragments"]
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
@@ -194,3 +196,61 @@ def blobs_to_detections(
     if perspective is not None and len(area):
         keep &= area >= min_car_fraction * perspective.expected_area(xyxy[:, 3])
     return Detections(xyxy=xyxy[keep], area=area[keep])
+
+
+def merge_fragments(
+    detections: Detections,
+    perspective: PerspectiveSize,
+    *,
+    small_max: float = 0.4,
+    merged_max: float = 2.2,
+    gap: float = 0.3,
+) -> Detections:
+    """Join the pieces of one vehicle that background subtraction split into several blobs.
+
+    Two blobs are joined when their boxes are at most ``gap`` × the side of a typical car
+    (square root of its area) at the pair's bottom row apart on both axes, at least one of them is smaller than ``small_max`` of a typical car at its bottom row
+    (too small to be a car) and their areas together stay below ``merged_max`` of a car at
+    the pair's bottom row; joined pairs are chained (connected components). Two car-sized
+    blobs are never joined, so neighbouring cars stay apart.
+
+    Parameters
+    ----------
+    detections : Detections
+        Blobs of one frame (frame pixels), before tracking.
+    perspective : PerspectiveSize
+        Typical car area by row, frame pixels².
+    small_max, merged_max : float
+        Area ratios to a typical car (unitless): below ``small_max`` a blob is a fragment
+        candidate; a joined pair must stay below ``merged_max`` (the truck threshold, so that
+        joining never makes a truck).
+    gap : float
+        Largest gap between two boxes that are joined, as a fraction of a typical car's side
+        at the pair's bottom row (unitless; 0.3 is 7 pixels where a car is 23 pixels wide).
+
+    Returns
+    -------
+    Detections
+        One detection per group: the union box and the summed area (other columns default).
+    """
+    n = len(detections)
+    if n < 2:
+        return detections
+    box, area = detections.xyxy, detections.area
+    small = area < small_max * perspective.expected_area(box[:, 3])
+    if not small.any():
+        return detections
+    car = perspective.expected_area(np.maximum(box[:, None, 3], box[None, :, 3]))  # (n, n), pixels²
+    overlap = np.minimum(box[:, None, 2:], box[None, :, 2:]) - np.maximum(box[:, None, :2], box[None, :, :2])
+    near = np.all(overlap >= -gap * np.sqrt(car)[:, :, None], axis=2)
+    link = near & (small[:, None] | small[None, :]) & (area[:, None] + area[None, :] < merged_max * car)
+    np.fill_diagonal(link, False)
+    if not link.any():
+        return detections
+    i, j = np.nonzero(link)
+    k, label = connected_components(coo_array((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    lo = np.full((k, 2), np.inf)
+    hi = np.full((k, 2), -np.inf)
+    np.minimum.at(lo, label, box[:, :2])
+    np.maximum.at(hi, label, box[:, 2:])
+    return Detections(xyxy=np.hstack([lo, hi]), area=np.bincount(label, weights=area, minlength=k))

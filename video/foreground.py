@@ -157,9 +157,13 @@ class ForegroundModel:
             255 = moving object, 0 = background or shadow, at model resolution
             (multiply coordinates by :attr:`scale` for frame pixels).
         """
-        small = self.model_frame(frame)
-        raw = self._subtractor.apply(small, learningRate=learning_rate)
-        return self.clean(np.asarray(raw, dtype=np.uint8))
+        return self.clean(self.subtract(frame, learning_rate))
+
+    def subtract(self, frame: Image, learning_rate: float = -1.0) -> Mask:
+        """Resize ``frame`` to model resolution and update the subtractor; return its raw
+        mask (255 foreground, 127 shadow, 0 background) before any cleaning."""
+        raw = self._subtractor.apply(self.model_frame(frame), learningRate=learning_rate)
+        return np.asarray(raw, dtype=np.uint8)
 
     def clean(self, raw: Mask) -> Mask:
         """Turn a raw subtractor mask (255 fg, 127 shadow) into a clean binary mask."""

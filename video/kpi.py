@@ -8,14 +8,13 @@ PostgreSQL, a continuous aggregate on TimescaleDB) for a period ``[start, end)``
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from its.db import Database
+from its.indicators import Indicator, indicator_table
 
 __all__ = ["KEYS", "counts_per_interval", "peak_hour", "section"]
 
@@ -75,9 +74,6 @@ def peak_hour(counts_15m: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "peak_start", "peak_hour_volume", "v15_max", "phf"])
 
 
-def _table(frame: pd.DataFrame | None, unit: str, fn: Callable[..., Any], reason: str) -> dict[str, Any]:
-    ok = frame is not None and not frame.empty
-    return {"unit": unit, "defined_by": fn, "rows": frame if ok else None, "reason": None if ok else reason}
 
 
 def read_counts_15m(db: Database, start: datetime, end: datetime) -> pd.DataFrame:
@@ -87,7 +83,7 @@ def read_counts_15m(db: Database, start: datetime, end: datetime) -> pd.DataFram
     return pd.DataFrame.from_records(rows, columns=[*KEYS, "interval_start", "count"])
 
 
-def section(db: Database, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+def section(db: Database, start: datetime, end: datetime) -> dict[str, Indicator]:
     """Every camera count indicator of ``[start, end)``."""
     c = read_counts_15m(db, start, end)
     reason = "no camera counts in the period"
@@ -100,9 +96,9 @@ def section(db: Database, start: datetime, end: datetime) -> dict[str, dict[str,
         if p.empty:
             p = None
     return {
-        "counts_15min": _table(q, "vehicles", counts_per_interval, reason),
-        "counts_hour": _table(h, "vehicles", counts_per_interval, reason),
-        "counts_day": _table(d, "vehicles", counts_per_interval, reason),
-        "peak_hour": _table(p, "vehicles/h; PHF", peak_hour,
+        "counts_15min": indicator_table(q, "vehicles", counts_per_interval, reason),
+        "counts_hour": indicator_table(h, "vehicles", counts_per_interval, reason),
+        "counts_day": indicator_table(d, "vehicles", counts_per_interval, reason),
+        "peak_hour": indicator_table(p, "vehicles/h; PHF", peak_hour,
                             reason if c.empty else "no stream with an hour of 15-min counts"),
     }

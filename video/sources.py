@@ -3,7 +3,8 @@
 Every source yields :class:`Frame` objects with a frame index, a stream time ``t`` (seconds
 since the first frame: the container's timestamp when it has one, else index ÷ frame rate)
 and a wall-clock time ``wall`` (epoch seconds: the open time plus ``t`` for files and image
-sequences, the read time for live streams). Sources can skip frames (``stride``) and
+sequences, the read time for live streams) and, when known, a ``duration_s`` (the recording's
+length, s). Sources can skip frames (``stride``) and
 downscale (``max_width``). :class:`ReconnectingSource` reopens a failed live stream with
 exponential backoff and reports ``online``/``offline`` changes.
 """
@@ -89,6 +90,9 @@ class FrameSource:
     fps: float = 0.0
     stride: int = 1
     max_width: int | None = None
+    #: Length of a recording (s), None for a live stream or when the container does not say
+    #: (a frame archive knows it once its iteration has begun).
+    duration_s: float | None = None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -130,6 +134,8 @@ class VideoSource(FrameSource):
             raise SourceError(f"cannot open video source {spec}")
         native = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = native if 1.0 <= native <= 240.0 else float(fps or 25.0)
+        frames = float(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        self.duration_s = frames / self.fps if not live and frames > 0 else None
         self._opened = time.time()
 
     def __iter__(self) -> Iterator[Frame]:
@@ -180,6 +186,7 @@ class ImageFolderSource(FrameSource):
         if not self.files:
             raise SourceError(f"no images matching {pattern!r} in {folder}")
         self.name, self.fps, self.stride, self.max_width = str(folder), fps, stride, max_width
+        self.duration_s = len(self.files) / fps
         self._opened = time.time()
 
     def __iter__(self) -> Iterator[Frame]:
@@ -233,6 +240,7 @@ class TarFramesSource(FrameSource):
         names = [n for n in sorted(data) if Path(n).suffix.lower() in IMAGE_SUFFIXES]
         lo = (self.first or 1) - 1
         hi = self.last if self.last is not None else len(names)
+        self.duration_s = max(min(hi, len(names)) - lo, 0) / self.fps
         for index in range(lo, min(hi, len(names)), self.stride):
             t = index / self.fps
             image = _decode(data[names[index]], f"{self.archive}:{names[index]}")

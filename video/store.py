@@ -1,4 +1,5 @@
-"""SQL of the video domain: latest counts per camera from ``traffic_counts``."""
+"""SQL of the video domain: latest counts per camera from ``traffic_counts`` (vehicles) and
+``people_counts`` (pedestrians)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from its.db import Database
 
-__all__ = ["latest_counts"]
+__all__ = ["latest_counts", "latest_people"]
 
 
 def latest_counts(db: Database, since: datetime) -> list[dict[str, Any]]:
@@ -34,3 +35,22 @@ def latest_counts(db: Database, since: datetime) -> list[dict[str, Any]]:
         rec["mean_speed_kmh"] = None if mps is None else float(mps) * 3.6
         out.append(rec)
     return out
+
+
+def latest_people(db: Database, since: datetime) -> list[dict[str, Any]]:
+    """The most recent interval of every camera/place/measure of ``people_counts`` since ``since``.
+
+    Returns
+    -------
+    list of dict
+        Keys ``camera_id, place_id, measure, interval_start, interval_s, people_mean,
+        people_max, samples, crossings`` (people; see :class:`video.ingest.PeopleRow`).
+    """
+    keys = ("camera_id", "place_id", "measure", "interval_start", "interval_s", "people_mean", "people_max",
+            "samples", "crossings")
+    rows = db.fetchall(
+        f"SELECT DISTINCT ON (camera_id, place_id, measure) {', '.join(keys)} FROM people_counts"
+        " WHERE interval_start >= %s ORDER BY camera_id, place_id, measure, interval_start DESC",
+        (since,),
+    )
+    return [dict(zip(keys, row, strict=True)) for row in rows]

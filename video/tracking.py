@@ -55,6 +55,14 @@ class TrackerConfig:
         associate on the second observation.
     flow_min_samples : int
         Observations a cell needs before its mean velocity is used.
+    small_class : int
+        Index of the smallest class (the two-wheeler, :data:`video.classify.CLASS_NAMES`),
+        -1 for none. A track is given this class only when at least ``small_share`` of its
+        votes are for it, otherwise the majority of its other votes: a vehicle that looked
+        car-sized on more than a few of its frames is a car whose blob was cut (frame edge),
+        fragmented or dark on the others, not a two-wheeler.
+    small_share : float
+        See ``small_class``, 0..1 (0.5 = plain majority).
     """
 
     gate_factor: float = 1.2
@@ -66,6 +74,8 @@ class TrackerConfig:
     n_classes: int = 3
     flow_cell: float = 24.0
     flow_min_samples: int = 3
+    small_class: int = 2
+    small_share: float = 0.75
 
 
 class Tracker:
@@ -112,7 +122,8 @@ class Tracker:
         -------
         Detections
             The same detections with ``tracker_id`` set and ``class_id`` replaced by the
-            track's majority class (when detections carry classes).
+            track's voted class (when detections carry classes; majority, but the small
+            class needs ``small_share`` of the votes, see :class:`TrackerConfig`).
         """
         c = self.config
         n_det, n_trk = len(detections), len(self.ids)
@@ -154,17 +165,26 @@ class Tracker:
             self.hits = np.concatenate([self.hits, np.ones(k, dtype=np.int64)])
             self.votes = np.concatenate([self.votes, np.zeros((k, c.n_classes))])
             det_track[new] = np.arange(n_trk, n_trk + k)
-        # class votes, weighted by area (closer, better-resolved views weigh more)
+        # class votes, one per frame
         cls = detections.class_id
         voted = (cls >= 0) & (cls < c.n_classes)
         if voted.any():
             np.add.at(self.votes, (det_track[voted], cls[voted]), 1.0)
-        out_cls = np.where(
-            self.votes[det_track].sum(axis=1) > 0, self.votes[det_track].argmax(axis=1), cls
-        )
+        votes = self.votes[det_track]
+        out_cls = np.where(votes.sum(axis=1) > 0, self._decide(votes), cls)
         result = detections.with_(tracker_id=self.ids[det_track], class_id=out_cls)
         self._expire(t)
         return result
+
+    def _decide(self, votes: Float) -> Int:
+        """Class of each row of ``votes`` ``(M, n_classes)``: see :class:`TrackerConfig` ``small_class``."""
+        c = self.config
+        if not 0 <= c.small_class < c.n_classes:
+            return np.asarray(votes.argmax(axis=1), dtype=np.int64)
+        others = votes.copy()
+        others[:, c.small_class] = -1.0
+        small = votes[:, c.small_class] >= c.small_share * votes.sum(axis=1)
+        return np.where(small, c.small_class, others.argmax(axis=1)).astype(np.int64)
 
     def _cells(self, xy: Float) -> tuple[Int, Int]:
         cell = self.config.flow_cell
@@ -224,7 +244,7 @@ class Tracker:
             setattr(self, name, getattr(self, name)[alive])
 
     def class_of(self, track_ids: Int) -> Int:
-        """Majority class of the given live track ids (-1 for unknown or expired ids)."""
+        """Voted class of the given live track ids (-1 for unknown or expired ids)."""
         order = np.argsort(self.ids)
         idx = np.searchsorted(self.ids, track_ids, sorter=order)
         idx = np.clip(idx, 0, max(len(self.ids) - 1, 0))
@@ -233,4 +253,4 @@ class Tracker:
         rows = order[idx]
         found = self.ids[rows] == track_ids
         votes = self.votes[rows]
-        return np.where(found & (votes.sum(axis=1) > 0), votes.argmax(axis=1), -1).astype(np.int64)
+        return np.where(found & (votes.sum(axis=1) > 0), self._decide(votes), -1).astype(np.int64)

@@ -103,12 +103,15 @@ def _table_rows(feed: Feed, version: int) -> list[tuple[str, str, tuple[str, ...
                          _text(trips, "shape_id"), strict=True))))
     sdt = (st["shape_dist_traveled"] if "shape_dist_traveled" in st.columns
            else pd.Series([np.nan] * n(st), index=st.index))
+    timepoint = (pd.to_numeric(st["timepoint"], errors="coerce").where(lambda t: t.isin((0, 1)))
+                 if "timepoint" in st.columns else pd.Series([np.nan] * n(st), index=st.index))
     out.append(("stop_times.txt", "gtfs_stop_times",
                 ("feed_version", "trip_id", "stop_sequence", "stop_id", "arrival_s", "departure_s",
-                 "shape_dist_traveled", "time_interpolated"),
+                 "shape_dist_traveled", "time_interpolated", "timepoint"),
                 list(zip([version] * n(st), _text(st, "trip_id"), st["stop_sequence"].tolist(),
                          _text(st, "stop_id"), st["arrival_time"].tolist(), st["departure_time"].tolist(),
-                         _nullable(sdt), st["time_interpolated"].astype(bool).tolist(), strict=True))))
+                         _nullable(sdt), st["time_interpolated"].astype(bool).tolist(),
+                         _nullable(timepoint.round().astype("Int64")), strict=True))))
     if feed.shapes is not None:
         sh = feed.shapes
         ssdt = (sh["shape_dist_traveled"] if "shape_dist_traveled" in sh.columns
@@ -271,7 +274,7 @@ _READ = {
     "trips": "SELECT route_id, service_id, trip_id, trip_headsign, direction_id, block_id, shape_id"
              " FROM gtfs_trips WHERE feed_version = %s ORDER BY trip_id",
     "stop_times": "SELECT trip_id, arrival_s AS arrival_time, departure_s AS departure_time, stop_id,"
-                  " stop_sequence, shape_dist_traveled, time_interpolated FROM gtfs_stop_times"
+                  " stop_sequence, shape_dist_traveled, time_interpolated, timepoint FROM gtfs_stop_times"
                   " WHERE feed_version = %s ORDER BY trip_id, stop_sequence",
     "shapes": "SELECT shape_id, shape_pt_lat, shape_pt_lon, shape_pt_sequence, shape_dist_traveled"
               " FROM gtfs_shapes WHERE feed_version = %s ORDER BY shape_id, shape_pt_sequence",
@@ -318,6 +321,10 @@ def load_feed(db: Database, agency_id: str) -> Feed:
         st[column] = st[column].astype("int64")
     st["shape_dist_traveled"] = st["shape_dist_traveled"].astype("float64")
     st["time_interpolated"] = st["time_interpolated"].astype(bool)
+    if st["timepoint"].isna().all():  # the feed marked no timepoints (or was imported before 0103)
+        st = st.drop(columns="timepoint")
+    else:
+        st["timepoint"] = st["timepoint"].astype("float64")
     stops = frames["stops"]
     for column in ("stop_lat", "stop_lon"):
         stops[column] = stops[column].astype("float64")

@@ -1,15 +1,20 @@
 """Every trip's path in a local metric projection, with its stops' distances along it.
 
-Pure geometry over a `telematics.gtfs.model.Feed`: `trip_paths` projects the shapes (or,
-without a shape, the stop sequence) to metres and places each stop on its trip's path,
-from ``shape_dist_traveled`` when consistent, else by a monotone projection
-(`telematics.matching.match_monotone`).
+Pure geometry over a `telematics.gtfs.model.Feed`: `trip_paths` projects the shapes to
+metres and places each stop on its trip's path, from ``shape_dist_traveled`` when consistent,
+else by a monotone projection (`telematics.matching.match_monotone`). A trip without a shape
+takes the path a ``stop_path`` callable builds from its stop sequence (the road network's
+shortest paths between consecutive stops, `telematics.road_paths`), else the straight lines
+between its stops; ``TripPaths.source`` says which each path is.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -23,11 +28,37 @@ from telematics.matching import (
     projection_candidates,
 )
 
-__all__ = ["OFF_SHAPE_M", "TripPaths", "trip_paths"]
+__all__ = ["OFF_SHAPE_M", "PATH_SOURCES", "StopPath", "StopPathFn", "TripPaths", "trip_paths"]
 
 FloatArray = npt.NDArray[np.float64]
 #: A stop farther than this (m) from its trip's shape is placed by its neighbours.
 OFF_SHAPE_M = 150.0
+#: Where a path comes from: the feed's shape, the road network between every two consecutive
+#: stops, the road network for some legs and straight lines for the others, straight lines.
+PATH_SOURCES = ("shape", "road", "road+straight", "straight")
+
+
+class StopPath(NamedTuple):
+    """A path built from a stop sequence.
+
+    Attributes
+    ----------
+    lat, lon : ndarray
+        The path's vertices (degrees), in travel order.
+    stop_vertex : ndarray of int
+        Index of the vertex at each stop (non-decreasing, one per stop).
+    source : str
+        ``road``, ``road+straight`` or ``straight`` (`PATH_SOURCES`).
+    """
+
+    lat: FloatArray
+    lon: FloatArray
+    stop_vertex: npt.NDArray[np.int64]
+    source: str
+
+
+#: Builds a trip's path from its stops' latitudes and longitudes (degrees), or None.
+StopPathFn = Callable[[FloatArray, FloatArray], StopPath | None]
 
 
 @dataclass(frozen=True)
@@ -47,12 +78,25 @@ class TripPaths:
     stop_dist_m : dict of str to ndarray
         ``trip_id`` to the distance (m) along its path of each stop, in ``stop_sequence``
         order, non-decreasing (trips with the same stop pattern share one array).
+    source : dict of str to str
+        Key in ``paths`` to where that path comes from (`PATH_SOURCES`; a path not listed is
+        a shape).
     """
 
     projection: LocalProjection
     paths: dict[str, Polyline]
     trip_path: dict[str, str]
     stop_dist_m: dict[str, FloatArray]
+    source: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, trip_id: str) -> str:
+        """Where ``trip_id``'s path comes from (`PATH_SOURCES`)."""
+        return self.source.get(self.trip_path[trip_id], "shape")
+
+    def source_counts(self) -> dict[str, int]:
+        """Number of trips per path source (every `PATH_SOURCES` entry, 0 included)."""
+        got = Counter(self.source.get(key, "shape") for key in self.trip_path.values())
+        return {name: int(got.get(name, 0)) for name in PATH_SOURCES}
 
     def __getitem__(self, trip_id: str) -> Polyline:
         return self.paths[self.trip_path[trip_id]]
@@ -84,13 +128,17 @@ def _shape_stop_distances(line: Polyline, stop_xy: FloatArray, shape_sdt: FloatA
     return np.maximum.accumulate(filled)
 
 
-def trip_paths(feed: Feed) -> TripPaths:
+def trip_paths(feed: Feed, stop_path: StopPathFn | None = None) -> TripPaths:
     """Build every trip's projected path with its stops' distances along it.
 
     Parameters
     ----------
     feed : Feed
         A feed from `read_feed`.
+    stop_path : callable, optional
+        Builds the path of a trip without a shape from its stops (`StopPath`; e.g. a loaded
+        road network's, `telematics.road_paths.RoadStopPaths`); None (or its None) gives
+        straight lines between the stops.
 
     Returns
     -------
@@ -98,8 +146,8 @@ def trip_paths(feed: Feed) -> TripPaths:
         Paths in metres in a local azimuthal equidistant projection. A stop's distance
         comes from ``shape_dist_traveled`` when the stop and shape both carry it and it is
         consistent (monotone, within 100 m of the stop); otherwise from a monotone
-        projection of the stop sequence onto the shape. Without a shape the stop sequence
-        is the path.
+        projection of the stop sequence onto the shape. Without a shape, ``stop_path``'s
+        path with the stops at its stop vertices, else the stop sequence itself.
     """
     stops = feed.stops.set_index("stop_id")
     projection = LocalProjection(float(stops["stop_lat"].mean()), float(stops["stop_lon"].mean()))
@@ -135,6 +183,7 @@ def trip_paths(feed: Feed) -> TripPaths:
     stop_dist: dict[str, FloatArray] = {}
     cache: dict[tuple[str, str], FloatArray] = {}
     shared: dict[tuple[str, str], str] = {}
+    source: dict[str, str] = {}
     for lo, hi in itertools.pairwise(bounds):
         trip = str(trip_ids[lo])
         stop_xy = stop_xy_all[rows[lo:hi]]
@@ -150,10 +199,22 @@ def trip_paths(feed: Feed) -> TripPaths:
             key = ("", pattern_text[trip])
             name = shared.setdefault(key, f"trip:{trip}")
             if name not in paths:
-                line = Polyline(xy=stop_xy, cum_m=np.r_[0.0, np.cumsum(np.hypot(*np.diff(stop_xy, axis=0).T))])
-                if len(stop_xy) == 1:
-                    line = Polyline(xy=np.vstack([stop_xy, stop_xy + 1e-3]), cum_m=np.array([0.0, 1e-3]))
+                built = None
+                if stop_path is not None and len(stop_xy) > 1:
+                    srow = rows[lo:hi]
+                    built = stop_path(stops["stop_lat"].to_numpy()[srow], stops["stop_lon"].to_numpy()[srow])
+                if built is not None:
+                    xy = projection.to_xy(built.lat, built.lon)
+                    line = Polyline(xy=xy, cum_m=np.r_[0.0, np.cumsum(np.hypot(*np.diff(xy, axis=0).T))])
+                    cache[key] = line.cum_m[np.asarray(built.stop_vertex, dtype=np.int64)].copy()
+                    source[name] = built.source
+                else:
+                    line = Polyline(xy=stop_xy, cum_m=np.r_[0.0, np.cumsum(np.hypot(*np.diff(stop_xy, axis=0).T))])
+                    if len(stop_xy) == 1:
+                        line = Polyline(xy=np.vstack([stop_xy, stop_xy + 1e-3]), cum_m=np.array([0.0, 1e-3]))
+                    cache[key] = line.cum_m[:len(stop_xy)].copy()
+                    source[name] = "straight"
                 paths[name] = line
             trip_path[trip] = name
-            stop_dist[trip] = cache.setdefault(key, paths[name].cum_m[:len(stop_xy)].copy())
-    return TripPaths(projection=projection, paths=paths, trip_path=trip_path, stop_dist_m=stop_dist)
+            stop_dist[trip] = cache[key]
+    return TripPaths(projection=projection, paths=paths, trip_path=trip_path, stop_dist_m=stop_dist, source=source)

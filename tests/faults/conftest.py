@@ -20,7 +20,9 @@ from its.mqtt import MqttConnection, connect
 pytestmark = pytest.mark.skipif(mosquitto_binary(None) is None, reason="no mosquitto binary")
 
 STATUS = "its/v1/devices/sensor/{device}/status"
-T0 = 1_700_000_000
+#: Midnight UTC three days ago: within the collector's plausibility window (7 days) with room
+#: for the burst test's 1 Hz times of 1.4 days.
+T0 = (int(time.time()) // 86400 - 3) * 86400
 
 
 def status_payload(i: int) -> bytes:
@@ -134,7 +136,7 @@ class CollectorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "its.cli", "collect", "--client-id", self.client_id],
+        self.proc = subprocess.Popen([sys.executable, "-m", "its.app.cli", "collect", "--client-id", self.client_id],
                                      env=self.env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
 
     def kill(self) -> None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import orjson
 
+from its.app.registry import domain_routes
 from its.broker import free_port
 from its.collector import Collector
-from its.composition import domain_routes
 from its.db import Database
 from its.mqtt import connect
 from its.settings import Settings
@@ -37,7 +37,7 @@ def _get(url: str) -> tuple[int, bytes]:
 def _serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ITS_DATABASE_URL": settings.database_url or "", "ITS_MQTT_URL": settings.mqtt_url or "",
            "ITS_DATA_DIR": str(settings.data_dir), "ITS_API_PORT": str(port)}
-    return subprocess.Popen([sys.executable, "-m", "its.cli", "serve"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "its.app.cli", "serve"], env=env,
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 

@@ -115,7 +115,7 @@ def test_shared_mode_broker_sigkill_between_bursts(settings: Settings, db: Datab
     assert collector.shared
     try:
         publish_statuses(publisher, 0, 3000)
-        assert wait_count(db, 3000, 60)
+        assert wait_count(db, 3000, 60), (count_sensor_rows(db), db.fetchall("SELECT reason, count(*) FROM rejected_messages GROUP BY 1"), collector.totals)
         time.sleep(2.5)  # an autosave has run since the last message
         own_broker.kill()
         time.sleep(2.0)

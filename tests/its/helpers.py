@@ -14,6 +14,9 @@ from its.mqtt import connect
 from its.timeutil import TimeError, parse_time
 
 TOPIC = "its/v1/testfeed/{sensor}/reading"
+#: Start of the readings' times: midnight UTC three days ago, recent enough for the collector's
+#: plausibility window (ITS_INGEST_MAX_AGE_S, 7 days) with room for a day of readings at 1 Hz.
+T0 = float((int(time.time()) // 86400 - 3) * 86400)
 
 
 def make_readings_table(db: Database) -> None:
@@ -36,7 +39,7 @@ def parse_reading(topic: str, payload: bytes) -> Sequence[tuple[Any, ...]]:
 READINGS = Route("test_readings", "its/v1/testfeed/+/reading", "test_readings", ("sensor", "time", "value"), parse_reading)
 
 
-def publish_readings(url: str, n: int, *, sensors: int = 50, t0: float = 1_700_000_000.0,
+def publish_readings(url: str, n: int, *, sensors: int = 50, t0: float = T0,
                      start: int = 0, pace: Callable[[int], None] | None = None) -> list[tuple[str, float]]:
     """Publish n distinct readings at QoS 1, waiting for every PUBACK; return their keys."""
     pub = connect(url, f"test-pub-{time.time_ns()}")

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.control import control_routers
+from its.app.factory import build_context, create_app
+from its.app.registry import domain_services
+from its.app.routes import iter_api_routes, route_audience
 from its.auth import create_api_key, create_user
-from its.composition import domain_services
-from its.control import control_routers
 from its.db import Database
-from its.routes import iter_api_routes, route_audience
 from its.settings import Settings
 
 OPS = {"/healthz", "/readyz", "/metrics"}
@@ -61,8 +61,9 @@ def test_access_matrix(app_client: tuple[FastAPI, TestClient], db: Database) -> 
         r = client.post("/v1/auth/login", json={"username": user, "password": pw})
         assert r.status_code == 200, r.text
         body = r.json()
+        token = r.cookies["its_session"]
         client.cookies.clear()
-        return {"Authorization": f"Bearer {body['token']}", "X-CSRF-Token": body["csrf_token"]}
+        return {"Authorization": f"Bearer {token}", "X-CSRF-Token": body["csrf_token"]}
 
     disp, boss = login("disp", "dispatcher-pass"), login("boss", "admin-pass-123")
     checked = 0

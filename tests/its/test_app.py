@@ -8,9 +8,9 @@ import pytest
 from fastapi import APIRouter, Depends, Query
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.control import control_routers
+from its.app.factory import build_context, create_app
 from its.auth import create_api_key, create_user, public, revoke_api_key
-from its.control import control_routers
 from its.db import Database
 from its.errors import not_found
 from its.service import Context, Service

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from its.cli import app
+from its.app.cli import app
 from its.settings import get_settings
 
 

@@ -13,7 +13,7 @@ from its.devices import DEVICE_STATUS_ROUTE
 from its.mqtt import connect
 from its.settings import Settings
 
-from .helpers import READINGS, count, make_readings_table, publish_readings, wait_for
+from .helpers import READINGS, T0, count, make_readings_table, publish_readings, wait_for
 
 
 def _collector(settings: Settings, db: Database, client_id: str = "test-collector") -> Collector:
@@ -77,7 +77,7 @@ def test_malformed_payloads_of_every_kind_are_dead_lettered(settings: Settings, 
         for p in payloads:
             pub.client.publish(topic, p, qos=1).wait_for_publish(10)
             total += 1
-    pub.client.publish("its/v1/testfeed/ok/reading", orjson.dumps({"ts": 1_700_000_000, "value": 3}), qos=1).wait_for_publish(10)
+    pub.client.publish("its/v1/testfeed/ok/reading", orjson.dumps({"ts": T0, "value": 3}), qos=1).wait_for_publish(10)
     pub.close()
     try:
         assert wait_for(lambda: count(db, "rejected_messages") >= total and count(db, "test_readings") == 1, 30)

@@ -1,4 +1,5 @@
-"""docker-compose.yml cannot run here (no Docker engine): parse it and check it is coherent."""
+"""docker-compose.yml, read: coherent services and real commands (tests/deploy/test_compose_run.py
+runs it as local processes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import yaml
 from typer.main import get_command
 
-from its.cli import app
+from its.app.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,23 +20,25 @@ def _compose() -> dict:
 
 def test_compose_has_every_service_with_healthy_dependencies() -> None:
     services = _compose()["services"]
-    assert {"db", "broker", "migrate", "api", "collector", "video", "traffic", "simulator"} <= set(services)
+    assert {"db", "broker", "migrate", "api", "collector", "video", "demo-feed", "simulator"} <= set(services)
+    assert "traffic" not in services  # the congestion estimator runs inside the API (`its serve`)
     assert "timescale" in services["db"]["image"]
     assert services["simulator"]["profiles"] == ["demo"]
-    for name in ("db", "broker", "api"):
+    for name in ("db", "broker", "api", "collector", "video"):
         assert "healthcheck" in services[name], name
-    for name in ("api", "collector", "video", "traffic"):
+    for name in ("api", "collector"):
         deps = services[name]["depends_on"]
         assert deps["db"]["condition"] == "service_healthy"
         assert deps["broker"]["condition"] == "service_healthy"
         assert deps["migrate"]["condition"] == "service_completed_successfully"
+    assert services["video"]["depends_on"]["broker"]["condition"] == "service_healthy"
 
 
 def test_every_service_command_is_a_real_its_command() -> None:
     root = get_command(app)
     for name, svc in _compose()["services"].items():
         command = svc.get("command")
-        if command is None:
+        if command is None or svc.get("image", "").startswith(("prom/", "grafana/")):
             continue
         argv = command if isinstance(command, list) else shlex.split(command)
         assert argv[0] == "its", name
@@ -52,12 +55,30 @@ def test_every_service_command_is_a_real_its_command() -> None:
                 assert arg in known, f"{name}: {arg} is not an option of its {' '.join(argv[1:3])}"
 
 
+def test_each_platform_service_logs_in_to_the_broker_as_its_own_role() -> None:
+    from its.app.deploy import ROLES
+
+    services = _compose()["services"]
+    users = {r.user for r in ROLES}
+    seen = {}
+    for name in ("api", "collector", "video", "simulator"):
+        url = services[name]["environment"]["ITS_MQTT_URL"]
+        user = url.split("://", 1)[1].split(":", 1)[0]
+        assert user in users, (name, user)
+        seen[name] = user
+    assert len(set(seen.values())) == len(seen)
+    assert "-u healthcheck" in services["broker"]["healthcheck"]["test"][1] or \
+        "mqtt://healthcheck:" in services["broker"]["healthcheck"]["test"][1]
+
+
 def test_broker_config_raises_queue_limits_and_refuses_anonymous() -> None:
     conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     assert "allow_anonymous false" in conf
     assert "max_queued_messages 5000000" in conf
-    acl = (REPO / "deploy" / "mosquitto" / "acl").read_text()
-    assert "pattern write its/v1/vehicles/+/%u/position" in acl
+    assert "password_file /mosquitto/config/passwd" in conf and "acl_file /mosquitto/config/acl" in conf
+    # the generated files are never committed (its deploy init writes them)
+    assert not (REPO / "deploy" / "mosquitto" / "passwd").exists()
+    assert "mosquitto/passwd" in (REPO / "deploy" / ".gitignore").read_text()
 
 
 def _default(value: str) -> str:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from its.app.registry import domain_routes
 from its.collector import Collector
-from its.composition import domain_routes
 from its.db import Database
 from its.ingest import PayloadError, Route
 from its.mqtt import connect

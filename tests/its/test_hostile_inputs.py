@@ -10,12 +10,12 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.control import control_routers
+from its.app.factory import build_context, create_app
+from its.app.registry import domain_services
+from its.app.routes import iter_api_routes
 from its.auth import create_api_key, create_user
-from its.composition import domain_services
-from its.control import control_routers
 from its.db import Database
-from its.routes import iter_api_routes
 from its.settings import Settings
 
 from .helpers import wait_for
@@ -36,8 +36,9 @@ def client(city_settings: Settings, db: Database) -> Iterator[TestClient]:
         # services load in the background (503 "still loading" until then): probe the settled app
         assert wait_for(lambda: c.get("/readyz").status_code == 200, 120)
         create_user(db, "hostile", "hostile-pass", "admin")
-        body = c.post("/v1/auth/login", json={"username": "hostile", "password": "hostile-pass"}).json()
-        c.headers.update({"Authorization": f"Bearer {body['token']}", "X-CSRF-Token": body["csrf_token"],
+        r = c.post("/v1/auth/login", json={"username": "hostile", "password": "hostile-pass"})
+        body = r.json()
+        c.headers.update({"Authorization": f"Bearer {r.cookies['its_session']}", "X-CSRF-Token": body["csrf_token"],
                           "X-API-Key": create_api_key(db, "hostile", 10_000_000)})
         yield c
     if ctx.live:

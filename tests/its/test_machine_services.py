@@ -13,14 +13,14 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.factory import build_context, create_app
 from its.collector import Collector
 from its.db import Database
 from its.devices import DEVICE_STATUS_ROUTE
 from its.mqtt import connect, drop_session
 from its.settings import load_settings
 
-from .helpers import wait_for
+from .helpers import T0, wait_for
 
 MACHINE_MQTT = os.environ.get("ITS_MQTT_URL")
 
@@ -36,7 +36,7 @@ def test_collector_and_api_on_the_machine_broker(db_url: str, db: Database, tmp_
         pub = connect(MACHINE_MQTT or "", f"{run}-pub")
         for i in range(500):
             pub.publish(f"its/v1/devices/{run}/d{i % 10}/status",
-                        orjson.dumps({"online": True, "ts": 1_700_000_000 + i})).wait_for_publish(10)
+                        orjson.dumps({"online": True, "ts": T0 + i})).wait_for_publish(10)
             time.sleep(0.002)  # paced: the machine broker may have Mosquitto's default queue limits
         pub.close()
         assert wait_for(lambda: db.fetchall("SELECT count(*) FROM device_status WHERE kind = %s", (run,))[0][0] == 500, 30)

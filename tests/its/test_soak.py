@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from its.bench.soak import run_soak
+from its.app.bench.soak import run_soak
 from its.settings import Settings
 
 

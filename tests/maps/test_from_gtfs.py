@@ -10,13 +10,13 @@ from maps.from_gtfs import GtfsShapeError, ShapeNetwork, derive_network, read_sh
 
 
 @pytest.fixture(scope="module")
-def cairns(shared_data: Path) -> ShapeNetwork:
-    return derive_network(shared_data / "gtfs" / "cairns_gtfs.zip")
+def cairns(sample_data: Path) -> ShapeNetwork:
+    return derive_network(sample_data / "gtfs" / "cairns_gtfs.zip")
 
 
-def test_cairns_network_connected_and_merged(cairns: ShapeNetwork, shared_data: Path) -> None:
+def test_cairns_network_connected_and_merged(cairns: ShapeNetwork, sample_data: Path) -> None:
     net = cairns.network
-    shapes = read_shapes(shared_data / "gtfs" / "cairns_gtfs.zip")
+    shapes = read_shapes(sample_data / "gtfs" / "cairns_gtfs.zip")
     assert len(cairns.shape_edges) == shapes["shape_id"].nunique() == 54
     # shared sections merged: the network is far shorter than the sum of shape lengths
     walked = sum(float(net.length_m[e].sum()) for e in cairns.shape_edges.values())
@@ -30,9 +30,9 @@ def test_cairns_network_connected_and_merged(cairns: ShapeNetwork, shared_data: 
     assert (net.road_class == "bus_route").all()
 
 
-def test_shape_walks_are_paths_following_the_shape(cairns: ShapeNetwork, shared_data: Path) -> None:
+def test_shape_walks_are_paths_following_the_shape(cairns: ShapeNetwork, sample_data: Path) -> None:
     net = cairns.network
-    shapes = read_shapes(shared_data / "gtfs" / "cairns_gtfs.zip")
+    shapes = read_shapes(sample_data / "gtfs" / "cairns_gtfs.zip")
     for sid, edges in cairns.shape_edges.items():
         assert (net.v[edges[:-1]] == net.u[edges[1:]]).all(), sid
         pts = shapes[shapes["shape_id"] == sid]
@@ -47,9 +47,11 @@ def test_shape_walks_are_paths_following_the_shape(cairns: ShapeNetwork, shared_
         assert net.length_m[edges].sum() == pytest.approx(own, rel=0.02), sid
 
 
-def test_wmata_shapes(shared_data: Path) -> None:
-    sn = derive_network(shared_data / "avl" / "wmata" / "wmata_gtfs.zip")
-    assert sn.network.n_edges > 100
+def test_nyc_subway_shapes(sample_data: Path) -> None:
+    """A second real feed (New York City subway, shipped in the gtfs-kit sdist)."""
+    sn = derive_network(sample_data / "gtfs" / "nyc_subway_gtfs.zip")
+    assert sn.network.n_edges >= 20  # junction to junction: the lines merge and split at 20 sections
+    assert len(sn.shape_edges) >= 10
     for edges in sn.shape_edges.values():
         assert (sn.network.v[edges[:-1]] == sn.network.u[edges[1:]]).all()
 

@@ -138,9 +138,9 @@ def test_helsinki_extract(helsinki: RoadNetwork) -> None:
     np.testing.assert_allclose(last, np.column_stack([net.node_lon[net.v], net.node_lat[net.v]]))
 
 
-def test_helsinki_bbox(helsinki: RoadNetwork, shared_data: Path) -> None:
+def test_helsinki_bbox(helsinki: RoadNetwork, sample_data: Path) -> None:
     box = (24.940, 60.165, 24.948, 60.172)
-    part = import_osm(shared_data / "osm" / "Helsinki.osm.pbf", bbox=box)
+    part = import_osm(sample_data / "osm" / "Helsinki.osm.pbf", bbox=box)
     assert 0 < part.n_edges < helsinki.n_edges / 2
     lon, lat = part.coords[:, 0], part.coords[:, 1]
     assert ((lon >= box[0]) & (lon <= box[2]) & (lat >= box[1]) & (lat <= box[3])).all()

@@ -1,19 +1,17 @@
 """The /v1/parking API over a real database and broker: search, snapshot ETag/304, errors,
-DATEX II, history, forecast, alerts, stale sensors, SSE."""
+history, forecast, alerts, stale sensors, SSE (the DATEX II export: ``test_datex2.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.factory import build_context, create_app
 from its.db import Database, copy_rows
 from its.service import Context
 from its.settings import Settings
@@ -28,31 +26,6 @@ from tests.its.helpers import wait_for
 
 DEMO = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_sites.geojson"
 CENTRAL = (-16.922989, 145.771593)  # the Cairns Central bus stop
-
-
-@pytest.fixture
-def parking(settings: Settings, db: Database, tmp_path: Path) -> Iterator[tuple[TestClient, ParkingService, Context]]:
-    # the demo sites, open around the clock except CNS-SHERIDAN (always closed), so tests do not
-    # depend on the time of day
-    doc = orjson.loads(DEMO.read_bytes())
-    for feature in doc["features"]:
-        feature["properties"]["opening_hours"] = "off" if feature["properties"]["id"] == "CNS-SHERIDAN" else "24/7"
-    sites = tmp_path / "sites.geojson"
-    sites.write_bytes(orjson.dumps(doc))
-    upsert_sites(db, read_sites(sites), datetime.now(UTC))
-    # a counter reading stored before the service starts: rebuilt at start
-    with db.connection() as conn:
-        copy_rows(conn, "parking_counts", ("site_id", "time", "occupied", "entries", "exits"),
-                  [("CNS-HOSPITAL", datetime.now(UTC) - timedelta(minutes=5), 100, None, None)])
-    ctx = build_context(settings)
-    service = ParkingService(ParkingSettings(sensor_stale_s=600, timezone="UTC"))
-    app = create_app(settings, [service], context=ctx)
-    with TestClient(app) as client:
-        assert wait_for(service.ready)
-        yield client, service, ctx
-    if ctx.live:
-        ctx.live.close()
-    ctx.db.close()
 
 
 def count(service: ParkingService, site: str, ts: datetime, **fields: int) -> None:
@@ -187,21 +160,6 @@ def test_full_alert_raised_and_cleared(parking: tuple[TestClient, ParkingService
     assert any(a.alert_id == "parking_full:CNS-HOSPITAL" for a in ctx.alerts.active())
     count(service, "CNS-HOSPITAL", now + timedelta(seconds=5), occupied=100)
     assert not any(a.alert_id == "parking_full:CNS-HOSPITAL" for a in ctx.alerts.active())
-
-
-def test_datex2_document(parking: tuple[TestClient, ParkingService, Context]) -> None:
-    client, service, _ = parking
-    count(service, "CNS-CENTRAL", datetime.now(UTC), occupied=550)
-    doc = client.get("/v1/parking/datex2").json()["parkingPublicationLight"]
-    assert doc["lang"] == "en" and doc["lastUpdate"]
-    central = next(s for s in doc["parkingSite"] if s["id"] == "CNS-CENTRAL")
-    assert central["parkingSiteStatus"] == "almostFull"
-    assert central["parkingOccupancy"]["parkingNumberOfVacantSpaces"] == 50
-    assert central["parkingSiteType"] == "offStreetParking"
-    sheridan = next(s for s in doc["parkingSite"] if s["id"] == "CNS-SHERIDAN")
-    assert sheridan["parkingSiteStatus"] == "closed" and sheridan["parkingSiteOpeningStatus"] == "closed"
-    assert {s["parkingSiteStatus"] for s in doc["parkingSite"]} <= {
-        "spacesAvailable", "almostFull", "full", "closed", "unknown"}
 
 
 def test_history_and_forecast_from_the_store(parking: tuple[TestClient, ParkingService, Context],

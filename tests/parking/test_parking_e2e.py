@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.factory import build_context, create_app
 from its.collector import Collector
 from its.db import Database
 from its.devices import DEVICE_STATUS_ROUTE

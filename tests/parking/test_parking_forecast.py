@@ -81,3 +81,27 @@ def test_forecaster_on_birmingham(birmingham_csv: Path) -> None:
     assert all(p.free_low is not None and p.free_high is not None and p.free_low <= p.free_high for p in points)
     late = forecaster.forecast("BHMBCCMKT01", weekday=1, local_min=23 * 60 + 50, occupied_now=10, capacity=577)
     assert late[-1].free is None and late[-1].reason
+
+
+def test_live_forecaster_uses_the_learnt_blend_and_its_errors() -> None:
+    """Where the profile does not hold (occupancy wandering without a daily pattern) the live
+    forecasts lean on persistence, with bands and a chance of a space from past errors."""
+    from tests.parking.test_blend import _random_walk_history
+
+    cleaned, _ = clean_history(_random_walk_history(days=21))
+    forecaster = SiteForecaster(cleaned, min_days=7)
+    weights = forecaster.weights("S0", 15)
+    assert weights is not None and weights[0] >= 0.5 and abs(weights.sum() - 1) < 1e-9
+    points = {p.horizon_min: p for p in forecaster.forecast("S0", 2, 600, occupied_now=250, capacity=300)}
+    p15 = points[15]
+    assert p15.free is not None and abs(p15.free - 50) <= 10  # close to the 50 free now
+    assert p15.free_low is not None and p15.free_high is not None and p15.free_low < p15.free < p15.free_high
+    errors = forecaster.error_quantiles("S0", 15)
+    assert errors is not None and p15.error_quantiles is not None and np.all(np.diff(errors) >= 0)
+    chance = SiteForecaster.chance_of_space(p15, 300)
+    assert chance is not None and chance > 0.95  # 50 free, errors of a few spaces in 15 min
+    full = {p.horizon_min: p for p in forecaster.forecast("S0", 2, 600, occupied_now=300, capacity=300)}
+    full_chance = SiteForecaster.chance_of_space(full[15], 300)
+    assert full_chance is not None and full_chance < chance
+    wide = SiteForecaster.chance_of_space(points[60], 300)
+    assert wide is not None and wide <= chance  # further ahead, less certain

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from its.collector import Message, process_batch
+from its.batch import process_batch
 from its.db import Database
+from its.dead_letters import Message
 from its.ingest import PayloadError, Router
 from parking.ingest import ROUTES, count_topic, parse_count, parse_space, space_topic
 

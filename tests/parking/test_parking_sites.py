@@ -121,7 +121,7 @@ def test_bad_geojson_features_are_named(tmp_path: Path) -> None:
 
 
 def _its(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "its.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "its.app.cli", *args], capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, **env})
 
 

@@ -15,8 +15,8 @@ import orjson
 import pandas as pd
 import pytest
 
-from its.collector import REJECTED_COLUMNS
 from its.db import Database, copy_rows, migrate
+from its.dead_letters import REJECTED_COLUMNS
 from its.devices import DEVICE_STATUS_ROUTE
 from its.ingest import PayloadError
 from parking.cleaning import read_history_csv
@@ -39,11 +39,15 @@ DEMO_SITES = Path(__file__).resolve().parents[2] / "parking" / "data" / "demo_si
 
 
 @pytest.fixture(scope="session")
-def day_db(shared_data: Path) -> Iterator[dict[str, Any]]:
-    wmata = shared_data / "avl" / "wmata"
-    birmingham = shared_data / "parking" / "birmingham" / "birmingham_occupancy.csv"
-    if not (wmata / "wmata_avl.csv").is_file() or not birmingham.is_file():
-        pytest.skip("WMATA AVL or Birmingham history missing from the shared data")
+def day_db(wmata_dir: Path, sample_data: Path) -> Iterator[dict[str, Any]]:
+    """(The real WMATA AVL and Birmingham history, else their stand-ins, tests.standins.)"""
+    from tests.conftest import shared_data_path
+    from tests.standins import birmingham_standin
+
+    wmata = wmata_dir
+    birmingham = shared_data_path() / "parking" / "birmingham" / "birmingham_occupancy.csv"
+    if not birmingham.is_file():
+        birmingham = birmingham_standin(sample_data, DEMO_SITES)
     url = create_database()
     db = Database(url)
     migrate(db)

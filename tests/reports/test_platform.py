@@ -13,19 +13,19 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.factory import build_context, create_app
+from its.app.registry import domain_routes
+from its.app.reports import platform
 from its.collector import Collector
-from its.composition import domain_routes
 from its.db import Database
 from its.mqtt import connect
-from its.reports import platform
 from its.service import Context, Service
 from its.settings import Settings
 
 
 def test_stored_and_rejected_per_feed_through_the_collector(settings: Settings, db: Database,
-                                                            shared_data: Path) -> None:
-    avl = pd.read_csv(shared_data / "avl" / "wmata" / "wmata_avl.csv", dtype=str, nrows=40)
+                                                            wmata_dir: Path) -> None:
+    avl = pd.read_csv(wmata_dir / "wmata_avl.csv", dtype=str, nrows=40)
     collector = Collector(settings, db, domain_routes(), client_id="report-platform")
     collector.start()
     assert settings.mqtt_url

@@ -17,21 +17,21 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from its.app import create_app
-from its.auth import create_user
-from its.control import control_routers
-from its.db import Database
-from its.reports.config import ReportSettings
-from its.reports.gather import (
-    SECTIONS,
+from its.app.control import control_routers
+from its.app.factory import create_app
+from its.app.reports.gather import (
     build_report,
     definition,
     parse_period,
     report_json,
     report_tables,
+    sections,
 )
-from its.reports.nightly import list_reports, next_run, nightly_report_loop, write_report
-from its.reports.render import render
+from its.app.reports.nightly import list_reports, next_run, nightly_report_loop, write_report
+from its.app.reports.render import render
+from its.auth import create_user
+from its.db import Database
+from its.report_settings import ReportSettings
 from its.settings import Settings, load_settings
 from tests.reports.conftest import DAY
 
@@ -46,7 +46,7 @@ def report(day_db: dict[str, Any]) -> dict[str, Any]:
 def test_every_section_has_real_values_or_reasons(report: dict[str, Any]) -> None:
     plain = report_json(report)
     orjson.dumps(plain)  # plain JSON throughout
-    assert list(plain["sections"]) == list(SECTIONS)
+    assert list(plain["sections"]) == sections()
     for section, entries in plain["sections"].items():
         for name, item in entries.items():
             value = item.get("rows", item.get("value"))
@@ -121,7 +121,7 @@ def _settings(day_db: dict[str, Any], broker_url: str, tmp_path: Path) -> Settin
 
 def test_cli_report_json_last_line(day_db: dict[str, Any], broker_url: str, tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from its.reports.cli import report as report_command
+    from its.app.reports.cli import report as report_command
     from its.settings import get_settings
 
     monkeypatch.setenv("ITS_DATABASE_URL", day_db["url"])
@@ -146,7 +146,7 @@ def test_cli_report_json_last_line(day_db: dict[str, Any], broker_url: str, tmp_
 
 
 def test_api_kpis_and_tables(day_db: dict[str, Any], broker_url: str, tmp_path: Path) -> None:
-    from its.reports.api import reports_router
+    from its.app.reports.api import reports_router
 
     settings = _settings(day_db, broker_url, tmp_path)
     create_user(day_db["db"], "report-reader", "reader-pass-1", "dispatcher")
@@ -154,7 +154,7 @@ def test_api_kpis_and_tables(day_db: dict[str, Any], broker_url: str, tmp_path: 
     with TestClient(create_app(settings, [], extra_routers=[*control_routers(), reports_router])) as client:
         assert client.get("/v1/reports/kpis?from=2026-02-16&to=2026-02-16").status_code == 401
         r = client.post("/v1/auth/login", json={"username": "report-reader", "password": "reader-pass-1"})
-        headers = {"Authorization": f"Bearer {r.json()['token']}"}
+        headers = {"Authorization": f"Bearer {r.cookies['its_session']}"}
         r = client.get("/v1/reports/kpis?from=2026-02-16&to=2026-02-16", headers=headers)
         assert r.status_code == 200
         assert r.json()["sections"]["public_transport"]["on_time_by_route"]["rows"]
@@ -221,7 +221,7 @@ def test_missing_data_source_is_a_reason_not_an_error(tmp_path: Path, day_db: di
 
 
 def test_glossary_defines_every_indicator_once() -> None:
-    from its.reports.glossary import glossary_markdown, indicator_functions
+    from its.app.reports.glossary import glossary_markdown, indicator_functions
 
     fns = indicator_functions()
     assert len(fns) >= 20
@@ -241,3 +241,20 @@ def test_area_scopes_public_transport_and_traffic(day_db: dict[str, Any], report
     assert other["public_transport"]["on_time_by_route"]["rows"] is None
     assert other["public_transport"]["on_time_by_route"]["reason"] == "no stop arrivals detected in the period"
     assert other["parking"]["occupancy_by_site_hour"]["rows"] is not None  # parking is not area-scoped
+
+
+def test_data_quality_of_the_day(day_db: dict[str, Any], report: dict[str, Any]) -> None:
+    """Per source, against the rows the fixture wrote: positions per agency, counts per car park,
+    camera counts per camera, device status per kind, and the malformed counter messages."""
+    rows = report["sections"]["platform"]["data_quality"]["rows"].set_index(["table", "source"])
+    assert rows.loc[("vehicle_positions", "wmata"), "stored"] == day_db["positions"]
+    assert rows.loc[("vehicle_positions", "wmata"), ["flagged_speed", "flagged_area"]].tolist() == [0, 0]
+    parking = rows.loc["parking_counts"]
+    assert parking["stored"].sum() == day_db["counts"]
+    for topic, n in pd.Series([r[1] for r in day_db["rejected"]]).value_counts().items():
+        assert parking.loc[str(topic).split("/")[3], "dead_lettered"] == n
+    # {"ts": 1} is dated 1970 (too old); a missing ts and a non-JSON payload are invalid
+    assert parking.loc[["BAD0", "BAD1", "BAD2"], ["too_old", "invalid"]].to_numpy().tolist() == [[1, 0], [0, 1], [0, 1]]
+    assert rows.loc["traffic_counts", "stored"].to_dict() == {"cam-1": day_db["cams"] // 2, "cam-2": day_db["cams"] // 2}
+    assert rows.loc[("device_status", "camera"), "stored"] == sum(1 for s in day_db["status"] if s[2] >= DAY)
+    assert rows.loc[("device_status", "camera"), "stale_devices"] == 0  # both cameras online at the end

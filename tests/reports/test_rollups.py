@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from its.app.reports.gather import build_report, refresh_aggregate, refresh_rollups
 from its.db import Database, copy_rows, timeseries_backend
-from its.reports.gather import build_report, refresh_aggregate, refresh_rollups
 from parking.store import OCCUPANCY_COLUMNS
 from video.ingest import COUNT_COLUMNS, parse_counts
 

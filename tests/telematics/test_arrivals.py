@@ -36,17 +36,20 @@ def test_dwell_and_noise_and_gaps() -> None:
 
 def test_real_trip_passings(wmata: Feed, wmata_dir: Path, wmata_paths: TripPaths) -> None:
     avl = read_avl(wmata_dir / "wmata_avl.csv")
-    run = avl[avl["trip_id"] == "22579100"]
+    from tests.telematics.core_fixtures import pick
+
+    trip = pick(avl["trip_id"], "22579100")
+    run = avl[avl["trip_id"] == trip]
     xy = wmata_paths.projection.to_xy(run["lat"].to_numpy(), run["lon"].to_numpy())
-    along, offset = projection_candidates(wmata_paths["22579100"], xy)
+    along, offset = projection_candidates(wmata_paths[trip], xy)
     t = run["time_s"].to_numpy()
     match = match_monotone(along, offset, t)
-    got = passing_times(t, match.along_m, wmata_paths.stop_dist_m["22579100"])
+    got = passing_times(t, match.along_m, wmata_paths.stop_dist_m[trip])
     found = got.time_s[np.isfinite(got.time_s)]
-    n_stops = len(wmata_paths.stop_dist_m["22579100"])
+    n_stops = len(wmata_paths.stop_dist_m[trip])
     assert len(found) >= 0.8 * n_stops
     assert np.all(np.diff(found) >= 0)
     # passings follow the schedule's order of magnitude: trip duration within 2x of planned
-    sched = wmata.stop_times[wmata.stop_times["trip_id"] == "22579100"]["arrival_time"]
+    sched = wmata.stop_times[wmata.stop_times["trip_id"] == trip]["arrival_time"]
     planned = sched.iloc[-1] - sched.iloc[0]
     assert 0.5 * planned < found[-1] - found[0] < 2.0 * planned

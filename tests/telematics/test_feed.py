@@ -1,4 +1,4 @@
-"""GTFS reading on the real Cairns and WMATA feeds, and bad files."""
+"""GTFS reading on the real Cairns, New York subway and WMATA feeds, and bad files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telematics.gtfs import Feed, FeedError, TripPaths, read_feed, service_ids_on, trip_paths
+from telematics.gtfs import Feed, FeedError, read_feed, service_ids_on, trip_paths
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     wmata_fixture,
@@ -31,32 +31,45 @@ def test_cairns_tables_and_dtypes(cairns: Feed) -> None:
     assert cairns.timezone == "Australia/Brisbane"
 
 
-def test_times_past_midnight(wmata: Feed) -> None:
-    # WMATA runs trips past 24:00; they stay on the service day's clock
-    assert wmata.stop_times["departure_time"].max() > 24 * 3600
-    trip = wmata.stop_times[wmata.stop_times["trip_id"] == "100070"]
-    assert trip["arrival_time"].iloc[0] == 23 * 3600
+@pytest.fixture(scope="module")
+def nyc(sample_data: Path) -> Feed:
+    """The real New York City subway feed of the gtfs-kit sdist (2024-12-15..2025-01-17)."""
+    return read_feed(sample_data / "gtfs" / "nyc_subway_gtfs.zip")
 
 
-def test_service_days_from_calendar_and_exceptions(wmata: Feed, cairns: Feed) -> None:
-    # Presidents' Day 2026: weekday service 9 removed, service 4 added by calendar_dates
-    assert service_ids_on(wmata, date(2026, 2, 16)) == {"4"}
-    assert "9" in service_ids_on(wmata, date(2026, 2, 23))
+def test_times_past_midnight(nyc: Feed) -> None:
+    # the subway runs trips past 24:00; they stay on the service day's clock
+    st = nyc.stop_times
+    assert st["departure_time"].max() > 27 * 3600
+    late = st.loc[st["departure_time"].idxmax(), "trip_id"]
+    trip = st[st["trip_id"] == late]
+    assert trip["arrival_time"].iloc[0] < trip["arrival_time"].iloc[-1] and trip["arrival_time"].iloc[-1] > 24 * 3600
+    assert trip["stop_sequence"].is_monotonic_increasing
+
+
+def test_service_days_from_calendar_and_exceptions(nyc: Feed, cairns: Feed) -> None:
+    # Christmas 2024 (a Wednesday): the weekday service removed, the Sunday one added by calendar_dates
+    assert service_ids_on(nyc, date(2024, 12, 25)) == {"Sunday"}
+    assert service_ids_on(nyc, date(2024, 12, 26)) == {"Weekday"}
+    assert service_ids_on(nyc, date(2025, 1, 1)) == {"Sunday"}
     monday = service_ids_on(cairns, date(2014, 6, 2))
     assert "CNS2014-CNS_MUL-Weekday-00" in monday
     assert "CNS2014-CNS_MUL-Weekday-00" not in service_ids_on(cairns, date(2014, 6, 9))
 
 
-def test_trip_paths_put_stops_on_shapes(wmata: Feed, wmata_paths: TripPaths) -> None:
-    stops = wmata.stops.set_index("stop_id")
-    st = wmata.stop_times
-    assert set(wmata_paths.trip_path) == set(wmata.trips["trip_id"])
-    for trip in list(wmata_paths.trip_path)[::200]:
-        dist = wmata_paths.stop_dist_m[trip]
+@pytest.mark.parametrize("name", ["cairns", "nyc"])
+def test_trip_paths_put_stops_on_shapes(request: pytest.FixtureRequest, name: str) -> None:
+    feed: Feed = request.getfixturevalue(name)
+    paths = trip_paths(feed)
+    stops = feed.stops.set_index("stop_id")
+    st = feed.stop_times
+    assert set(paths.trip_path) == set(feed.trips["trip_id"])
+    for trip in list(paths.trip_path)[::200]:
+        dist = paths.stop_dist_m[trip]
         assert np.all(np.diff(dist) >= 0)
         ids = st.loc[st["trip_id"] == trip, "stop_id"]
-        xy = wmata_paths.projection.to_xy(stops.loc[ids, "stop_lat"], stops.loc[ids, "stop_lon"])
-        offset = np.hypot(*(wmata_paths[trip].point_at(dist) - xy).T)
+        xy = paths.projection.to_xy(stops.loc[ids, "stop_lat"], stops.loc[ids, "stop_lon"])
+        offset = np.hypot(*(paths[trip].point_at(dist) - xy).T)
         assert np.max(offset) < 60.0
 
 

@@ -54,7 +54,7 @@ def test_on_time_performance_by_route_and_stop(loaded: dict[str, Any]) -> None:
         want = a.groupby(by)["delay_s"].apply(lambda d: ((d >= -60) & (d <= 300)).mean())
         assert set(got.index) == set(want.index)
         np.testing.assert_allclose(got.loc[want.index, "on_time_share"], want.to_numpy())
-    assert len(loaded["kpi"]["on_time_by_route"]["rows"]) == 3  # C53, D40, D96
+    assert len(loaded["kpi"]["on_time_by_route"]["rows"]) == a["route_id"].nunique()  # WMATA: C53, D40, D96
 
 
 def test_delay_by_route_and_local_hour(loaded: dict[str, Any]) -> None:
@@ -110,7 +110,7 @@ def test_headway_regularity_matches_a_per_stop_loop(loaded: dict[str, Any]) -> N
             want[route] = (num_a / n - num_s / n, h.std() / h.mean())
     rows = loaded["kpi"]["headway_regularity"]["rows"]
     got = {} if rows is None else {r.route_id: (r.ewt_s, r.headway_cv) for r in rows.itertuples()}
-    assert "C53" in want  # the one WMATA route scheduled every 12 min or better
+    assert want  # WMATA: C53, the one route scheduled every 12 min or better
     assert got.keys() == want.keys()
     for route, (ewt, cv) in want.items():
         assert got[route] == pytest.approx((ewt, cv), rel=1e-9)
@@ -169,5 +169,6 @@ def test_prediction_accuracy_without_stored_predictions(loaded: dict[str, Any]) 
 def test_empty_period_gives_null_with_reason(module_db: Database, loaded: dict[str, Any]) -> None:
     kpi = section(module_db, datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 1, 2, tzinfo=UTC))
     for name, entry in kpi.items():
-        assert entry["rows"] is None, name
+        assert entry.get("rows", entry.get("value")) is None, name  # tables and values alike
         assert entry["reason"], name
+    assert kpi["eta_benchmark"]["value"] is None and kpi["prediction_completeness"]["value"] is None

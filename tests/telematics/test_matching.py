@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from telematics.arrivals import passing_times
 from telematics.evaluate import read_avl
 from telematics.gtfs import TripPaths
 from telematics.matching import Polyline, match_monotone, project_points, projection_candidates
+from telematics.passing import locate_along, stop_passings
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     wmata_fixture,
@@ -42,11 +47,70 @@ def test_out_and_back_path_gives_two_candidates_and_monotone_match() -> None:
 
 def test_real_vehicle_matches_close_to_its_trip(wmata_dir: Path, wmata_paths: TripPaths) -> None:
     avl = read_avl(wmata_dir / "wmata_avl.csv")
-    run = avl[(avl["vehicle_id"] == "7223") & (avl["trip_id"] == "22579100")]
-    line = wmata_paths["22579100"]
+    from tests.telematics.core_fixtures import pick
+
+    trip = pick(avl["trip_id"], "22579100")
+    vehicle = pick(avl.loc[avl["trip_id"] == trip, "vehicle_id"], "7223")
+    run = avl[(avl["vehicle_id"] == vehicle) & (avl["trip_id"] == trip)]
+    line = wmata_paths[trip]
     xy = wmata_paths.projection.to_xy(run["lat"].to_numpy(), run["lon"].to_numpy())
     along, offset = projection_candidates(line, xy)
     match = match_monotone(along, offset, run["time_s"].to_numpy())
     assert np.median(match.offset_m) < 15.0
     assert np.all(np.diff(match.online_along_m) >= 0)
     assert match.along_m[-1] - match.along_m[0] > 0.8 * line.length_m
+
+
+# ---------------------------------------------------------------- degenerate inputs (property-based)
+
+_finite = {"allow_nan": False, "allow_infinity": False}
+_xy = st.tuples(st.floats(-20_000.0, 20_000.0, **_finite), st.floats(-20_000.0, 20_000.0, **_finite))
+
+
+@settings(max_examples=150, deadline=None)
+@given(vertices=st.lists(_xy, min_size=1, max_size=8), pings=st.lists(_xy, max_size=8),
+       times=st.lists(st.integers(0, 20).map(lambda k: 15.0 * k), min_size=8, max_size=8))
+def test_matching_on_any_path_and_pings(vertices: list[tuple[float, float]], pings: list[tuple[float, float]],
+                                        times: list[float]) -> None:
+    """Any path (one vertex, repeated vertices, loops) and any pings (none, one, far from the
+    path, with duplicated and unordered times): every ping keeps a candidate on the path,
+    the causal match never goes back, and the live step never moves a vehicle backwards."""
+    line = Polyline.from_xy(vertices)
+    pts = np.array(pings, dtype=float).reshape(-1, 2)
+    along, offset = projection_candidates(line, pts, k=4, max_offset_m=200.0)
+    assert along.shape == offset.shape == (len(pts), 4)
+    assert np.all(np.isfinite(along[:, 0])) and np.all((along[:, 0] >= 0) & (along[:, 0] <= line.length_m + 1e-6))
+    match = match_monotone(along, offset, times[:len(pts)])
+    assert len(match.online_along_m) == len(pts) and np.all(np.diff(match.online_along_m) >= 0.0)
+    prev, prev_t = math.nan, 0.0
+    for p, t in zip(pts, times, strict=False):
+        new, off = locate_along(line, p, prev, prev_t, t)
+        assert math.isfinite(new) and off >= 0.0 and (math.isnan(prev) or new >= prev)
+        prev, prev_t = new, t
+
+
+@settings(max_examples=200, deadline=None)
+@given(stops=st.lists(st.floats(0.0, 5000.0, **_finite), min_size=1, max_size=6),
+       along=st.lists(st.floats(-100.0, 6000.0, **_finite), max_size=8),
+       gaps=st.lists(st.integers(0, 40).map(lambda k: 15.0 * k), min_size=8, max_size=8),
+       next_stop=st.integers(0, 6))
+def test_stop_passings_on_any_pings(stops: list[float], along: list[float], gaps: list[float], next_stop: int) -> None:
+    """One-stop trips, a vehicle seen once, repeated timestamps and positions, pings past the
+    last stop: passing times lie between the bracketing pings or are unknown (NaN), each stop
+    is passed at most once and in order."""
+    dist = np.sort(np.array(stops))
+    t = np.cumsum(np.array(gaps[:len(along)]))
+    passings = passing_times(t, np.array(along), dist)
+    assert passings.time_s.shape == passings.known_at_s.shape == dist.shape
+    ok = np.isfinite(passings.time_s)
+    if ok.any():
+        assert np.all(passings.time_s[ok] >= t[0]) and np.all(passings.time_s[ok] <= passings.known_at_s[ok])
+        assert np.all(np.diff(passings.time_s[ok]) >= 0.0)
+    nxt = min(next_stop, len(dist))
+    old, prev_t = (along[0], t[0]) if along else (0.0, 0.0)
+    for a, when in zip(np.maximum.accumulate(np.array(along)).tolist(), t.tolist(), strict=True):
+        passed = stop_passings(dist, len(dist), nxt, old, a, prev_t, when, 300.0, True)
+        assert [j for j, _ in passed] == list(range(nxt, nxt + len(passed)))
+        assert all(math.isnan(x) or prev_t <= x <= when for _, x in passed)
+        nxt, old, prev_t = nxt + len(passed), a, when
+    assert nxt <= len(dist)

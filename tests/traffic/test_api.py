@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from its.app import build_context, create_app
+from its.app.factory import build_context, create_app
 from its.db import Database
 from its.service import Context
 from its.settings import Settings
@@ -39,8 +39,8 @@ class Live:
 
 
 @pytest.fixture
-def live(settings: Settings, db: Database, shared_data: Path) -> Iterator[Live]:
-    root = shared_data / "avl" / "wmata"
+def live(settings: Settings, db: Database, wmata_dir: Path) -> Iterator[Live]:
+    root = wmata_dir  # the real WMATA subset, else its stand-in (tests.standins)
     net = derive_network(root / "wmata_gtfs.zip", name="wmata").network
     save_network(db, net)
     e = int(np.argmax(np.where(net.reverse_edge >= 0, net.length_m, 0)))
@@ -84,7 +84,8 @@ def test_congestion_geojson_and_bbox(live: Live) -> None:
 
 
 def test_live_positions_become_stored_probe_speeds_and_slow_the_estimate(live: Live) -> None:
-    bus = live.avl[live.avl["vehicle_id"] == live.avl["vehicle_id"].iloc[0]].iloc[:40]
+    moving = live.avl[live.avl["speed_mps"] > 3.0]["vehicle_id"].value_counts().index[0]  # 20 min of a busy bus
+    bus = live.avl[live.avl["vehicle_id"] == moving].iloc[:40]
     t0 = time.time() - 40 * 30
     for k, row in enumerate(bus.itertuples()):
         payload = {"ts": t0 + 30 * k, "lat": row.lat, "lon": row.lon}

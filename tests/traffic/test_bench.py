@@ -7,13 +7,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from its.cli import app
+from its.app.cli import app
 from maps.osm import import_osm
 from maps.synthetic import grid_network
 
 
-def test_bench_json_counts_grid_plus_osm_edges(shared_data: Path) -> None:
-    osm = shared_data / "osm" / "test.osm.pbf"
+def test_bench_json_counts_grid_plus_osm_edges(sample_data: Path) -> None:
+    osm = sample_data / "osm" / "test.osm.pbf"
     result = CliRunner().invoke(app, ["bench", "congestion", "--grid", "30", "--osm", str(osm),
                                       "--routes", "20", "--json"])
     assert result.exit_code == 0, result.output

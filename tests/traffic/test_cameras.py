@@ -42,7 +42,7 @@ def test_cli_places_a_line_and_rejects_bad_input(db: Database, db_url: str, tmp_
     lat, lon = _grid(db)
     monkeypatch.setenv("ITS_DATABASE_URL", db_url)
     monkeypatch.setenv("ITS_DATA_DIR", str(tmp_path / "data"))
-    from its.cli import app
+    from its.app.cli import app
     from its.settings import get_settings
 
     if hasattr(get_settings, "cache_clear"):

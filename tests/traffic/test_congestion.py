@@ -91,8 +91,14 @@ def test_flows_share_reported_as_flow_source() -> None:
         est.observe([0], 0.0, [1.0], source="radar")
 
 
-def test_estimator_beats_baselines_on_a_real_losloop_subset(losloop: Path) -> None:
+@pytest.mark.eval
+@pytest.mark.parametrize("model", [
+    "linear",  # the CI's representative run (seconds)
+    pytest.param("boosted", marks=pytest.mark.slow),  # the default model: minutes of LightGBM fits
+])
+def test_estimator_beats_baselines_on_a_real_losloop_subset(real_losloop: Path, model: str) -> None:
     """Half of the first 100 Los-loop sensors hidden per 5-min step over the whole of day 4."""
+    losloop = real_losloop
     graph = read_segment_graph(losloop / "segments.csv", losloop / "adjacency.csv")
     table = read_speeds(losloop / "speeds.csv", graph.segment_id)
     keep = np.arange(100)
@@ -100,7 +106,7 @@ def test_estimator_beats_baselines_on_a_real_losloop_subset(losloop: Path) -> No
                       graph.adjacency[keep][:, keep].tocsr())
     table = type(table)(table.time_s, table.utc_offset_s, table.speed_kmh[:, keep])
     train, test = split_by_days(table, 3)
-    result = evaluate_congestion(sub, train, test, observed_frac=0.5, seed=3)
+    result = evaluate_congestion(sub, train, test, observed_frac=0.5, seed=3, model=model)
     assert result.timestamps == 288 and result.hidden == 288 * 50
     assert result.mae_kmh < 0.75 * result.historical_mae_kmh
     assert result.mae_kmh < 0.75 * result.free_flow_mae_kmh

@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from its.cli import app
+from its.app.cli import app
 from traffic.evaluate import evaluate_files
 
 runner = CliRunner()
 
 
-def test_cli_prints_issue_json_last_on_losloop(losloop: Path) -> None:
+@pytest.mark.eval
+@pytest.mark.slow  # the boosted default model: minutes of LightGBM fits on one core
+def test_cli_prints_issue_json_last_on_losloop(real_losloop: Path) -> None:
+    losloop = real_losloop
     args = ["eval", "congestion", "--segments", str(losloop / "segments.csv"),
             "--adjacency", str(losloop / "adjacency.csv"), "--speeds", str(losloop / "speeds.csv"),
             "--train-days", "3", "--observed-frac", "0.5", "--seed", "0", "--json"]
@@ -70,12 +73,15 @@ def test_bad_speed_names_file_line_and_field(losloop: Path, tmp_path: Path) -> N
 
 def test_unknown_segment_in_adjacency_is_reported(losloop: Path, tmp_path: Path) -> None:
     shutil.copy(losloop / "segments.csv", tmp_path / "segments.csv")
-    (tmp_path / "adjacency.csv").write_text("from_segment,to_segment,weight\n773869,999,0.5\n")
+    first = (losloop / "segments.csv").read_text().splitlines()[1].split(",")[0]  # real: 773869
+    (tmp_path / "adjacency.csv").write_text(f"from_segment,to_segment,weight\n{first},999,0.5\n")
     with pytest.raises(ValueError, match=r"adjacency\.csv: line 2: field to_segment: unknown segment '999'"):
         evaluate_files(tmp_path / "segments.csv", tmp_path / "adjacency.csv", losloop / "speeds.csv")
 
 
-def test_references_show_the_free_flow_target_is_below_full_information_predictors(losloop: Path) -> None:
+@pytest.mark.eval
+def test_references_show_the_free_flow_target_is_below_full_information_predictors(real_losloop: Path) -> None:
+    losloop = real_losloop
     result = evaluate_files(losloop / "segments.csv", losloop / "adjacency.csv", losloop / "speeds.csv",
                             train_days=3, references=True, model="linear")
     ref = result.references

@@ -26,8 +26,8 @@ END = datetime(2026, 2, 16, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def kdb(shared_data: Path) -> Iterator[dict[str, Any]]:
-    root = shared_data / "avl" / "wmata"
+def kdb(wmata_dir: Path) -> Iterator[dict[str, Any]]:
+    root = wmata_dir  # the real WMATA subset, else its stand-in (tests.standins)
     if not (root / "wmata_avl.csv").is_file():
         pytest.skip(f"WMATA AVL not found under {root}")
     url = create_database()

@@ -60,8 +60,8 @@ class Wmata:
 
 
 @pytest.fixture(scope="module")
-def wmata(shared_data: Path) -> Wmata:
-    root = shared_data / "avl" / "wmata"
+def wmata(wmata_dir: Path) -> Wmata:
+    root = wmata_dir  # the real WMATA subset, else its stand-in (tests.standins)
     if not (root / "wmata_avl.csv").is_file():
         pytest.skip(f"WMATA AVL not found under {root}")
     shapes = derive_network(root / "wmata_gtfs.zip")

@@ -16,6 +16,7 @@ def full_run(cdnet_archive: Path) -> dict[str, Any]:
     return evaluate_cdnet(cdnet_archive)
 
 
+@pytest.mark.eval
 def test_foreground_f_measure_over_the_temporal_roi(full_run: dict[str, Any]) -> None:
     fg = full_run["foreground"]
     assert full_run["scored_frames"] == [470, 1700] and fg["frames"] == 1231
@@ -24,6 +25,7 @@ def test_foreground_f_measure_over_the_temporal_roi(full_run: dict[str, Any]) ->
     assert fg["precision"] > 0.9 and fg["recall"] > 0.8
 
 
+@pytest.mark.eval
 def test_line_count_within_5_percent_of_ground_truth(full_run: dict[str, Any]) -> None:
     c = full_run["counts"]["line-0"]
     # 22 vehicles cross row 150 in frames 470-1700 (checked by eye on a row-150 time slice

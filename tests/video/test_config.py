@@ -9,15 +9,16 @@ from video.config import CameraConfigError, VideoSettings, load_cameras
 EXAMPLE = Path(__file__).resolve().parents[2] / "video" / "data" / "cameras.example.yaml"
 
 
-def test_example_config_points_at_real_clips(shared_data: Path) -> None:
+def test_example_config_points_at_real_clips() -> None:
     cams = load_cameras(EXAMPLE)
     assert [c.id for c in cams.cameras] == ["freeway-1", "freeway-2"]
-    assert all(Path(c.source).is_file() for c in cams.cameras)
+    shared = EXAMPLE.parents[3] / "shared" / "data" / "video"  # the clips of the shared data beside the clone
+    assert [Path(c.source).resolve() for c in cams.cameras] == [(shared / n).resolve() for n in ("haar_video2.avi", "haar_video1.avi")]
     cfg = cams.cameras[0].pipeline_config(VideoSettings(model_width=200))
     assert cfg.foreground.model_width == 200 and cfg.perspective is not None
     assert [s.line_id for s in cfg.lines] == ["lanes-150", "lanes-100"]
-    assert cfg.speed_traps[0].distance_m == 25
-    roi = cams.cameras[0].roi_mask((240, 320))
+    assert cfg.ground is not None and not cfg.speed_traps  # speeds from the ground plane, no placeholder distance
+    roi = cams.cameras[1].roi_mask((240, 320))
     assert roi is not None and roi.mean() > 250
 
 
@@ -60,3 +61,31 @@ def test_other_file_level_errors(tmp_path: Path) -> None:
         load_cameras(_write(tmp_path, "cameras:\n" + "  - {id: x, source: a.avi, lines: [{id: l, points: [0, 0, 1, 1]}]}\n" * 2))
     with pytest.raises(CameraConfigError, match=r"camera 'y' \(cameras\[0\]\) field speed: Extra inputs"):
         load_cameras(_write(tmp_path, "cameras:\n  - {id: y, source: a.avi, speed: 3, lines: [{id: l, points: [0, 0, 1, 1]}]}\n"))
+
+
+def test_people_model_config(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  - {id: hall, source: a.tar, people_model: models/hall.npz}\n"
+                    "  - {id: gate, source: b.avi}\n")
+    with pytest.raises(CameraConfigError, match=r"camera 'gate' \(cameras\[1\]\).*at least one counting line"):
+        load_cameras(path)
+    path.write_text("cameras:\n  - {id: hall, source: a.tar, people_model: models/hall.npz}\n")
+    cam = load_cameras(path).cameras[0]
+    assert cam.people_model == str(tmp_path / "models" / "hall.npz") and cam.lines == [] and cam.people_every_s == 0.5
+    assert cam.people_lines == []
+
+
+def test_people_lines_need_a_people_model(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  - {id: gate, source: b.avi, lines: [{id: l, points: [0, 0, 1, 1]}],"
+                    " people_lines: [{id: doors, points: [0, 5, 9, 5]}]}\n")
+    with pytest.raises(CameraConfigError, match=r"camera 'gate' \(cameras\[0\]\).*people_lines: counting people needs a people_model"):
+        load_cameras(path)
+    path.write_text("cameras:\n  - {id: hall, source: a.tar, people_model: hall.npz, people_lines: "
+                    "[{id: doors, points: [0, 5, 9, 5]}, {id: doors, points: [0, 9, 9, 9]}]}\n")
+    with pytest.raises(CameraConfigError, match=r"people_lines: duplicate line id"):
+        load_cameras(path)
+    path.write_text("cameras:\n  - {id: hall, source: a.tar, people_model: hall.npz, people_lines: "
+                    "[{id: doors, points: [0, 5, 9, 5]}], lines: [{id: doors, points: [0, 9, 9, 9]}]}\n")
+    cam = load_cameras(path).cameras[0]  # a people line may share a vehicle line's id: separate streams
+    assert [(x.id, x.points) for x in cam.people_lines] == [("doors", (0, 5, 9, 5))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from video.detections import Detections, PerspectiveSize, blobs_to_detections
+from video.detections import Detections, PerspectiveSize, blobs_to_detections, merge_fragments
 
 
 def test_detections_validate_once_and_select() -> None:
@@ -46,3 +46,22 @@ def test_perspective_size_grows_with_row() -> None:
     np.testing.assert_allclose(p.scaled(2).expected_area([100]), [900])
     with pytest.raises(ValueError):
         PerspectiveSize(5, 10, 5, 20)
+
+
+def test_fragments_of_one_vehicle_are_joined_but_neighbouring_cars_are_not() -> None:
+    p = PerspectiveSize(y_far=0.0, area_far=400.0, y_near=100.0, area_near=400.0)  # a car is 20x20 px everywhere
+    dets = Detections(
+        xyxy=[[10, 10, 30, 20], [12, 24, 28, 32],  # a car split in two pieces 4 px apart (0.5 + 0.32 of a car)
+              [60, 10, 80, 30], [60, 33, 80, 53],  # two whole cars 3 px apart
+              [100, 10, 106, 16], [113, 10, 119, 16],  # two specks 7 px apart (gap 0.35 of a car side)
+              [150, 10, 190, 50], [150, 52, 158, 58]],  # a truck-sized blob and a speck 2 px below it
+        area=[200, 128, 400, 400, 36, 36, 1600, 48],
+    )
+    out = merge_fragments(dets, p, small_max=0.4, merged_max=2.2, gap=0.3)
+    order = np.argsort(out.xyxy[:, 0] * 1000 + out.xyxy[:, 1])
+    np.testing.assert_array_equal(out.xyxy[order], [[10, 10, 30, 32], [60, 10, 80, 30], [60, 33, 80, 53],
+                                                    [100, 10, 106, 16], [113, 10, 119, 16], [150, 10, 190, 50],
+                                                    [150, 52, 158, 58]])
+    np.testing.assert_array_equal(out.area[order], [328, 400, 400, 36, 36, 1600, 48])
+    assert len(merge_fragments(dets[:2], p, gap=0.1)) == 2  # 4 px is more than 0.1 of a car side
+    assert len(merge_fragments(Detections.empty(), p)) == 0

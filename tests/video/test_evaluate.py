@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from its.cli import app
+from its.app.cli import app
 from video.evaluate import count_source, parse_line
 
 LINES = {
@@ -18,8 +18,8 @@ LINES = {
 
 
 @pytest.mark.parametrize("name", sorted(LINES))
-def test_counts_are_stable_under_frame_skipping(shared_data: Path, name: str) -> None:
-    clip = shared_data / "video" / name
+def test_counts_are_stable_under_frame_skipping(request: pytest.FixtureRequest, name: str) -> None:
+    clip = request.getfixturevalue({"haar_video1.avi": "clip1", "haar_video2.avi": "clip2"}[name])
     lines = [parse_line(text, i) for i, text in enumerate(LINES[name])]
     full = count_source(clip, lines)
     half = count_source(clip, lines, stride=2)

@@ -48,3 +48,20 @@ def test_rows_are_stored_idempotently(db: Database) -> None:
         assert copy_rows(conn, "traffic_counts", COUNT_COLUMNS, rows[:1]) == 0  # redelivery
     got = db.fetchall("SELECT camera_id, count, mean_speed_mps FROM traffic_counts ORDER BY camera_id")
     assert [(c, n) for c, n, _ in got] == [("cam-1", 14), ("cam-2", 3)] and got[0][2] == pytest.approx(20.0)
+
+
+def test_camera_status_health_and_position_are_optional() -> None:
+    from its.devices import parse_device_status
+    from video.ingest import parse_camera_status
+
+    topic = "its/v1/devices/camera/cam-1/status"
+    full = {"online": True, "ts": "2026-01-05T08:01:00Z", "lat": -16.92, "lon": 145.77,
+            "health": {"conditions": ["too_dark", "moved"], "brightness": 21.5, "sharpness_ratio": 0.9}}
+    msg = parse_camera_status(topic, orjson.dumps(full))
+    assert msg.conditions == {"too_dark", "moved"} and (msg.lat, msg.lon) == (-16.92, 145.77)
+    assert msg.status == parse_device_status(topic, orjson.dumps(full))[0]  # the stored row is unchanged
+    will = parse_camera_status(topic, b'{"online": false}')
+    assert will.conditions is None and will.lat is None and will.status.online is False
+    for bad in ({"health": "dark"}, {"health": {"conditions": ["on_fire"]}}, {"health": {}}, {"lat": 91}):
+        with pytest.raises(PayloadError):
+            parse_camera_status(topic, orjson.dumps({"online": True, **bad}))

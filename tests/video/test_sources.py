@@ -37,12 +37,16 @@ def test_video_file_timestamps_stride_and_downscale(clip1: Path) -> None:
         VideoSource("/nonexistent/clip.avi")
 
 
-def test_image_folder_and_tar_archive(clip2: Path, cdnet_archive: Path, tmp_path: Path) -> None:
+def test_image_folder_and_tar_archive(clip2: Path, tmp_path: Path) -> None:
     with VideoSource(str(clip2)) as src:
         for frame in src:
             cv2.imwrite(str(tmp_path / f"f{frame.index:04d}.jpg"), frame.image)
             if frame.index == 9:
                 break
+    cdnet_archive = tmp_path / "sequence.tar.gz"  # laid out as a CDnet sequence: seq/input/in000001.jpg ...
+    with tarfile.open(cdnet_archive, "w:gz") as tar:
+        for i in range(10):
+            tar.add(tmp_path / f"f{i:04d}.jpg", arcname=f"seq/input/in{i + 1:06d}.jpg")
     folder = list(ImageFolderSource(tmp_path, fps=10.0, stride=2))
     assert [f.index for f in folder] == [0, 2, 4, 6, 8] and folder[1].t == pytest.approx(0.2)
     src = TarFramesSource(cdnet_archive, pattern="*/input/in00000*.jpg", first=2, last=5)
@@ -63,7 +67,7 @@ class DiesAfter(FrameSource):
 
     def __init__(self, clip: Path, n: int) -> None:
         self.inner = VideoSource(str(clip))
-        self.fps, self.n = self.inner.fps, n
+        self.fps, self.n, self.duration_s = self.inner.fps, n, self.inner.duration_s
 
     def __iter__(self) -> Iterator[Frame]:
         for i, frame in enumerate(self.inner):

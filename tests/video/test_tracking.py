@@ -56,3 +56,20 @@ def test_learned_flow_prior_links_fast_vehicles_at_low_frame_rate() -> None:
     np.testing.assert_allclose(with_prior.vel[0], [300.0, 0.0], atol=1.0)
     without = Tracker(TrackerConfig(flow_cell=0))
     assert len(_last_car_ids(without)) > 1
+
+
+def test_two_wheeler_class_needs_three_quarters_of_the_votes() -> None:
+    # a car whose blob is two-wheeler-sized (class 2) on 3 of its 5 frames (cut by the frame
+    # edge, dark) stays a car; a track two-wheeler-sized on every frame is a two-wheeler
+    tracker = Tracker()
+    for k, classes in enumerate(([2, 2], [2, 2], [0, 2], [0, 2], [2, 2])):
+        out = tracker.update(Detections(xyxy=[_box(10 + 5 * k, 10), _box(10 + 5 * k, 150)], class_id=classes), k * 0.04)
+    assert out.class_id.tolist() == [0, 2] and tracker.class_of(out.tracker_id).tolist() == [0, 2]
+    majority = Tracker(TrackerConfig(small_share=0.5))
+    for k in range(5):
+        out = majority.update(Detections(xyxy=[_box(10 + 5 * k, 10)], class_id=[2 if k != 2 else 0]), k * 0.04)
+    assert out.class_id.tolist() == [2]
+    plain = Tracker(TrackerConfig(small_class=-1))
+    for k, c in enumerate((2, 2, 0, 0, 2)):
+        out = plain.update(Detections(xyxy=[_box(10 + 5 * k, 10)], class_id=[c]), k * 0.04)
+    assert out.class_id.tolist() == [2]

@@ -2,7 +2,7 @@
 
 Chromium is driven over CDP (Playwright's usual path); Firefox over WebDriver BiDi, the W3C
 protocol stock Firefox speaks (Playwright's ``moz-firefox`` channel, through
-:mod:`tests.its.control.firefox_bidi`), so both are the distribution's own builds.
+:mod:`tests.its.app.control.firefox_bidi`), so both are the distribution's own builds.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ class Replay:
 def read_avl(csv_path: Any, minutes: float = 30.0) -> pd.DataFrame:
     """The first ``minutes`` of a recorded AVL CSV, time-ordered, with an ``epoch`` column (s)."""
     avl = pd.read_csv(csv_path, dtype=str, keep_default_na=False).sort_values("timestamp")
-    avl["epoch"] = pd.to_datetime(avl["timestamp"], utc=True).astype("int64") / 1e9
+    # seconds since the epoch whatever the datetime resolution (pandas 3 parses to microseconds)
+    avl["epoch"] = (pd.to_datetime(avl["timestamp"], utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
     avl = avl[avl["epoch"] <= avl["epoch"].iloc[0] + minutes * 60.0]
     return avl.reset_index(drop=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
-from its.app import build_context, create_app
+from its.app.control import control_routers
+from its.app.factory import build_context, create_app
 from its.auth import create_user
-from its.control import control_routers
 from its.db import Database
 from its.service import Context, Service
 from its.settings import Settings

@@ -25,7 +25,7 @@ def test_dispatcher_sees_alert_live_acknowledges_it_and_logs_out(live_server: Li
     page, console = open_page(1920, 1080)
     log_in(page, live_server.url)
     expect(page.locator("#user-name")).to_have_text("dana (dispatcher)")
-    for panel in ("fleet", "parking", "cameras", "traffic"):  # no domain service mounted
+    for panel in ("fleet", "parking", "cameras", "traffic", "playbook"):  # no domain service mounted
         expect(page.locator(f"#{panel} .empty")).to_have_text("no data yet")
     box = page.locator("#map").bounding_box()
     assert box is not None and box["width"] > 1000 and box["height"] > 500

@@ -122,3 +122,27 @@ def jpeg_width(jpeg: bytes) -> int:
     image = cv2.imdecode(np.frombuffer(jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
     assert image is not None
     return int(image.shape[1])
+
+
+def test_camera_pedestrians_next_to_vehicles(camera_server: LiveServer, broker_url: str, open_page: PageOpener) -> None:
+    start = (time.time() // 60 - 2) * 60
+    for body in ({"zone_id": "all", "people_mean": 23.4, "people_max": 31.0, "samples": 120},
+                 {"zone_id": "entrance", "people_mean": 5.0, "people_max": 8.0, "samples": 120},
+                 {"line_id": "doors", "direction": "in", "crossings": 12.25}):
+        publish(broker_url, f"its/v1/cameras/{CAMERA}/people", orjson.dumps({"interval_start": start, "interval_s": 60, **body}))
+    for msg in counts(start, 7, 1):
+        publish(broker_url, f"its/v1/cameras/{CAMERA}/counts", msg)
+    page, console = open_page(1280, 800)
+    log_in(page, camera_server.url)
+    panel = page.locator("#cameras")
+    expect(panel).to_contain_text("pedestrians per 60 s interval", timeout=15_000)
+    rows = panel.locator("table.people tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("whole view")
+    expect(rows.nth(0)).to_contain_text("23.4 (max 31)")
+    expect(rows.nth(2)).to_contain_text("doors in")
+    expect(rows.nth(2)).to_contain_text("12.3")
+    expect(panel).to_contain_text("line-0 in")  # the vehicles stay
+    rows.nth(2).scroll_into_view_if_needed()
+    screenshot(page, "cameras-people-1280x800")
+    assert console.errors == []

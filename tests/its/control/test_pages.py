@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from its.control.ui import STATIC_DIR
-from its.control.views import HEARTBEAT_S
+from its.app.control.ui import STATIC_DIR
+from its.app.control.views import HEARTBEAT_S
 
 from .server import ADMIN, LiveServer
 
@@ -66,6 +66,7 @@ def test_dispatcher_gets_page_and_config_but_not_admin_routes(live_server: LiveS
         config = client.get("/v1/control/config").json()
         assert config["basemap_tile_url"] is None and config["role"] == "dispatcher"
         assert "/v1/control/alerts" in config["routes"] and "/v1/traffic/congestion" not in config["routes"]
+        assert "map:buses" in config["panels"]["telematics"] and "parking" in config["panels"]["parking"]
         r = client.put("/v1/control/config", json={"basemap_tile_url": "https://tiles.example/{z}/{x}/{y}.png"})
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
         # logout ends the session on the server: the same cookie is refused afterwards

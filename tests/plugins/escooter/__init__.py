@@ -1,0 +1,1 @@
+"""A domain that exists only in the test tree: e-scooter positions (the plug-in contract's proof)."""
