@@ -1,8 +1,9 @@
 """A city in `incident` mode for the playbook tests, on real data, served by a real API.
 
 * Buses: the WMATA feed of the recorded day and its recorded positions up to 19:08 UTC, when
-  C53 buses are bunched (`tests.telematics.holding_fixtures`); the arrivals service's clock
-  stops there and it advises holds.
+  C53 buses are bunched (`tests.telematics.holding_fixtures`; without ``../shared`` the
+  `wmata_dir` stand-in: Cairns routes with simulated AVL on the same day); the arrivals
+  service's clock stops there and it advises holds.
 * Roads: the road network derived from the same feed; a camera on an edge next to the
   first advised stop reports traffic crawling at 4 km/h, the traffic service raises an
   incident alert there: the network is in `incident` mode.
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,10 +71,11 @@ class City:
     sites: list[Site]
 
 
-def _birmingham_csv(shared_data: Path, sample_data: Path) -> Path:
+def _birmingham_csv(sample_data: Path) -> Path:
+    from tests.conftest import shared_data_path
     from tests.standins import birmingham_standin
 
-    path = shared_data / "parking" / "birmingham" / "birmingham_occupancy.csv"
+    path = shared_data_path() / "parking" / "birmingham" / "birmingham_occupancy.csv"
     return path if path.is_file() else birmingham_standin(sample_data, DEMO_SITES)
 
 
@@ -83,13 +86,14 @@ def _moved(site: Site, lat: float, lon: float, zone: str) -> Site:
 
 def _edge_with_detour(net: RoadNetwork, traffic: TrafficService, lat: float, lon: float) -> int:
     """An edge near (lat, lon) that the router can bypass at free flow in under half the jam's time (the
-    network derived from the few routes of the WMATA subset is small: its edges near a stop are short)."""
+    network derived from the few routes of the WMATA subset is small: its edges near a stop are short;
+    the stand-in's Cairns routes seldom run side by side, so the nearest such edge may lie a few km away)."""
     mid = net.geom_offsets[:-1] + np.diff(net.geom_offsets) // 2
     d = np.hypot((net.coords[mid, 1] - lat) * 111_320.0, (net.coords[mid, 0] - lon) * 111_320.0 * np.cos(np.radians(lat)))
     router = traffic.router_
     assert router is not None
-    for e in np.argsort(d)[:200].tolist():
-        if net.length_m[e] < 10.0 or d[e] > 1000.0:
+    for e in np.argsort(d)[:2000].tolist():
+        if net.length_m[e] < 10.0 or d[e] > 5000.0:
             continue
         closed = net.freeflow_time_s.astype(float).copy()
         closed[e] = np.inf
@@ -120,10 +124,8 @@ def jam(city_db: Database, net: RoadNetwork, traffic: TrafficService, e: int) ->
     traffic.step()
 
 
-def build_city(settings: Settings, db: Database, shared_data: Path, sample_data: Path, tmp_path: Path) -> City:
-    wmata = shared_data / "avl" / "wmata"
-    if not (wmata / "wmata_gtfs.zip").exists():
-        pytest.skip(f"WMATA GTFS/AVL not found under {wmata}")
+def build_city(settings: Settings, db: Database, wmata: Path, sample_data: Path, tmp_path: Path) -> City:
+    """The city in `incident` mode, served; ``wmata`` is the WMATA folder (real or stand-in)."""
     day_zip = fixtures.day_feed(wmata / "wmata_gtfs.zip", fixtures.DAY, tmp_path / "day.zip")
     telematics_db.import_feed_file(db, day_zip, "wmata")
     rows = fixtures.avl_rows(wmata / "wmata_avl.csv", fixtures.T_ADVICE, fixtures.REPLAY_FROM)
@@ -151,7 +153,7 @@ def build_city(settings: Settings, db: Database, shared_data: Path, sample_data:
         sites = [_moved(s, stop["lat"] + (s.lat - ref.lat), stop["lon"] + (s.lon - ref.lon), zone)
                  for s in demo.values()]
         upsert_sites(db, sites, now)
-        assert backfill_history(db, sites, _birmingham_csv(shared_data, sample_data), now - timedelta(minutes=1)) > 5000
+        assert backfill_history(db, sites, _birmingham_csv(sample_data), now - timedelta(minutes=1)) > 5000
         parking.reload_sites()
         parking.fit_forecaster(now)
         for s in sorted(sites, key=lambda s: s.site_id == FULL):
@@ -165,3 +167,12 @@ def build_city(settings: Settings, db: Database, shared_data: Path, sample_data:
     except BaseException:
         close_server(server)
         raise
+
+
+@pytest.fixture(name="incident_city")
+def incident_city_fixture(settings: Settings, db: Database, wmata_dir: Path, sample_data: Path,
+                          tmp_path: Path) -> Iterator[City]:
+    """`build_city`, closed after the test."""
+    city = build_city(settings, db, wmata_dir, sample_data, tmp_path)
+    yield city
+    close_server(city.server)

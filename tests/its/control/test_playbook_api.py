@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,16 +26,11 @@ from traffic.config import TrafficSettings
 from traffic.service import ALERT_KIND, TrafficService
 from traffic.store import load_camera_links
 
-from .playbook_city import FULL, City, build_city, jam
+from .playbook_city import FULL, City, incident_city_fixture, jam
 from .server import LiveServer, close_server, start_server
 
+__all__ = ["incident_city_fixture"]
 
-@pytest.fixture
-def incident_city(settings: Settings, db: Database, shared_data: Path, sample_data: Path,
-                  tmp_path: Path) -> Iterator[City]:
-    city = build_city(settings, db, shared_data, sample_data, tmp_path)
-    yield city
-    close_server(city.server)
 
 
 def _by_kind(body: dict[str, Any], kind: str) -> list[dict[str, Any]]:

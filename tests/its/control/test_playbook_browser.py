@@ -9,28 +9,18 @@ applies the detour and the diversion, the panel and the log show who and when.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from its.db import Database
-from its.settings import Settings
 
 from .browser import PageOpener, log_in, screenshot
-from .playbook_city import FULL, City, build_city
-from .server import close_server
+from .playbook_city import FULL, City, incident_city_fixture
+
+__all__ = ["incident_city_fixture"]
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture
-def incident_city(settings: Settings, db: Database, shared_data: Path, sample_data: Path,
-                  tmp_path: Path) -> Iterator[City]:
-    city = build_city(settings, db, shared_data, sample_data, tmp_path)
-    yield city
-    close_server(city.server)
 
 
 def test_dispatcher_applies_playbook_actions_in_incident_mode(incident_city: City, db: Database,
