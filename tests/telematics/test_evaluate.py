@@ -137,12 +137,32 @@ def test_history_days_feed_the_time_of_day_profile(real_wmata_dir: Path, tmp_pat
     assert informed["mae_s"] != plain["mae_s"]  # the profile replaced the schedule prior
 
 
-@pytest.mark.needs_shared  # the stand-in's simulated buses never wait ahead of schedule
-def test_vehicle_stopped_ahead_of_schedule_holds_until_its_time(real_wmata_dir: Path) -> None:
-    wmata_dir = real_wmata_dir
+def _early_and_waiting(avl: pd.DataFrame, early_s: float = 480.0, wait_s: float = 360.0,
+                       every_s: float = 30.0) -> pd.DataFrame:
+    """The busiest recorded trip of one vehicle, run ``early_s`` ahead of its recorded times, the
+    bus then standing still mid-trip for ``wait_s`` (a ping every ``every_s``, speed 0) before it
+    goes on ``early_s - wait_s`` early: an early bus waiting for its time, built from the
+    recorded positions of whichever feed (real or stand-in) is at hand."""
+    runs = avl[avl["trip_id"] != ""].groupby(["vehicle_id", "trip_id"]).size()
+    vid, trip = runs.idxmax()
+    run = avl[(avl["vehicle_id"] == vid) & (avl["trip_id"] == trip)].sort_values("time_s").reset_index(drop=True)
+    mid = len(run) // 2
+    before = run.iloc[:mid + 1].assign(time_s=lambda f: f["time_s"] - early_s)
+    t0 = float(before["time_s"].iloc[-1])
+    waiting = pd.concat([before.iloc[[-1]]] * int(wait_s // every_s), ignore_index=True)
+    waiting["time_s"] = t0 + every_s * np.arange(1, len(waiting) + 1)
+    waiting["speed_mps"] = 0.0
+    after = run.iloc[mid + 1:].assign(time_s=lambda f: f["time_s"] - early_s + wait_s)
+    out = pd.concat([before, waiting, after], ignore_index=True)
+    out["line"] = np.arange(len(out)) + 2
+    return out
+
+
+def test_vehicle_stopped_ahead_of_schedule_holds_until_its_time(wmata_dir: Path) -> None:
+    """A bus standing still ahead of its schedule is predicted to leave no earlier than the
+    schedule says; an early bus that moves is not held."""
     feed = read_feed(wmata_dir / "wmata_gtfs.zip")
-    avl = read_avl(wmata_dir / "wmata_avl.csv")
-    avl = avl[avl["vehicle_id"].isin(_route_vehicles(wmata_dir, "D96"))].reset_index(drop=True)
+    avl = _early_and_waiting(read_avl(wmata_dir / "wmata_avl.csv"))
     cols = replay_predictions(feed, trip_paths(feed), avl)
     # scheduled time at the vehicle's position, from delay propagation's current delay
     sched_here = cols["now"] - (cols["delayprop"] - cols["sched"])
