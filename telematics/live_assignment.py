@@ -117,7 +117,9 @@ class LiveAssigner:
             self.trips[vehicle_id] = ""
             self.days.pop(vehicle_id, None)
             return ""
-        ids = [vid for vid, o in self.vehicles.items() if o.started and t_s - o.last_seen_s <= cfg.stale_after_s]
+        # in vehicle-id order, as the batch assignment (`TripAssigner.assign_candidates`) orders its
+        # vehicles: the Hungarian algorithm breaks ties by row order (trip copies a headway apart tie)
+        ids = sorted(vid for vid, o in self.vehicles.items() if o.started and t_s - o.last_seen_s <= cfg.stale_after_s)
         if vehicle_id not in ids:
             ids.append(vehicle_id)
         rows = np.array([self.vehicles[vid].row for vid in ids], dtype=np.int64)
