@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,8 @@ from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.gtfs.paths import StopPathFn
 from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
-from telematics.matching import match_monotone, projection_candidates
+from telematics.matching import Polyline, match_monotone, projection_candidates
+from telematics.passing import locate_along
 from telematics.predict import (
     PaceFilter,
     RecencyMean,
@@ -199,8 +201,20 @@ def _match_runs(feed: Feed, paths: TripPaths, avl: pd.DataFrame, bounds: dict[st
         match = match_monotone(along, offset, t_all[rows])
         stop_dist = paths.stop_dist_m[trip]
         truth = passing_times(t_all[rows], match.along_m, stop_dist).time_s
-        runs.append(_Run(trip, rows, float(day0[rows[0]]), match.online_along_m, truth))
+        runs.append(_Run(trip, rows, float(day0[rows[0]]), _live_along(paths[trip], xy[rows], t_all[rows]), truth))
     return runs
+
+
+def _live_along(line: Polyline, xy: FloatArray, t_s: FloatArray) -> FloatArray:
+    """Distance along the path (m) at each ping as the live fleet places it (`locate_along`,
+    causal, never backwards): the eval predicts from the positions the live service would use."""
+    out = np.empty(len(t_s))
+    prev, prev_t = math.nan, math.nan
+    for i in range(len(t_s)):
+        prev, _ = locate_along(line, xy[i], prev, prev_t, float(t_s[i]))
+        prev_t = float(t_s[i])
+        out[i] = prev
+    return out
 
 
 def replay_predictions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,

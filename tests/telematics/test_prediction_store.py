@@ -162,9 +162,8 @@ def test_period_without_predictions_gives_reason(module_db: Database, replayed: 
     assert kpi["prediction_completeness"]["reason"] == "no stop arrivals detected in the period"
 
 
-@pytest.mark.needs_shared  # on the stand-in 96 % of the pings agree within 60 s (97 % needed)
 def test_live_samples_score_as_the_eval_at_the_same_pings(module_db: Database, replayed: dict[str, Any],
-                                                          wmata_dir: Path, real_wmata_dir: Path) -> None:
+                                                          wmata_dir: Path) -> None:
     """The live path and ``its eval arrivals`` predict alike at the same pings and score alike.
 
     The gap between the live indicator and the eval's headline is the period (the eval's day
