@@ -73,7 +73,7 @@ PROCESS_HEAVY = ("tests/deploy/", "tests/faults/")
 #: Fixtures that hand a test real data: the shared data, or what the project installs or makes
 #: in its place. A test using any of them (directly or through other fixtures) is marked
 #: ``shared``: ``pytest -m shared`` runs exactly the tests whose data could be missing.
-DATA_FIXTURES = frozenset({"shared_data", "sample_data"})
+DATA_FIXTURES = frozenset({"shared_data", "sample_data", "minneapolis_dir"})
 #: Fixtures that hand a test an official third-party specification file (kept in
 #: ``../shared/specs``, never in the repository). A test using one is marked ``spec`` (and
 #: ``shared``): a conformance check that may skip without the file, like an ``eval``.
@@ -195,6 +195,19 @@ def wmata_dir(sample_data: Path) -> Path:
     from tests.standins import wmata_standin
 
     return wmata_standin(sample_data, sample_data / "gtfs" / "cairns_gtfs.zip")
+
+
+@pytest.fixture(scope="session")
+def minneapolis_dir(sample_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared Minneapolis snapshots (three GTFS-realtime VehiclePositions ``.pb`` and
+    ``gtfs.zip``), else their stand-in: Cairns buses simulated into three snapshots, the GTFS's
+    ``stop_times`` ids suffixed with the service id (:mod:`tests.standin_gtfsrt`)."""
+    real = shared_data_path() / "avl" / "minneapolis"
+    if (real / "gtfs.zip").is_file() and any(real.glob("VehiclePositions_*.pb")):
+        return real
+    from tests.standin_gtfsrt import minneapolis_standin
+
+    return minneapolis_standin(tmp_path_factory.mktemp("mpls-standin"), sample_data / "gtfs" / "cairns_gtfs.zip")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ CI runs the representative subset (`SUBSET_CELLS`) on WMATA route D96's buses (a
 evaluation on the real day: ``eval``), the Minneapolis snapshots and the command line; the
 whole matrix on the whole WMATA day is ``slow``. Without ``../shared`` the datasets are read
 from the samples folder with the WMATA stand-in in it (tests.standins): the cell machinery,
-the command line and the Cairns listing run on that, with the stand-in's busiest route for D96.
+the command line and the Cairns listing run on that, with the stand-in's busiest route for D96;
+the Minneapolis quirks run on their stand-in (tests.standin_gtfsrt: simulated Cairns buses in
+three GTFS-realtime snapshots, the GTFS's ``stop_times`` ids suffixed with the service id).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from telematics.matrix import (
     load_datasets,
     matrix_table,
 )
+from tests.standin_gtfsrt import snapshot_rows
 from tests.telematics.core_fixtures import pick
 
 BUCKETS = ["0-3", "3-6", "6-12", "12-30"]
@@ -129,14 +132,25 @@ def test_cairns_is_listed_without_avl(data_root: Path) -> None:
     assert loaded == [] and "no recorded AVL" in skipped["cairns"]
 
 
-@pytest.mark.needs_shared  # the quirks of the real Minneapolis snapshots and their GTFS
-def test_minneapolis_snapshots(datasets: dict[str, Dataset], shared_data: Path) -> None:
-    if "minneapolis" not in datasets:
-        pytest.skip("Minneapolis snapshots not in the shared data")
-    mpls = datasets["minneapolis"]
-    assert mpls.avl["vehicle_id"].nunique() == 11 and len(mpls.avl) == 32
+@pytest.fixture(scope="module")
+def mpls(minneapolis_dir: Path) -> Dataset:
+    """The Minneapolis snapshots, real or stand-in (tests.standin_gtfsrt), as `load_datasets` reads them."""
+    loaded, skipped = load_datasets(minneapolis_dir.parents[1], ["minneapolis"])
+    assert loaded, skipped
+    return loaded[0]
+
+
+def test_minneapolis_snapshots(mpls: Dataset, minneapolis_dir: Path) -> None:
+    """The quirks of the Minneapolis snapshots and their GTFS: one row per distinct (vehicle, fix
+    time) of the snapshots (a vehicle repeated unchanged is kept once; the stand-in has one, the
+    real 11 buses / 32 positions none), ``stop_times`` ids ``{trip_id}-{service_id}`` are mapped
+    back, the feed's route ids are not the GTFS's."""
+    vehicles, entities, distinct = snapshot_rows(minneapolis_dir)
+    assert entities >= distinct > vehicles > 0
+    assert mpls.avl["vehicle_id"].nunique() == vehicles and len(mpls.avl) == distinct
     assert set(mpls.avl["trip_id"]) <= set(mpls.feed.trips["trip_id"])  # stop_times ids mapped back
     assert mpls.feed.stop_times["trip_id"].isin(mpls.feed.trips["trip_id"]).all()
+    assert not set(mpls.avl["route_id"]) & set(mpls.feed.routes["route_id"])  # "2" is not "2-111"
     result = evaluate_cell(mpls, "")
     assert result["assigned_trip_accuracy"] == 1.0 and isinstance(result["predictions"], int)
     assert result["predictions"] > 0
