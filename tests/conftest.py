@@ -257,6 +257,17 @@ def db_url(empty_db_url: str) -> str:
     return empty_db_url
 
 
+@pytest.fixture(scope="module")
+def module_db() -> Iterator[Database]:
+    """A fresh migrated database shared by the tests of one module (for slow imports)."""
+    url = create_database()
+    database = Database(url)
+    migrate(database)
+    yield database
+    database.close()
+    drop_database(url)
+
+
 @pytest.fixture
 def db(db_url: str) -> Iterator[Database]:
     """A pool on a fresh migrated database."""

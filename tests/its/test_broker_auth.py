@@ -20,12 +20,11 @@ from its.broker import (
     reload_running_broker,
     url_with_credentials,
 )
-from its.db import Database, migrate
+from its.db import Database
 from its.device_registry import add_device, platform_passwords, write_broker_auth
 from its.devices import device_status_topic
 from its.mqtt import MqttConnection, connect
 
-from ..conftest import create_database, drop_database
 from .helpers import wait_for
 
 pytestmark = pytest.mark.skipif(mosquitto_binary(None) is None, reason="no mosquitto binary")
@@ -35,14 +34,9 @@ OFFLINE = b'{"online":false}'
 
 
 @pytest.fixture(scope="module")
-def registry() -> Iterator[Database]:
+def registry(module_db: Database) -> Database:
     """One migrated database for the module (the registry only)."""
-    url = create_database()
-    database = Database(url)
-    migrate(database)
-    yield database
-    database.close()
-    drop_database(url)
+    return module_db
 
 
 @pytest.fixture(scope="module")

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from its.db import Database, migrate
-from tests.conftest import create_database, drop_database
 
 
 @pytest.fixture(scope="session")
 def cairns_zip(sample_data: Path) -> Path:
     """The real Cairns GTFS feed (shipped in the gtfs-kit sdist)."""
     return sample_data / "gtfs" / "cairns_gtfs.zip"
-
-
-@pytest.fixture(scope="module")
-def module_db() -> Iterator[Database]:
-    """A fresh migrated database shared by the tests of one module (imports are slow)."""
-    url = create_database()
-    database = Database(url)
-    migrate(database)
-    yield database
-    database.close()
-    drop_database(url)
 
 
 def _gtfsrt_from_avl(wmata_dir: Path, folder: Path) -> list[Path]:
