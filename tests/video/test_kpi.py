@@ -13,8 +13,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from its.db import Database, copy_rows, migrate
-from tests.conftest import create_database, drop_database
+from its.db import Database, copy_rows
 from video.ingest import COUNT_COLUMNS, parse_counts
 from video.kpi import section
 
@@ -23,10 +22,8 @@ END = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def kdb() -> Iterator[dict[str, Any]]:
-    url = create_database()
-    db = Database(url)
-    migrate(db)
+def kdb(module_db: Database) -> Iterator[dict[str, Any]]:
+    db = module_db
     rng = np.random.default_rng(7)
     sent = []
     rows = []
@@ -47,8 +44,6 @@ def kdb() -> Iterator[dict[str, Any]]:
     with db.connection() as conn:
         assert copy_rows(conn, "traffic_counts", COUNT_COLUMNS, rows) == len(rows)
     yield {"db": db, "sent": pd.DataFrame(sent), "kpi": section(db, START, END)}
-    db.close()
-    drop_database(url)
 
 
 def test_counts_per_15min_hour_and_day(kdb: dict[str, Any]) -> None:

@@ -14,10 +14,9 @@ import orjson
 import pandas as pd
 import pytest
 
-from its.db import Database, copy_rows, migrate
+from its.db import Database, copy_rows
 from its.domain import ReportRequest
 from its.report_settings import ReportSettings
-from tests.conftest import create_database, drop_database
 from video.domain import DOMAIN
 from video.ingest import PEOPLE_COLUMNS, parse_people
 
@@ -26,10 +25,8 @@ END = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def kdb() -> Iterator[dict[str, Any]]:
-    url = create_database()
-    db = Database(url)
-    migrate(db)
+def kdb(module_db: Database) -> Iterator[dict[str, Any]]:
+    db = module_db
     rng = np.random.default_rng(11)
     zones, lines, rows = [], [], []
     # 60-s intervals from 06:00 to 10:00 with a pedestrian peak around 08:30
@@ -56,8 +53,6 @@ def kdb() -> Iterator[dict[str, Any]]:
     (section,) = DOMAIN.report_sections
     kpi = section.build(ReportRequest(db, START, END, None, ReportSettings()))
     yield {"zones": pd.DataFrame(zones), "lines": pd.DataFrame(lines), "kpi": kpi, "db": db}
-    db.close()
-    drop_database(url)
 
 
 def test_pedestrians_sit_next_to_the_vehicle_indicators(kdb: dict[str, Any]) -> None:
