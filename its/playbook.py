@@ -23,8 +23,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ACTIVE_MODES", "AFFECTED_RADIUS_M", "Action", "Effect", "IncidentSite", "ModeSource", "Recommender",
-           "Situation", "action_id", "distance_m"]
+__all__ = ["ACTIVE_MODES", "AFFECTED_RADIUS_M", "Action", "ActionApplier", "Effect", "IncidentSite", "ModeSource",
+           "Recommender", "Situation", "action_id", "distance_m"]
 
 #: Operating modes in which the playbook recommends actions.
 ACTIVE_MODES = ("incident", "peak")
@@ -168,3 +168,16 @@ class Recommender(Protocol):
 
     def recommend(self, situation: Situation) -> list[Action]:
         """Its actions (:class:`Action`) for ``situation`` (none when the mode is not active)."""
+
+
+@runtime_checkable
+class ActionApplier(Protocol):
+    """A live service that carries out its own actions when a dispatcher applies them (the arrivals
+    service accepts the holds of a headway action); the playbook calls the service whose ``name``
+    is the action's ``domain``."""
+
+    name: str
+
+    def carry_out(self, action: Action, actor: str) -> list[str]:
+        """Carry out ``action`` for the dispatcher ``actor``; what was done, one line each (empty:
+        nothing to do, e.g. every hold already superseded)."""

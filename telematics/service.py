@@ -554,6 +554,20 @@ class ArrivalsService(Service):
 
         return headway_actions(self, situation)
 
+    def carry_out(self, action: Action, actor: str) -> list[str]:
+        """A headway action applied by ``actor``: each of its holds still advised is accepted in
+        their name (audit log and the vehicle's advice topic, as `decide`); superseded ones are skipped."""
+        if action.kind != "headway":
+            return []
+        done: list[str] = []
+        for hold in action.details.get("holds", []):
+            try:
+                got = self.decide(str(hold["advice_id"]), "accept", actor)
+            except ApiError:
+                continue  # superseded or gone since the playbook was computed
+            done.append(f"accepted hold {got['advice_id']}: {got['vehicle_id']} {round(got['hold_s'])} s at {got['stop_id']}")
+        return done
+
 
 def create_service() -> ArrivalsService:
     """Factory used by `its.app.registry`."""

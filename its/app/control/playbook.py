@@ -24,11 +24,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from its import auth
-from its.app.control.playbook_schemas import ApplyRequest, LogEntry, PlaybookLog, PlaybookView
+from its.app.control.playbook_schemas import AppliedEntry, ApplyRequest, PlaybookLog, PlaybookView
 from its.app.control.playbook_store import applied_since, read_log, write_applied
 from its.errors import ApiError, OrjsonResponse, error_responses, not_found
 from its.http_limits import aware_query_time
-from its.playbook import Action, ModeSource, Recommender, Situation
+from its.playbook import Action, ActionApplier, ModeSource, Recommender, Situation
 from its.report_settings import ReportSettings
 from its.service import Context, Service
 
@@ -116,13 +116,14 @@ def playbook(request: Request) -> Response:
         "sources": sources, "actions": items})
 
 
-@playbook_router.post("/actions/{action_id}/apply", response_model=LogEntry,
+@playbook_router.post("/actions/{action_id}/apply", response_model=AppliedEntry,
                       responses=error_responses(404, 409, 422, s404="No current action has this id.",
                                                 s409="The operating mode is not `incident` or `peak` now."))
 def apply(user: auth.DispatcherUser, request: Request, action_id: str = _ActionId,
           body: ApplyRequest | None = None) -> Response:
     """Record that the dispatcher applied a current action (who, when, the mode and the action
-    as it stood); answers the log entry."""
+    as it stood), then let the recommending domain carry it out (`ActionApplier`: a headway
+    action's holds are accepted as the dispatcher); answers the log entry and what was done."""
     ctx = _ctx(request)
     situation, actions, _sources = _current(request)
     if situation is None or not situation.active:
@@ -134,7 +135,20 @@ def apply(user: auth.DispatcherUser, request: Request, action_id: str = _ActionI
     log_id = write_applied(ctx.db, action, situation, user.name, dt.datetime.now(dt.UTC),
                            body.note if body is not None else None)
     entry = next(e for e in read_log(ctx.db, limit=50, action_id=action_id) if e["log_id"] == log_id)
-    return OrjsonResponse(entry)
+    return OrjsonResponse({**entry, "carried_out": carry_out(_services(request), action, user.name)})
+
+
+def carry_out(services: Sequence[Service], action: Action, actor: str) -> list[str]:
+    """What the service of ``action``'s domain did to carry it out (nothing when no service of that
+    domain carries out actions); a failure is logged, the action stays applied (logged)."""
+    done: list[str] = []
+    for svc in services:
+        if isinstance(svc, ActionApplier) and svc.name == action.domain:
+            try:
+                done += svc.carry_out(action, actor)
+            except Exception:
+                log.exception("playbook: %s failed to carry out %s", svc.name, action.action_id)
+    return done
 
 
 @playbook_router.get("/log", response_model=PlaybookLog)

@@ -83,6 +83,13 @@ class LogEntry(BaseModel):
     note: str | None = Field(description="The dispatcher's note (null: none).")
 
 
+class AppliedEntry(LogEntry):
+    """The log entry of an action just applied, with what the recommending domain carried out."""
+
+    carried_out: list[str] = Field(description="What the domain did, one line each (e.g. the holds it "
+                                               "accepted on the dispatcher's behalf); empty: it only logs.")
+
+
 class PlaybookLog(BaseModel):
     """Applied actions, newest first."""
 

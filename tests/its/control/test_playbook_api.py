@@ -98,17 +98,31 @@ def test_incident_mode_recommends_holds_diversions_and_a_detour_and_logs_what_wa
         entry = applied.json()
         assert entry["actor"] == "dana" and entry["mode"] == "incident" and entry["kind"] == "detour"
         assert entry["note"] == "police on site" and entry["effect"]["text"] == detour["effect"]["text"]
+        assert entry["carried_out"] == []  # the traffic domain only logs a detour
         assert http.post(f"/v1/control/playbook/actions/{guide['action_id']}/apply").status_code == 200
+        # a headway action: its holds are accepted as the dispatcher (the holding audit says who)
+        route = headway[0]
+        held = {h["advice_id"] for h in route["details"]["holds"]}
+        done = http.post(f"/v1/control/playbook/actions/{route['action_id']}/apply")
+        assert done.status_code == 200, done.text
+        assert len(done.json()["carried_out"]) == len(held)
+        assert all(line.startswith("accepted hold ") for line in done.json()["carried_out"])
+        now_advice = {a["advice_id"]: a for a in http.get("/v1/holding/advice").json()["advice"]}
+        assert all(now_advice[i]["status"] == "accepted" and now_advice[i]["decided_by"] == "dana"
+                   for i in held if i in now_advice)
+        assert {i for i in held if i in now_advice}
         rows = db.fetchall("SELECT actor, action_id, mode, domain, kind, subject FROM playbook_log ORDER BY log_id")
         assert rows == [("dana", detour["action_id"], "incident", "traffic", "detour", f"wmata:{city.jam_edge}"),
-                        ("dana", guide["action_id"], "incident", "parking", "guidance", FULL)]
+                        ("dana", guide["action_id"], "incident", "parking", "guidance", FULL),
+                        ("dana", route["action_id"], "incident", "telematics", "headway", route["subject"])]
 
         again = {a["action_id"]: a for a in http.get("/v1/control/playbook").json()["actions"]}
         assert again[detour["action_id"]]["applied"]["by"] == "dana"
         assert again[guide["action_id"]]["applied"]["by"] == "dana"
-        assert all(a["applied"] is None for k, a in again.items() if k not in (detour["action_id"], guide["action_id"]))
+        applied_ids = (detour["action_id"], guide["action_id"], route["action_id"])
+        assert all(a["applied"] is None for k, a in again.items() if k not in applied_ids)
         logged = http.get("/v1/control/playbook/log").json()["entries"]
-        assert [e["action_id"] for e in logged] == [guide["action_id"], detour["action_id"]]  # newest first
+        assert [e["action_id"] for e in logged] == list(reversed(applied_ids))  # newest first
         one = http.get("/v1/control/playbook/log", params={"action_id": detour["action_id"]}).json()["entries"]
         assert len(one) == 1 and one[0]["log_id"] == entry["log_id"]
         for params in ({"since": "2026-01-01T00:00:00"}, {"limit": 0}, {"action_id": "x"}):
