@@ -113,6 +113,7 @@ class ForegroundModel:
         self._roi: Mask | None = None
         self._size: tuple[int, int] | None = None  # model (w, h)
         self.scale = 1.0  # frame pixels per model pixel
+        self._frames = 0  # frames subtracted so far (seeds the RNG, see `subtract`)
 
     def _setup(self, frame: Image) -> None:
         h, w = frame.shape[:2]
@@ -162,6 +163,10 @@ class ForegroundModel:
     def subtract(self, frame: Image, learning_rate: float = -1.0) -> Mask:
         """Resize ``frame`` to model resolution and update the subtractor; return its raw
         mask (255 foreground, 127 shadow, 0 background) before any cleaning."""
+        # the subtractors draw from OpenCV's per-thread RNG (cv::theRNG): seeded from the frame
+        # count, the masks depend on the frames alone, not on what else ran in the thread before
+        cv2.setRNGSeed(self._frames)
+        self._frames += 1
         raw = self._subtractor.apply(self.model_frame(frame), learningRate=learning_rate)
         return np.asarray(raw, dtype=np.uint8)
 
