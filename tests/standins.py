@@ -43,7 +43,7 @@ __all__ = ["ROUTES", "TIMETABLED", "wmata_standin"]
 ROUTES = ("110-423", "111-423", "121-423", "122-423", "123-423", "133-423")
 #: The timetabled Cairns routes of the stand-in feed and their Saturday headway there (s):
 #: hourly in Cairns, every 15 min (as WMATA's D40) and every 30 min.
-TIMETABLED = {"120-423": 900, "143-423": 1800}
+TIMETABLED = {"141-423": 900, "143-423": 1800}
 #: How the timetabled routes' buses run (`telematics.simulator.FleetSimulation` options): from
 #: on time at their first stop (sd 90 s), up to 5 min early on the way, as WMATA's D40 buses
 #: ran that evening (one 309 s early at 19:08 UTC); the frequent ones keep the defaults.
