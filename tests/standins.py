@@ -14,7 +14,9 @@ real agency's feed, ``stop_times.timepoint`` marks each trip's first stop, every
 and its last (1) and no others (0). ``wmata_avl.csv`` is AVL simulated on that day by the
 platform's fleet simulator (:class:`telematics.simulator.FleetSimulation`: random-walk delays,
 dwell, GPS noise), once for the frequent routes (seed 1, vehicles ``sim-NNNN``) and once for
-the timetabled ones (seed 2, vehicles ``sim-tNNNN``), one ping per vehicle about every 30 s
+the timetabled ones (seed 2, vehicles ``sim-tNNNN``, starting on time and running up to 5 min
+early: :data:`TIMETABLED_RUNNING`; the frequent routes' AVL is the same as when the stand-in had
+only them), one ping per vehicle about every 30 s
 from 15:58 to 20:59 UTC, in the AVL CSV format; the simulated vehicle duties become the
 feed's ``block_id``. Tests of behaviour use it when the real WMATA files are absent; accuracy
 evaluations on the real AVL are marked ``eval`` and skip instead.
@@ -42,11 +44,14 @@ __all__ = ["ROUTES", "TIMETABLED", "wmata_standin"]
 #: The frequent Cairns routes of the stand-in feed (six busy ones, thickened to a 12-min headway).
 ROUTES = ("110-423", "111-423", "121-423", "122-423", "123-423", "133-423")
 #: The timetabled Cairns routes of the stand-in feed and their Saturday headway there (s):
-#: hourly in Cairns, every 15 min (as WMATA's D40) and every 30 min.
+#: hourly in Cairns, every 15 min (as WMATA's D40) and every 30 min. They share few stops with
+#: the six (141: 10 of 42, 143: 9 of 46; route 120 shares 30 of 40), so trips hidden on the six
+#: are matched as before.
 TIMETABLED = {"141-423": 900, "143-423": 1800}
 #: How the timetabled routes' buses run (`telematics.simulator.FleetSimulation` options): from
 #: on time at their first stop (sd 90 s), up to 5 min early on the way, as WMATA's D40 buses
-#: ran that evening (one 309 s early at 19:08 UTC); the frequent ones keep the defaults.
+#: ran that evening (one predicted 309 s early at its next timepoint at 19:08 UTC); the frequent
+#: ones keep the simulator's defaults.
 TIMETABLED_RUNNING: dict[str, Any] = {"start_delay_s": (0.0, 90.0), "max_early_s": 300.0}
 #: Every this many stops of a trip is a timepoint (and its first and last stops).
 TIMEPOINT_EVERY = 5
