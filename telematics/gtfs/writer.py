@@ -27,7 +27,7 @@ TIME_COLUMNS = ("arrival_time", "departure_time", "start_time", "end_time")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # zip member dates: none, so equal feeds give equal bytes
 _DATE_COLUMNS = ("start_date", "end_date", "date")
 _INTEGER_COLUMNS = ("direction_id", "location_type", "route_type", "exact_times", "headway_secs",
-                    "exception_type", "stop_sequence", "shape_pt_sequence")
+                    "exception_type", "stop_sequence", "shape_pt_sequence", "timepoint")
 
 
 def gtfs_time(seconds: int) -> str:

@@ -76,7 +76,8 @@ def test_implausible_positions_are_counted_and_kept_out_of_vehicle_km(city: dict
     # a vehicle on a trip goes silent for 10 minutes: its stored fixes in that span removed
     silent = on_trip["vehicle_id"].value_counts().index[1]
     theirs = on_trip[on_trip["vehicle_id"] == silent]
-    mid = theirs.iloc[len(theirs) // 2]
+    leg = theirs[theirs["trip_id"] == theirs["trip_id"].value_counts().index[0]]  # its longest trip
+    mid = leg.iloc[len(leg) // 2]  # the silence falls inside that trip
     t0 = datetime.fromisoformat(mid["timestamp"].replace("Z", "+00:00"))
     gone = db.fetchall("DELETE FROM vehicle_positions WHERE agency = 'wmata' AND vehicle_id = %s AND time > %s"
                        " AND time < %s RETURNING 1", (silent, t0, t0 + timedelta(minutes=10)))

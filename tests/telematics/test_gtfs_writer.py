@@ -87,3 +87,18 @@ def test_two_agencies_in_one_archive(cairns_zip: Path, frequency_zip: Path, tmp_
     assert set(both.routes["agency_id"]) == set(both.agency["agency_id"])  # every route names its agency
     assert len(both.trips) == len(cairns.trips) + len(other.trips)
     assert len(both.stop_times) == len(cairns.stop_times) + len(other.stop_times)
+
+
+def test_timepoints_read_back_from_the_database_are_written_as_gtfs(db: Database, tmp_path: Path) -> None:
+    """``stop_times.timepoint`` comes back from the database as numbers (NaN where unset): the
+    archive gives the GTFS enum, ``0``/``1`` (a strict validator refuses ``1.0``)."""
+    files = dict(FREQUENCY_FILES)
+    lines = files["stop_times.txt"].splitlines()
+    files["stop_times.txt"] = "\n".join([lines[0] + ",timepoint"]
+                                        + [f"{line},{int(k % 4 in (0, 2))}" for k, line in enumerate(lines[1:])]) + "\n"
+    source = _zip(files, tmp_path / "timepoints.zip")
+    import_feed_file(db, source, "tp")
+    data = feed_zip({"tp": load_feed(db, "tp")})
+    text = pd.read_csv(io.BytesIO(zipfile.ZipFile(io.BytesIO(data)).read("stop_times.txt")), dtype=str)
+    assert sorted(set(text["timepoint"])) == ["0", "1"]
+    assert_same_feed(read_feed(source), _read(data, tmp_path))

@@ -171,7 +171,6 @@ def _advance(service: ArrivalsService, clock: Clock, wmata_dir: Path, until: str
     service.refresh()
 
 
-@pytest.mark.needs_shared  # the stand-in feed (Cairns) has no stop_times.timepoint: control stops fall back
 def test_advice_is_retained_per_vehicle_and_superseded(served: tuple[TestClient, ArrivalsService, Clock],
                                                        mqtt: MosquittoBroker, wmata_dir: Path) -> None:
     _tc, service, clock = served

@@ -3,8 +3,10 @@
 The recorded AVL (from 18:40) is fed to a `Fleet` of the day's WMATA feed as the live service does;
 `HoldingAdvisor` advises from the board's predictions. Every advice is checked against the
 kernel the eval uses (`telematics.holding.headway_holds`, one rule), the control stops
-against the feed's timepoints, and the timetabled routes (D40, D96: scheduled headways above
-12 min) against the rule that a late bus is never held there.
+against the feed's timepoints, and the timetabled routes (scheduled headways above 12 min)
+against the rule that a late bus is never held there. The routes' roles come from the day's
+schedule (`route_roles`): C53 frequent, D40 and D96 timetabled on the real data; six frequent
+and two timetabled Cairns routes on the stand-in (`tests.standins`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from telematics.gtfs import read_feed, service_day_start
 from telematics.holding import RouteParams, control_stops, feed_timepoints, headway_holds
 from telematics.holding_live import HoldAdvice, HoldingAdvisor
 
-from .holding_fixtures import DAY, REPLAY_FROM, T_ADVICE, avl_rows, epoch, wmata_day_zip_fixture
+from .holding_fixtures import (
+    DAY,
+    REPLAY_FROM,
+    T_ADVICE,
+    avl_rows,
+    epoch,
+    route_roles,
+    wmata_day_zip_fixture,
+)
 
 __all__ = ["wmata_day_zip_fixture"]
 CONFIG = TelematicsSettings(history_days=0, recent_positions_min=0)
@@ -42,24 +52,36 @@ def live(wmata_day_zip: Path, wmata_dir: Path) -> tuple[Fleet, Board, float]:
     return fleet, fleet.board(now), now
 
 
+@pytest.fixture(scope="module")
+def roles(live: tuple[Fleet, Board, float]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The frequent and the timetabled routes of the day around T_ADVICE (`route_roles`)."""
+    fleet, _board, now = live
+    frequent, timetabled = route_roles(fleet, DAY, now, CONFIG.holding_frequent_headway_s)
+    assert frequent and len(timetabled) >= 2, (frequent, timetabled)
+    return frequent, timetabled
+
+
 def _next_control_row(fleet: Fleet, mask: np.ndarray, trip: str, next_stop: int) -> int | None:
     lo, hi = fleet.trip_rows[trip]
     ahead = np.flatnonzero(mask[lo + next_stop:hi])
     return lo + next_stop + int(ahead[0]) if len(ahead) else None
 
 
-@pytest.mark.needs_shared  # the stand-in feed has no timepoints and no route C53
-def test_advice_follows_the_one_rule_at_timepoints(live: tuple[Fleet, Board, float]) -> None:
+def test_advice_follows_the_one_rule_at_timepoints(live: tuple[Fleet, Board, float],
+                                                   roles: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
     fleet, board, now = live
+    frequent, timetabled = roles
     advisor = HoldingAdvisor(CONFIG)
     t0 = time.perf_counter()
     advice = advisor.advise(fleet, now, board.predicted)
     took_ms = (time.perf_counter() - t0) * 1000
     print(f"advice for {len(fleet.vehicles)} buses ({len(board.predicted)} predictions) in {took_ms:.1f} ms")
-    assert advice, "the recorded evening has bunched C53 buses: some advice is expected"
+    assert advice, f"the recorded evening has bunched buses on {frequent}: some advice is expected"
     assert len({a.vehicle_id for a in advice}) == len(advice) == len({a.advice_id for a in advice})
-    assert {a.route_id for a in advice if a.frequent} >= {"C53"}
-    assert {a.route_id for a in advice if not a.frequent} & {"D40", "D96"}
+    assert {a.route_id for a in advice if a.frequent} & set(frequent)
+    assert {a.route_id for a in advice if a.frequent} <= set(frequent)
+    assert {a.route_id for a in advice if not a.frequent} & set(timetabled)
+    assert {a.route_id for a in advice if not a.frequent} <= set(timetabled)
     timepoint = feed_timepoints(fleet.feed.stop_times)
     assert timepoint is not None
     for a in advice:
@@ -88,15 +110,17 @@ def test_advice_follows_the_one_rule_at_timepoints(live: tuple[Fleet, Board, flo
             assert "timetabled route" in a.reason
 
 
-@pytest.mark.needs_shared  # built on the real day's routes (C53 frequent, D40/D96 timetabled)
-def test_a_late_bus_on_a_timetabled_route_is_never_held(live: tuple[Fleet, Board, float]) -> None:
+def test_a_late_bus_on_a_timetabled_route_is_never_held(live: tuple[Fleet, Board, float],
+                                                        roles: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
     fleet, board, now = live
+    _frequent, timetabled = roles
     advisor = HoldingAdvisor(CONFIG)
     advised = {a.vehicle_id for a in advisor.advise(fleet, now, board.predicted)}
     mask = advisor.control_stops(fleet).mask
     late, early = [], []
     for v in fleet.vehicles.values():
-        if v.trip_id is None or now - v.observed_s > CONFIG.stale_after_s or fleet.trip_route[v.trip_id] == "C53":
+        if (v.trip_id is None or now - v.observed_s > CONFIG.stale_after_s
+                or fleet.trip_route[v.trip_id] not in timetabled):
             continue
         k = _next_control_row(fleet, mask, v.trip_id, v.next_stop)
         p = None if k is None else board.predicted.get((v.trip_id, v.service_date, k))
@@ -104,28 +128,36 @@ def test_a_late_bus_on_a_timetabled_route_is_never_held(live: tuple[Fleet, Board
             continue
         sched = service_day_start(v.service_date, fleet.timezone) + fleet.st_dep[k]
         (late if p[0] >= sched else early).append(v.vehicle_id)
-    assert late, "the recorded evening has late D40/D96 buses"
+    assert late, f"the recorded evening has late buses on {timetabled}"
     assert not advised & set(late)
     assert advised & set(early)  # control: early buses on those routes are advised
 
 
-@pytest.mark.needs_shared  # built on the real day's routes C53, D40, D96 and their timepoints
-def test_control_stops_without_timepoints_and_from_a_route_list(live: tuple[Fleet, Board, float]) -> None:
+def test_control_stops_without_timepoints_and_from_a_route_list(live: tuple[Fleet, Board, float],
+                                                                roles: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
     fleet, board, now = live
+    frequent, timetabled = roles
+    listed_route, (kept, disabled) = frequent[0], timetabled[:2]  # C53; D40, D96 on the real data
     # a per-route list replaces the timepoints of that route; a disabled route is never advised
-    c53 = [t for t in fleet.trip_rows if fleet.trip_route[t] == "C53"]
-    lo, _hi = fleet.trip_rows[c53[0]]
+    trips = [t for t in fleet.trip_rows if fleet.trip_route[t] == listed_route]
+    lo, _hi = fleet.trip_rows[trips[0]]
     listed = [fleet.st_stop_list[lo + 3], fleet.st_stop_list[lo + 10]]
-    config = CONFIG.model_copy(update={"holding_routes": {"C53": HoldingRoute(control_stops=listed, gain=1.0),
-                                                          "D96": HoldingRoute(enabled=False)}})
+    config = CONFIG.model_copy(update={"holding_routes": {listed_route: HoldingRoute(control_stops=listed, gain=1.0),
+                                                          disabled: HoldingRoute(enabled=False)}})
     advisor = HoldingAdvisor(config)
     ctl = advisor.control_stops(fleet)
-    assert ctl.route_label == {"C53": "route list", "D40": "timepoints", "D96": "disabled"}
+    others = set(fleet.trip_route.values()) - {listed_route, disabled}
+    assert kept in others
+    assert ctl.route_label == {listed_route: "route list", disabled: "disabled"} | dict.fromkeys(others, "timepoints")
     routes = np.array([fleet.trip_route[t] for t in fleet.st_trip])
-    assert set(np.asarray(fleet.st_stop)[ctl.mask & (routes == "C53")]) <= set(listed)
-    assert not (ctl.mask & (routes == "D96")).any()
-    for a in advisor.advise(fleet, now, board.predicted):
-        assert a.route_id != "D96" and (a.route_id != "C53" or (a.stop_id in listed and a.control == "route list"))
+    assert set(np.asarray(fleet.st_stop)[ctl.mask & (routes == listed_route)]) <= set(listed)
+    assert (ctl.mask & (routes == listed_route)).any()
+    assert not (ctl.mask & (routes == disabled)).any()
+    advice = advisor.advise(fleet, now, board.predicted)
+    assert advice
+    for a in advice:
+        assert a.route_id != disabled
+        assert a.route_id != listed_route or (a.stop_id in listed and a.control == "route list")
     # without timepoints in the feed: the eval's fallback, the first stop and every 480 s of schedule
     bare = dataclasses.replace(fleet.feed, stop_times=fleet.feed.stop_times.drop(columns="timepoint"))
     plain = Fleet("wmata", bare, CONFIG)

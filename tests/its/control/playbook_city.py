@@ -4,9 +4,10 @@
   C53 buses are bunched (`tests.telematics.holding_fixtures`; without ``../shared`` the
   `wmata_dir` stand-in: Cairns routes with simulated AVL on the same day); the arrivals
   service's clock stops there and it advises holds.
-* Roads: the road network derived from the same feed; a camera on an edge next to the
-  first advised stop reports traffic crawling at 4 km/h, the traffic service raises an
-  incident alert there: the network is in `incident` mode.
+* Roads: the road network derived from the same feed; a camera on an edge next to an
+  advised stop (the first with an edge that has a detour within 1.5 km) reports traffic
+  crawling at 4 km/h, the traffic service raises an incident alert there: the network is in
+  `incident` mode.
 * Car parks: the eight Birmingham car parks with their real history (else its stand-in),
   moved so that the often-full Town Hall car park stands at the advised stop; it reports
   full, the others 60 % occupied.
@@ -26,6 +27,7 @@ import orjson
 import pytest
 
 from its.db import Database
+from its.playbook import AFFECTED_RADIUS_M
 from its.settings import Settings
 from tests.its.helpers import wait_for
 
@@ -84,16 +86,18 @@ def _moved(site: Site, lat: float, lon: float, zone: str) -> Site:
     return site.model_copy(update={"lat": lat, "lon": lon, "geometry": geometry, "timezone": zone})
 
 
-def _edge_with_detour(net: RoadNetwork, traffic: TrafficService, lat: float, lon: float) -> int:
-    """An edge near (lat, lon) that the router can bypass at free flow in under half the jam's time (the
-    network derived from the few routes of the WMATA subset is small: its edges near a stop are short;
-    the stand-in's Cairns routes seldom run side by side, so the nearest such edge may lie a few km away)."""
+def _edge_with_detour(net: RoadNetwork, traffic: TrafficService, lat: float, lon: float,
+                      within_m: float = 5000.0) -> int | None:
+    """An edge within ``within_m`` (m) of (lat, lon) that the router can bypass at free flow in under half
+    the jam's time, the nearest (the network derived from the few routes of the WMATA subset is small: its
+    edges near a stop are short; the stand-in's Cairns routes seldom run side by side, so the nearest such
+    edge may lie a few km away); None when there is none."""
     mid = net.geom_offsets[:-1] + np.diff(net.geom_offsets) // 2
     d = np.hypot((net.coords[mid, 1] - lat) * 111_320.0, (net.coords[mid, 0] - lon) * 111_320.0 * np.cos(np.radians(lat)))
     router = traffic.router_
     assert router is not None
     for e in np.argsort(d)[:2000].tolist():
-        if net.length_m[e] < 10.0 or d[e] > 5000.0:
+        if net.length_m[e] < 10.0 or d[e] > within_m:
             continue
         closed = net.freeflow_time_s.astype(float).copy()
         closed[e] = np.inf
@@ -103,7 +107,23 @@ def _edge_with_detour(net: RoadNetwork, traffic: TrafficService, lat: float, lon
             continue
         if alt.time_s < 0.5 * net.length_m[e] / (JAM_KMH / 3.6):
             return int(e)
-    raise AssertionError("no edge with a detour near the advised stop")
+    return None
+
+
+def _advised_stop_with_detour(arrivals: Any, advice: list[dict[str, Any]], net: RoadNetwork,
+                              traffic: TrafficService) -> tuple[dict[str, Any], int]:
+    """The first advised stop with a detour edge close enough for its car parks to be affected by the
+    jam there (`its.playbook.AFFECTED_RADIUS_M`, with a margin), and that edge; else the first advised
+    stop and the nearest edge with a detour up to 5 km away."""
+    for entry in advice:
+        stop = arrivals.stops[entry["stop_id"]]
+        e = _edge_with_detour(net, traffic, float(stop["lat"]), float(stop["lon"]), 0.75 * AFFECTED_RADIUS_M)
+        if e is not None:
+            return stop, e
+    stop = arrivals.stops[advice[0]["stop_id"]]
+    e = _edge_with_detour(net, traffic, float(stop["lat"]), float(stop["lon"]))
+    assert e is not None, "no edge with a detour near the advised stop"
+    return stop, e
 
 
 def jam(city_db: Database, net: RoadNetwork, traffic: TrafficService, e: int) -> None:
@@ -143,7 +163,7 @@ def build_city(settings: Settings, db: Database, wmata: Path, sample_data: Path,
         assert wait_for(lambda: arrivals.ready() and traffic.ready() and parking.ready(), 180)
         advice = arrivals.advice.entries(bus_now)
         assert advice, "no holding advice at the recorded moment"
-        stop = arrivals.stops[advice[0]["stop_id"]]
+        stop, e = _advised_stop_with_detour(arrivals, advice, net, traffic)
         # car parks around the advised stop, in a zone where it is now 11:xx (hours the history covers)
         now = datetime.now(UTC)
         offset_h = 11 - now.hour
@@ -159,7 +179,6 @@ def build_city(settings: Settings, db: Database, wmata: Path, sample_data: Path,
         for s in sorted(sites, key=lambda s: s.site_id == FULL):
             occupied = s.capacity if s.site_id == FULL else int(0.6 * s.capacity)
             parking._on_count(count_topic(s.site_id), orjson.dumps({"ts": now.timestamp(), "occupied": occupied}))
-        e = _edge_with_detour(net, traffic, float(stop["lat"]), float(stop["lon"]))
         jam(db, net, traffic, e)
         ctx = server.ctx
         assert any(a.kind == ALERT_KIND and a.subject == f"wmata:{e}" for a in ctx.alerts.active())
