@@ -48,8 +48,8 @@ test-embedded: $(STAMP)
 ## missing folder, so they run on what the project installs or makes (tests/standins.py,
 ## its/app/samples.py, video/synthetic.py); fails when a test skips that is not `eval` (an
 ## accuracy evaluation on a shared dataset) or `spec` (a check against an official schema of
-## ../shared/specs) (tests/conftest.py). The few `needs_shared` tests not converted yet are left
-## out here (list them: `pytest -m needs_shared --collect-only -q`).
+## ../shared/specs) (tests/conftest.py). Tests marked `needs_shared` (none today) are left out
+## here (list them: `pytest -m needs_shared --collect-only -q`).
 test-noshared: $(STAMP)
 	ITS_SHARED_DATA=$(CURDIR)/.no-shared-data ITS_NO_SHARED_CHECK=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
 	  $(BIN)/pytest -m "shared and not needs_shared and not embedded and not slow and not browser" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
