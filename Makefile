@@ -50,9 +50,9 @@ test-embedded: $(STAMP)
 ## accuracy evaluation on a shared dataset) or `spec` (a check against an official schema of
 ## ../shared/specs) (tests/conftest.py). Tests marked `needs_shared` (none today) are left out
 ## here (list them: `pytest -m needs_shared --collect-only -q`).
-test-noshared: $(STAMP)
+test-noshared: $(STAMP) browser
 	ITS_SHARED_DATA=$(CURDIR)/.no-shared-data ITS_NO_SHARED_CHECK=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
-	  $(BIN)/pytest -m "shared and not needs_shared and not embedded and not slow and not browser" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	  $(BIN)/pytest -m "shared and not needs_shared and not embedded and not slow" -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

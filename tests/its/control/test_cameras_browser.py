@@ -67,9 +67,13 @@ def counts(interval_start: float, cars: int, trucks: int) -> list[bytes]:
                           "vehicle_class": c, "count": n}) for d, c, n in (("in", "car", cars), ("out", "truck_bus", trucks))]
 
 
-def test_camera_snapshot_and_counts_per_interval(camera_server: LiveServer, broker_url: str, shared_data: Path,
+def test_camera_snapshot_and_counts_per_interval(camera_server: LiveServer, broker_url: str, tmp_path: Path,
                                                  open_page: PageOpener) -> None:
-    jpeg = first_frame_jpeg(shared_data / "video" / "haar_video1.avi")
+    from tests.conftest import shared_data_path
+    from video.synthetic import write_clip
+
+    real = shared_data_path() / "video" / "haar_video1.avi"
+    jpeg = first_frame_jpeg(real if real.is_file() else write_clip(tmp_path / "street.avi"))  # else a rendered street
     publish(broker_url, f"its/v1/cameras/{CAMERA}/snapshot", jpeg)
     start = (time.time() // 60 - 2) * 60
     for msg in counts(start, 12, 3):
