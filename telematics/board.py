@@ -7,6 +7,7 @@ fresh vehicle runs (or will next run, in its block) the trip, otherwise schedule
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -238,7 +239,7 @@ def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]]
         except Exception as exc:
             fleet.vehicle_failed(v.vehicle_id, "view", exc)
             try:
-                view, snap = _vehicle_view(fleet, v, now_s)
+                view, snap = _vehicle_view(fleet, v, now_s, with_trip=False)
             except Exception:  # not even its position: left out
                 continue
         views[v.vehicle_id] = view
@@ -246,8 +247,12 @@ def vehicle_views(fleet: Fleet, now_s: float) -> tuple[dict[str, dict[str, Any]]
     return views, snaps
 
 
-def _vehicle_view(fleet: Fleet, v: VehicleTrack, now_s: float) -> tuple[dict[str, Any], VehicleSnapshot]:
-    """JSON view and GTFS-rt snapshot of one vehicle."""
+def _vehicle_view(fleet: Fleet, v: VehicleTrack, now_s: float,
+                  with_trip: bool = True) -> tuple[dict[str, Any], VehicleSnapshot]:
+    """JSON view and GTFS-rt snapshot of one vehicle (its position alone unless ``with_trip``)."""
+    if not with_trip:
+        v = dataclasses.replace(v, trip_id=None, service_date=None, delay_s=None,
+                                along_m=math.nan, offset_m=math.nan)
     next_stop_id, next_seq = None, None
     if v.trip_id is not None:
         lo, hi = fleet.trip_rows[v.trip_id]

@@ -140,7 +140,13 @@ def _real_requests(client: TestClient) -> list[tuple[str, str, dict[str, Any], d
     stops = client.get("/v1/stops", params={"lat": -16.925, "lon": 145.775, "radius_m": 3000, "limit": 100}).json()
     stop_id = next((s["stop_id"] for s in stops["stops"]
                     if client.get(f"/v1/stops/{s['stop_id']}/arrivals").json()["arrivals"]), stops["stops"][0]["stop_id"])
-    vehicle = client.get("/v1/vehicles").json()["vehicles"][0]
+    vehicles: list[dict[str, Any]] = []
+    # every vehicle published is listed for 2 h; should the list ever be empty, say what the service counted
+    if not wait_for(lambda: bool(vehicles.extend(client.get("/v1/vehicles").json()["vehicles"]) or vehicles), 30):
+        counted = [line for line in client.get("/metrics").text.splitlines()
+                   if line.startswith(("its_telematics_vehicle_failures", "its_telematics_positions"))]
+        raise AssertionError(f"no vehicle listed any more; readyz {client.get('/readyz').json()}; {counted}")
+    vehicle = next((v for v in vehicles if v["route_id"]), vehicles[0])
     sites = client.get("/v1/parking/availability").json()["sites"]
     site_id = next(s["site_id"] for s in sites if s["observed_at"])
     indices = client.get("/v1/traffic/indices").json()

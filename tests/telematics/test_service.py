@@ -37,6 +37,7 @@ from its.alerts import AlertSink
 from its.db import Database
 from its.service import Context
 from its.settings import load_settings
+from telematics.board import vehicle_views
 from telematics.config import TelematicsSettings
 from telematics.fleet import Fleet, VehicleTrack
 from telematics.gtfs.database import import_feed_file
@@ -231,6 +232,27 @@ def test_one_poisoned_vehicle_falls_back_alone(running: tuple[ArrivalsService, C
     assert any(v.vehicle_id in r.getMessage() and stage in r.getMessage() for r in caplog.records)
     # its next real ping brings it back
     _heal(service, clock, avl, v, trip)
+
+
+def test_a_vehicle_whose_view_fails_is_listed_by_its_position(running: tuple[ArrivalsService, Clock],
+                                                               avl: pd.DataFrame) -> None:
+    """A progress record broken only where the view reads it: the vehicle stays in the
+    vehicle list (position, no trip) and the failure is counted at stage ``view``."""
+    service, clock = running
+    fleet = service.fleets["wmata"]
+    v = _victim(fleet, service.refresh(clock.now_s), avl)
+    saved = v.next_stop
+    before = _failures("view")
+    v.next_stop = None  # type: ignore[assignment]  # comparing it raises in the view
+    try:
+        views, snaps = vehicle_views(fleet, clock.now_s)
+    finally:
+        v.next_stop = saved
+    assert _failures("view") == before + 1
+    view = views[v.vehicle_id]
+    assert (view["lat"], view["lon"]) == (v.lat, v.lon) and view["trip_id"] is None and view["route_id"] is None
+    assert len(views) == len(fleet.vehicles) == len(snaps)
+    assert sum(1 for x in views.values() if x["trip_id"]) >= 15  # the others keep theirs
 
 
 def _heal(service: ArrivalsService, clock: Clock, avl: pd.DataFrame, v: VehicleTrack, trip: str | None) -> None:
