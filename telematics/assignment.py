@@ -12,7 +12,9 @@ fits. Since one block is run by one vehicle, each ping's choice is the vehicle's
 of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
 their accumulated costs), which separates vehicles a few minutes off schedule on
 close headways. A reported trip is
-used when plausible; a vehicle that has not moved yet is not assigned; after a silence
+used when plausible; a vehicle that has not moved yet is assigned only while it waits at
+a trip's first stop, at most ``READY_S`` before the departure (else a parked bus would take
+a block); after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
 
 Degraded feeds: paths made of straight lines between stops (no ``shapes.txt``) tolerate
@@ -53,8 +55,10 @@ UNSHAPED_TOLERANCE = 2.0  # offsets tolerated from a path made of straight lines
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
 REVERSE_SHARE = 0.5  # backwards by this share of the move (m/m) is the wrong way
+READY_ALONG_M = 100.0  # a vehicle this close (m along the path) to a trip's start is at its first stop
+READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure runs it
 
-__all__ = ["AssignmentConfig", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
+__all__ = ["AssignmentConfig", "PingCosts", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
            "is_stale"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -88,6 +92,26 @@ class AssignmentConfig:
     stale_after_s: float = 600.0
     end_margin_m: float = 700.0
     origin_offset_m: float = 120.0
+
+
+class PingCosts(NamedTuple):
+    """Per ping (rows) and candidate trip (columns) of one vehicle (`TripAssigner._costs`).
+
+    ``cost``: the step cost without the delay term; ``delay``: schedule deviation (s, 1e6
+    where the trip does not run then); ``early_scale``: earliness (s) costing one unit;
+    ``plausible``: the trip fits the ping; ``started`` (per ping): the vehicle has moved
+    ``min_move_m`` since its first ping; ``along``: distance along the trip's path (m);
+    ``ready``: the vehicle waits at the trip's first stop, at most ``READY_S`` before its
+    departure (how a vehicle that has not moved yet may be assigned).
+    """
+
+    cost: FloatArray
+    delay: FloatArray
+    early_scale: FloatArray
+    plausible: npt.NDArray[np.bool_]
+    started: npt.NDArray[np.bool_]
+    along: FloatArray
+    ready: npt.NDArray[np.bool_]
 
 
 def is_stale(last_seen_s: npt.ArrayLike, now_s: float, stale_after_s: float) -> npt.NDArray[np.bool_]:
@@ -231,13 +255,10 @@ class TripAssigner:
         return offset, along, delay, heading
 
     def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray,
-               previous: tuple[FloatArray, FloatArray] | None = None
-               ) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_],
-                          npt.NDArray[np.bool_], FloatArray]:
-        """Per ping x trip: cost without the delay term, delay (s), early-time scale (s),
-        plausibility; per ping whether the vehicle has moved yet; per ping x trip the
-        distance along the trip's path (m). ``previous`` is the vehicle's ping before
-        ``t[0]``: its position (2,) and distances along (n_trips,)."""
+               previous: tuple[FloatArray, FloatArray] | None = None) -> PingCosts:
+        """The `PingCosts` of one vehicle's pings ``t`` (epoch s) at ``p`` (m) with bearings
+        ``b`` (degrees, NaN unknown). ``previous`` is the vehicle's ping before ``t[0]``: its
+        position (2,) and distances along (n_trips,)."""
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
         loose = np.where(self._unshaped, UNSHAPED_TOLERANCE, 1.0)[None, :]
@@ -265,7 +286,8 @@ class TripAssigner:
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
         started = np.maximum.accumulate(moved) if len(p) else moved
-        return cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along
+        ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
+        return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready)
 
     def assign_vehicle(self, times_s: npt.ArrayLike, xy: npt.ArrayLike,
                        bearing: npt.ArrayLike | None = None,
@@ -339,38 +361,42 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1 if len(vid) else 0):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            cost, delay, early, plausible, started, _ = self._costs(t[rows], p[rows], b[rows])
+            costs = self._costs(t[rows], p[rows], b[rows])
             named = np.isin(route[rows], self.route)  # a route the day's trips do not run is ignored
             if named.any():  # a reported route rules out the other routes' trips
-                plausible[named] &= self.route[None, :] == route[rows][named][:, None]
-            per_vehicle.append((rows, cost, delay, early, plausible, started))
+                same_route = self.route[None, :] == route[rows][named][:, None]
+                costs.plausible[named] &= same_route
+                costs.ready[named] &= same_route
+            per_vehicle.append((rows, costs))
         position = np.zeros(len(t), dtype=np.int64)
-        for rows, *_ in per_vehicle:
+        for rows, _ in per_vehicle:
             position[rows] = np.arange(len(rows))
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks()
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
         last_seen = np.full(len(per_vehicle), -np.inf)
-        is_started = np.zeros(len(per_vehicle), dtype=bool)
+        is_active = np.zeros(len(per_vehicle), dtype=bool)
         cfg = self.config
         for row in np.argsort(t, kind="stable"):
             v = int(vid[row])
             i = int(position[row])
-            rows, cost, delay, early_scale, plausible, started = per_vehicle[v]
+            rows, c = per_vehicle[v]
             total = totals[v]
             if i and t[row] - t[rows[i - 1]] > cfg.stale_after_s:
                 total[:] = 0.0
             r = self._index.get(str(rep[row]), -1)
-            reported_ok = r >= 0 and bool(plausible[i, r])
-            totals[v] = self._forward(total, cost[i], delay[i], early_scale[i], plausible[i], r if reported_ok else -1,
-                                      switch_cost, block_order, cuts, has_block)
+            reported_ok = r >= 0 and bool(c.plausible[i, r])
+            totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
+                                      r if reported_ok else -1, switch_cost, block_order, cuts, has_block)
             last_seen[v] = t[row]
-            is_started[v] = bool(started[i])
+            # in the joint assignment: moving, or waiting at a first stop before its departure
+            is_active[v] = bool(c.started[i] or c.ready[i].any())
             if reported_ok:
                 chosen = r
-            elif started[i]:
+            elif is_active[v]:
                 chosen = self._joint_choice(v, totals, (t[row] - last_seen <= cfg.stale_after_s)
-                                            & is_started, block_order, unit_cuts)
-                chosen = chosen if chosen >= 0 and plausible[i, chosen] else -1
+                                            & is_active, block_order, unit_cuts)
+                fits = c.plausible[i] if c.started[i] else c.ready[i]
+                chosen = chosen if chosen >= 0 and fits[chosen] else -1
             else:
                 chosen = -1
             out[row] = chosen
@@ -418,14 +444,17 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            cost, delay, early, plausible, _, _ = self._costs(t[rows], p[rows], b[rows])
+            cost, delay, early, plausible, started, *_ = self._costs(t[rows], p[rows], b[rows])
             named = np.isin(route[rows], self.route)
             if named.any():
                 plausible[named] &= self.route[None, :] == route[rows][named][:, None]
             gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
             for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
                 given = causal[rows[lo:hi]]
-                allowed = np.isin(unit, unit[given[given >= 0]])
+                # the blocks given once it moved (one given while it waited unmoved at a first
+                # stop is a guess the joint pass may have revised)
+                moving = (given >= 0) & started[lo:hi]
+                allowed = np.isin(unit, unit[given[moving if moving.any() else given >= 0]])
                 if not allowed.any():  # the causal pass never placed this stretch
                     continue
                 keep = np.flatnonzero(allowed)  # solve over the allowed candidates only

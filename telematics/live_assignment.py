@@ -35,6 +35,7 @@ class _Vehicle:
     last_seen_s: float
     started: bool = False
     plausible: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip, last ping
+    ready: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip: at its first stop
     last_xy: FloatArray | None = None  # the last ping (m)
     along: FloatArray = field(default_factory=lambda: np.zeros(0))  # per trip, distance along its path at the last ping
 
@@ -102,7 +103,7 @@ class LiveAssigner:
         elif t_s - v.last_seen_s > cfg.stale_after_s:
             self.totals[v.row] = 0.0
         previous = None if v.last_xy is None or t_s - v.last_seen_s > cfg.stale_after_s else (v.last_xy, v.along)
-        cost, delay, early, plausible, _, along = a._costs(
+        cost, delay, early, plausible, _, along, ready = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
             np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous)
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
@@ -111,15 +112,16 @@ class LiveAssigner:
         v.last_seen_s = t_s
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = v.started or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m
-        v.plausible = plausible[0]
+        v.plausible, v.ready = plausible[0], ready[0]
         self.revised = {}
-        if not v.started:
+        if not v.started and not v.ready.any():
             self.trips[vehicle_id] = ""
             self.days.pop(vehicle_id, None)
             return ""
         # in vehicle-id order, as the batch assignment (`TripAssigner.assign_candidates`) orders its
         # vehicles: the Hungarian algorithm breaks ties by row order (trip copies a headway apart tie)
-        ids = sorted(vid for vid, o in self.vehicles.items() if o.started and t_s - o.last_seen_s <= cfg.stale_after_s)
+        ids = sorted(vid for vid, o in self.vehicles.items()
+                     if (o.started or o.ready.any()) and t_s - o.last_seen_s <= cfg.stale_after_s)
         if vehicle_id not in ids:
             ids.append(vehicle_id)
         rows = np.array([self.vehicles[vid].row for vid in ids], dtype=np.int64)
@@ -128,6 +130,7 @@ class LiveAssigner:
         cost[:, self.unit[idx]] += TAKEN_COST
         got = dict(zip(*linear_sum_assignment(cost), strict=True))  # vehicle position -> unit
         for n, vid in enumerate(ids):
+            fits = self.vehicles[vid].plausible if self.vehicles[vid].started else self.vehicles[vid].ready
             unit = got.get(n, -1)
             trip = ""
             day = None
@@ -136,7 +139,7 @@ class LiveAssigner:
                 hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
                 members = block_order[lo:hi]
                 best = int(members[np.argmin(self.totals[rows[n], members])])
-                if self.vehicles[vid].plausible[best]:
+                if fits[best]:
                     trip, day = str(a.trip_ids[best]), a.service_day[best]
             if vid != vehicle_id and (trip != self.trips.get(vid, "") or day != self.days.get(vid)):
                 self.revised[vid] = trip
