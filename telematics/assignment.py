@@ -12,9 +12,9 @@ fits. Since one block is run by one vehicle, each ping's choice is the vehicle's
 of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
 their accumulated costs), which separates vehicles a few minutes off schedule on
 close headways. A reported trip is
-used when plausible; a vehicle that has not moved yet is assigned only while it waits at
-a trip's first stop, at most ``READY_S`` before the departure (else a parked bus would take
-a block); after a silence
+used when plausible; a vehicle that has not moved yet is not assigned, but while it waits at
+a trip's first stop, at most ``READY_S`` before the departure, it takes part in the joint
+assignment (it is about to run a block, which no moving vehicle should be given); after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
 
 Degraded feeds: paths made of straight lines between stops (no ``shapes.txt``) tolerate
@@ -55,8 +55,8 @@ UNSHAPED_TOLERANCE = 2.0  # offsets tolerated from a path made of straight lines
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
 REVERSE_SHARE = 0.5  # backwards by this share of the move (m/m) is the wrong way
-READY_ALONG_M = 100.0  # a vehicle this close (m along the path) to a trip's start is at its first stop
-READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure runs it
+READY_ALONG_M = 100.0  # this close (m along the path) to a trip's start a vehicle is at its first stop
+READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 
 __all__ = ["AssignmentConfig", "PingCosts", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
            "is_stale"]
@@ -102,7 +102,7 @@ class PingCosts(NamedTuple):
     ``plausible``: the trip fits the ping; ``started`` (per ping): the vehicle has moved
     ``min_move_m`` since its first ping; ``along``: distance along the trip's path (m);
     ``ready``: the vehicle waits at the trip's first stop, at most ``READY_S`` before its
-    departure (how a vehicle that has not moved yet may be assigned).
+    departure (a vehicle that has not moved yet then holds a block in the joint assignment).
     """
 
     cost: FloatArray
@@ -388,15 +388,15 @@ class TripAssigner:
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
                                       r if reported_ok else -1, switch_cost, block_order, cuts, has_block)
             last_seen[v] = t[row]
-            # in the joint assignment: moving, or waiting at a first stop before its departure
+            # in the joint assignment: moving, or waiting at a first stop before its departure (no
+            # trip until it moves, but its block is not given to another vehicle)
             is_active[v] = bool(c.started[i] or c.ready[i].any())
             if reported_ok:
                 chosen = r
-            elif is_active[v]:
+            elif c.started[i]:
                 chosen = self._joint_choice(v, totals, (t[row] - last_seen <= cfg.stale_after_s)
                                             & is_active, block_order, unit_cuts)
-                fits = c.plausible[i] if c.started[i] else c.ready[i]
-                chosen = chosen if chosen >= 0 and fits[chosen] else -1
+                chosen = chosen if chosen >= 0 and c.plausible[i, chosen] else -1
             else:
                 chosen = -1
             out[row] = chosen
@@ -444,17 +444,14 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            cost, delay, early, plausible, started, *_ = self._costs(t[rows], p[rows], b[rows])
+            cost, delay, early, plausible, *_ = self._costs(t[rows], p[rows], b[rows])
             named = np.isin(route[rows], self.route)
             if named.any():
                 plausible[named] &= self.route[None, :] == route[rows][named][:, None]
             gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
             for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
                 given = causal[rows[lo:hi]]
-                # the blocks given once it moved (one given while it waited unmoved at a first
-                # stop is a guess the joint pass may have revised)
-                moving = (given >= 0) & started[lo:hi]
-                allowed = np.isin(unit, unit[given[moving if moving.any() else given >= 0]])
+                allowed = np.isin(unit, unit[given[given >= 0]])
                 if not allowed.any():  # the causal pass never placed this stretch
                     continue
                 keep = np.flatnonzero(allowed)  # solve over the allowed candidates only

@@ -165,8 +165,8 @@ class Fleet(FleetModels):
 
     def _infer_trip(self, v: VehicleTrack, t: float, xy: FloatArray) -> tuple[str | None, date | None]:
         """Trip inferred by the day's incremental fleet assignment (`LiveAssigner`): None
-        while the vehicle has not moved, unless it waits at a trip's first stop shortly before the
-        departure (`telematics.assignment.READY_S`); never a block another vehicle holds."""
+        while the vehicle has not moved; never a block another vehicle holds (nor one a vehicle
+        waiting at its first stop is about to run: `telematics.assignment.READY_S`)."""
         day = self.local_date(t)
         before = day - timedelta(days=1)
         if not self.services_on(day) and not self.services_on(before):

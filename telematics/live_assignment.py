@@ -114,12 +114,14 @@ class LiveAssigner:
         v.started = v.started or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m
         v.plausible, v.ready = plausible[0], ready[0]
         self.revised = {}
-        if not v.started and not v.ready.any():
+        if not v.started:  # no trip before it moves; waiting at a first stop, it holds a block for the others' sake
             self.trips[vehicle_id] = ""
             self.days.pop(vehicle_id, None)
             return ""
         # in vehicle-id order, as the batch assignment (`TripAssigner.assign_candidates`) orders its
         # vehicles: the Hungarian algorithm breaks ties by row order (trip copies a headway apart tie)
+        # the vehicles in the joint assignment: moving, or waiting at a trip's first stop before its
+        # departure (it will run a block: no moving vehicle is given that one)
         ids = sorted(vid for vid, o in self.vehicles.items()
                      if (o.started or o.ready.any()) and t_s - o.last_seen_s <= cfg.stale_after_s)
         if vehicle_id not in ids:
@@ -130,7 +132,6 @@ class LiveAssigner:
         cost[:, self.unit[idx]] += TAKEN_COST
         got = dict(zip(*linear_sum_assignment(cost), strict=True))  # vehicle position -> unit
         for n, vid in enumerate(ids):
-            fits = self.vehicles[vid].plausible if self.vehicles[vid].started else self.vehicles[vid].ready
             unit = got.get(n, -1)
             trip = ""
             day = None
@@ -139,7 +140,7 @@ class LiveAssigner:
                 hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
                 members = block_order[lo:hi]
                 best = int(members[np.argmin(self.totals[rows[n], members])])
-                if fits[best]:
+                if self.vehicles[vid].plausible[best]:
                     trip, day = str(a.trip_ids[best]), a.service_day[best]
             if vid != vehicle_id and (trip != self.trips.get(vid, "") or day != self.days.get(vid)):
                 self.revised[vid] = trip

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telematics.assignment import (
-    READY_S,
     AssignmentConfig,
     TripAssigner,
     assignment_accuracy,
@@ -64,9 +63,9 @@ def test_hidden_ids_recovered_on_route_d96(wmata: Feed, wmata_paths: TripPaths,
     assert accuracy is not None and accuracy >= 0.9
 
 
-def test_reported_trip_used_and_a_parked_vehicle_assigned_only_at_a_first_stop(wmata: Feed,
-                                                                               wmata_paths: TripPaths,
-                                                                               wmata_dir: Path) -> None:
+def test_reported_trip_used_and_parked_vehicle_not_assigned(wmata: Feed,
+                                                            wmata_paths: TripPaths,
+                                                            wmata_dir: Path) -> None:
     avl = read_avl(wmata_dir / "wmata_avl.csv")
     trip = pick(avl["trip_id"], "22579100")
     run = avl[avl["trip_id"] == trip]
@@ -76,24 +75,49 @@ def test_reported_trip_used_and_a_parked_vehicle_assigned_only_at_a_first_stop(w
     got = assigner.assign_vehicle(t, xy, run["bearing"].to_numpy(),
                                   reported=np.full(len(t), trip))
     assert (got == trip).mean() > 0.95
-    # a vehicle that never moves, parked mid-route, is never assigned
-    mid = len(xy) // 2
-    parked = assigner.assign_vehicle(t[:20], np.repeat(xy[mid:mid + 1], 20, axis=0))
+    # a vehicle that never moves (the first position repeated) is never assigned
+    parked = assigner.assign_vehicle(t[:20], np.repeat(xy[:1], 20, axis=0))
     assert (parked == "").all()
-    # one waiting unmoved at the trip's first stop runs a trip from that stop once its departure
-    # is at most READY_S away (a bus laid over at its terminal before the first trip of the day)
-    st_trip = wmata.stop_times[wmata.stop_times["trip_id"] == trip].sort_values("stop_sequence")
+
+
+def test_a_bus_waiting_at_a_first_stop_holds_a_block_in_the_joint_assignment(wmata: Feed, wmata_paths: TripPaths,
+                                                                             wmata_dir: Path) -> None:
+    """W waits unmoved at trip T's first stop in the ``READY_S`` before T leaves; M runs T's
+    street 300 s ahead of the bus that ran T. W gets no trip before it moves, but it takes part
+    in the joint assignment: with W there, M holds T's block at no more of its pings during
+    W's wait than alone, and at fewer in some of the cases where M alone took it."""
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    assigner = _assigner(wmata, wmata_paths)
+    block = dict(zip(assigner.trip_ids.tolist(), assigner.block.tolist(), strict=True))
     stops = wmata.stops.set_index("stop_id")
-    first_xy = wmata_paths.projection.to_xy(stops.loc[st_trip["stop_id"], "stop_lat"].to_numpy(),
-                                            stops.loc[st_trip["stop_id"], "stop_lon"].to_numpy())[0]
-    departure = service_day_start(DAY, wmata.timezone) + float(st_trip["departure_time"].iloc[0])
-    times = departure - READY_S + np.arange(0.0, READY_S + 1.0, 60.0)
-    waiting = assigner.assign_vehicle(times, np.repeat(first_xy[None, :], len(times), axis=0))
-    assert (waiting != "").all()
-    for got_trip in set(waiting.tolist()):  # a trip starting at that stop
-        first = wmata.stop_times[wmata.stop_times["trip_id"] == got_trip].sort_values("stop_sequence")["stop_id"].iloc[0]
-        at = wmata_paths.projection.to_xy([stops.loc[first, "stop_lat"]], [stops.loc[first, "stop_lon"]])[0]
-        assert np.hypot(*(at - first_xy)) <= assigner.config.origin_offset_m
+    day0 = service_day_start(DAY, wmata.timezone)
+    counts: list[tuple[int, int]] = []
+    for trip, run in avl.groupby("trip_id"):
+        if not block.get(trip):
+            continue
+        st_trip = wmata.stop_times[wmata.stop_times["trip_id"] == trip].sort_values("stop_sequence")
+        departure = day0 + float(st_trip["departure_time"].iloc[0])
+        run = run[run["time_s"] >= departure]
+        if len(run) < 20:
+            continue
+        first = stops.loc[st_trip["stop_id"].iloc[0]]
+        first_xy = wmata_paths.projection.to_xy([first["stop_lat"]], [first["stop_lon"]])[0]
+        m_xy = wmata_paths.projection.to_xy(run["lat"].to_numpy(), run["lon"].to_numpy())
+        m_t = run["time_s"].to_numpy(dtype=np.float64) - 300.0
+        w_t = departure - 300.0 - np.arange(0.0, 300.0, 30.0)[::-1]  # W waits until M's first ping
+        waiting = m_t <= w_t[-1] + 60.0  # M's pings while W is fresh and waiting
+        alone = assigner.assign_fleet(np.full(len(m_t), "M"), m_t, m_xy)
+        took = sum(block.get(x) == block[trip] for x in alone[waiting])
+        if not took:
+            continue
+        both = assigner.assign_fleet(np.r_[np.full(len(m_t), "M"), np.full(len(w_t), "W")], np.r_[m_t, w_t],
+                                     np.r_[m_xy, np.repeat(first_xy[None, :], len(w_t), axis=0)])
+        assert (both[len(m_t):] == "").all()  # no trip before it moves
+        counts.append((took, sum(block.get(x) == block[trip] for x in both[: len(m_t)][waiting])))
+        if len(counts) == 10:
+            break
+    assert counts and all(with_w <= alone for alone, with_w in counts)
+    assert any(with_w < alone for alone, with_w in counts), counts
 
 
 def test_silence_makes_a_vehicle_stale() -> None:
@@ -146,8 +170,7 @@ def test_assignment_on_any_pings(edge: Feed, edge_paths: TripPaths, pings: list[
     """Batch and live assignment on the edge-case feed, on its service day or the day after
     (no trip runs: only the trip-less service ``GHOST``): no ping, one ping, unordered and
     duplicated times, far from every path. Every answer is a trip of that day or none, a
-    vehicle is never assigned before it moved unless it waits at the trip's first stop (its
-    `PingCosts.ready`), and two fresh vehicles never share a block."""
+    vehicle is never assigned before it moved, and two fresh vehicles never share a block."""
     day = DEGENERATE_DAY if monday else DEGENERATE_DAY + dt.timedelta(days=1)
     day0 = service_day_start(day, edge.timezone)
     assigner = TripAssigner(edge, edge_paths, day, day0)
@@ -174,7 +197,6 @@ def test_assignment_on_any_pings(edge: Feed, edge_paths: TripPaths, pings: list[
         moved[vid] = max(moved.get(vid, 0.0), float(np.hypot(*(xy[n] - first[vid]))))
         trip = live.observe(vid, float(t[n]), (float(xy[n, 0]), float(xy[n, 1])), None)
         assert trip in running | {""}
-        assert not trip or moved[vid] >= assigner.config.min_move_m or bool(
-            live.vehicles[vid].ready[live.assigner._index[trip]])
+        assert not trip or moved[vid] >= assigner.config.min_move_m
         fresh = [x for v, x in live.trips.items() if x and t[n] - last[v] <= assigner.config.stale_after_s]
         assert len({unit[x] for x in fresh}) == len(fresh)
