@@ -204,7 +204,7 @@ class AdviceBoard:
             status = self._status(a.advice_id)
             kept = self._retained.get(vehicle)
             if (kept is None or kept[0] != a.advice_id or kept[2] != status
-                    or abs(kept[1] - a.hold_s) >= max(self.config.holding_republish_s, 1e-9)):
+                    or abs(kept[1] - a.hold_s) >= max(self.config.holding_republish_s - 1e-6, 1e-9)):  # float sums
                 out.append((advice_topic(*vehicle), self.payload(a, now_s)))
                 self._retained[vehicle] = (a.advice_id, a.hold_s, status)
         return out

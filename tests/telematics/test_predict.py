@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telematics.downstream import (
+    EARLY_SHADE,
     HALTED,
     HOLD_S,
     MOVING_OFF,
@@ -194,11 +195,14 @@ def test_shared_step_departure_hold_and_blend(wmata: Feed, wmata_paths: TripPath
     assert held.leave_s[0] == pytest.approx(table.sched_s[k], abs=1.0)
     assert moving.leave_s[0] == early and not moving.waiting[0]
     assert np.all(held.arrival_s > moving.arrival_s)
-    # the blend with delay propagation moves the quantiles with the arrival
-    arrival, p10, p90 = blend_with_delay(np.array([100.0]), np.array([80.0]), np.array([150.0]),
-                                         np.array([200.0]), np.array([10.0]))
-    assert arrival[0] == pytest.approx(0.8 * 110.0 + 0.2 * 200.0)
-    assert p90[0] - arrival[0] == pytest.approx(50.0) and arrival[0] - p10[0] == pytest.approx(20.0)
+    # the blend with delay propagation moves the quantiles with the arrival; the served arrival
+    # is then shaded early by EARLY_SHADE of the way to the p10 (the quantiles stay)
+    arrival, p10, p90 = blend_with_delay(np.array([100.0, 100.0]), np.array([80.0, np.nan]),
+                                         np.array([150.0, np.nan]), np.array([200.0, 200.0]), np.array([10.0, 10.0]))
+    blended = 0.8 * 110.0 + 0.2 * 200.0
+    assert arrival[0] == pytest.approx(blended - EARLY_SHADE * 20.0) and EARLY_SHADE > 0
+    assert p90[0] - blended == pytest.approx(50.0) and blended - p10[0] == pytest.approx(20.0)
+    assert arrival[1] == pytest.approx(blended)  # no spread known: not shaded
     # motion states learned apart and still time from pings
     assert list(motion_state([False, False, False, True], [0.0, 40.0, 400.0, 0.0])) == [0, 1, 3, 2]
     assert list(still_for(np.array([0.0, 10, 20, 30, 40]), np.array([0.0, 50, 52, 54, 90]))) == [
