@@ -201,7 +201,9 @@ def test_tti_history_of_the_network_areas_and_after_a_restart(live: Live) -> Non
     assert datetime.fromisoformat(pts[0]["time"]) == datetime.fromtimestamp((t0 - 900) // 60 * 60, UTC)
     # a short window leaves the old free-flow sample out
     recent = live.http.get("/v1/traffic/indices/history", params={"hours": 0.1}).json()["points"]
-    assert recent and all(p["tti"] > 1.0 for p in recent[-1:]) and len(recent) < len(pts)
+    assert recent and all(p["tti"] > 1.0 for p in recent[-1:])
+    # (the service's own background step may add a free-flow sample just before the jam: count by time)
+    assert all(datetime.fromisoformat(p["time"]).timestamp() >= t0 - 0.1 * 3600 - 60 for p in recent)
     # the jammed edge's area leads /indices; its history comes from the store: free flow, then jammed
     area = live.http.get("/v1/traffic/indices", params={"limit": 1}).json()["areas"][0]["area"]
     a = live.http.get("/v1/traffic/indices/history", params={"area": area, "hours": 2, "step_s": 1}).json()
