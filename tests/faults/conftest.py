@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+from paho.mqtt.client import MQTTMessageInfo
 import pytest
 
 from its.broker import MosquittoBroker, mosquitto_binary
@@ -37,11 +38,17 @@ def publish_statuses(pub: MqttConnection, start: int, n: int, devices: int = 100
         if pace_s:
             time.sleep(pace_s)
         if len(infos) >= 1000:
-            for info in infos:
-                info.wait_for_publish(60)
+            _wait_published(infos)
             infos.clear()
+    _wait_published(infos)
+
+
+def _wait_published(infos: list[MQTTMessageInfo]) -> None:
+    """Wait for each QoS 1 message's PUBACK; a message still unacknowledged after 60 s fails
+    the test here (paho's ``wait_for_publish`` returns silently on timeout)."""
     for info in infos:
         info.wait_for_publish(60)
+        assert info.is_published(), f"message {info.mid} not acknowledged by the broker within 60 s"
 
 
 def stored_keys(db: Database) -> list[tuple[str, int]]:

@@ -12,10 +12,24 @@ from its.devices import DEVICE_STATUS_ROUTE
 from its.mqtt import MqttConnection
 from its.settings import Settings
 
-from .conftest import assert_exactly_once, publish_statuses, wait_count, wait_drained
+from .conftest import (
+    assert_exactly_once,
+    expected_keys,
+    publish_statuses,
+    stored_keys,
+    wait_count,
+    wait_drained,
+)
 
 NORMAL_RATE = 200  # messages/s: a mid-size city's buses and sensors
 BURST_S = 60
+
+
+def _loss_report(db: Database, n: int, collector: Collector) -> str:
+    """What a short count is made of: the missing keys, the dead letters and the collector's totals."""
+    missing = sorted(expected_keys(n) - set(stored_keys(db)))[:5]
+    rejected = db.fetchall("SELECT topic, reason FROM rejected_messages ORDER BY received_at DESC LIMIT 5")
+    return f"missing (first 5): {missing}; dead letters (last 5): {rejected}; totals: {collector.totals}"
 
 
 def test_ten_times_burst_for_a_minute(settings: Settings, db: Database, own_broker: MosquittoBroker,
@@ -46,7 +60,8 @@ def test_ten_times_burst_for_a_minute(settings: Settings, db: Database, own_brok
                 time.sleep(sleep)
         total = n_normal + burst
         stored = wait_drained(db, total, stall_s=30)  # drained however slow the machine, as long as it drains
-        assert stored >= total, f"{stored} of {total} stored; the count stopped growing for 30 s"
+        assert stored >= total, (f"{stored} of {total} stored; the count stopped growing for 30 s; "
+                                 f"{_loss_report(db, total, collector)}")
         time.sleep(2.0)
         publish_statuses(publisher, total, NORMAL_RATE, pace_s=1 / NORMAL_RATE)  # back to normal
         assert wait_count(db, total + NORMAL_RATE, 30)
