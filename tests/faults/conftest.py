@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
-from paho.mqtt.client import MQTTMessageInfo
 import pytest
+from paho.mqtt.client import MQTTMessageInfo
 
 from its.broker import MosquittoBroker, mosquitto_binary
 from its.db import Database
