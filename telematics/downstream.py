@@ -38,10 +38,12 @@ from telematics.predict import (
     SegmentTimes,
     predict_arrivals,
 )
+from telematics.windows import MBTA_WINDOWS
 
 __all__ = [
     "DELAY_WEIGHT",
     "EARLY_SHADE",
+    "EARLY_SHADE_SCALE_S",
     "HALTED",
     "HALT_MPS",
     "HOLD_S",
@@ -55,6 +57,7 @@ __all__ = [
     "blend_with_delay",
     "correctable",
     "departure_lateness",
+    "early_shade",
     "in_layover",
     "monotone_along",
     "motion_flags",
@@ -77,12 +80,19 @@ LONG_STOP_S = 180.0
 HOLD_S = 120.0
 #: Weight of the vehicle's current schedule delay (delay propagation) in the final blend.
 DELAY_WEIGHT = 0.2
-#: Share of the way from the median to the p10 at which the served arrival sits. Accuracy
-#: windows (MBTA's, the ETA Accuracy Benchmark's) forgive a bus later than announced more
-#: than an earlier one (a rider told too late misses it), so the served time is shaded early
-#: by a twentieth of the prediction's own lower spread (0.1 gained more but cost the 3-6 min MAE its
-#: 20 % margin over delay propagation on WMATA).
-EARLY_SHADE = 0.05
+#: Where the served arrival sits between the median and the p10, by horizon: (horizon s,
+#: share of the way to the p10), linear between, held beyond. Accuracy windows forgive a bus
+#: later than announced more than an earlier one (a rider told too late misses it), by an
+#: amount that grows with the horizon: the MBTA windows are symmetric up to 3 min and allow
+#: 30 / 60 / 120 s more late than early at 3-6 / 6-12 / 12-30 min. A band's share is that
+#: asymmetry / ``EARLY_SHADE_SCALE_S``, reached at the band's end (3, 6, 12 min; the last,
+#: open-ended band's at its middle, 21 min): none where the window is symmetric, 0.15 from
+#: 21 min (one share of 0.05 everywhere gave up 0-3 min accuracy and left 12-30 min accuracy
+#: unused; 0.1 everywhere cost the 3-6 min MAE its 20 % margin over delay propagation).
+EARLY_SHADE_SCALE_S = 800.0
+EARLY_SHADE: tuple[tuple[float, float], ...] = tuple(
+    (hi if k < len(MBTA_WINDOWS) - 1 else (lo + hi) / 2.0, (late + early) / EARLY_SHADE_SCALE_S)
+    for k, (lo, hi, early, late) in enumerate(MBTA_WINDOWS))
 #: Pseudo-count shrinking the observed departure lateness of an origin towards 0.
 DEPARTURE_PRIOR = 1.0
 #: Recency time constant (s) of the departure lateness.
@@ -347,18 +357,26 @@ def correctable(situation: npt.ArrayLike, still_s: npt.ArrayLike) -> IntArray:
     return np.where(keep, code, -1).astype(np.int64)
 
 
+def early_shade(horizon_s: npt.ArrayLike) -> FloatArray:
+    """Share of the way from the median to the p10 at which the served arrival sits, for
+    predictions ``horizon_s`` ahead (s; ``EARLY_SHADE``, linear between its points)."""
+    at, share = zip(*EARLY_SHADE, strict=True)
+    return np.interp(np.asarray(horizon_s, dtype=np.float64), at, share)
+
+
 def blend_with_delay(arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray, delayprop_s: FloatArray,
-                     correction_s: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+                     correction_s: npt.ArrayLike, now_s: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Final arrival, p10 and p90 (epoch s): the prediction plus ``correction_s`` (residual
     correction of stopped vehicles, s), blended with delay propagation ``delayprop_s``
     (``DELAY_WEIGHT``); the quantiles move with the blend. The served arrival is then
-    shaded early by ``EARLY_SHADE`` of the way to the p10 (the quantiles stay)."""
+    shaded early by `early_shade` of its horizon (from ``now_s``, the vehicle's
+    observation time, epoch s) of the way to the p10 (the quantiles stay)."""
     corrected = arrival_s + np.asarray(correction_s, dtype=np.float64)
     blended = (1.0 - DELAY_WEIGHT) * corrected + DELAY_WEIGHT * delayprop_s
     shift = blended - arrival_s
     p10, p90 = p10_s + shift, p90_s + shift
     spread = np.where(np.isfinite(p10), np.maximum(blended - p10, 0.0), 0.0)
-    return blended - EARLY_SHADE * spread, p10, p90
+    return blended - early_shade(blended - np.asarray(now_s, dtype=np.float64)) * spread, p10, p90
 
 
 def monotone_along(group: npt.ArrayLike, arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray

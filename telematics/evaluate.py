@@ -333,7 +333,7 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
         fix = np.where(situation >= 0, fix, 0.0)
         cols["raw"] = cols["pred"].copy()
         cols["pred"], cols["p10"], cols["p90"] = monotone_along(cols["group"], *blend_with_delay(
-            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix))
+            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix, cols["now"]))
     return cols, runs
 
 

@@ -259,7 +259,7 @@ class FleetModels(Timetable):
                                             labels[:, 2])
             fix = np.where(situation >= 0, fix, 0.0)
         arrival, p10, p90 = monotone_along(pred.state, *blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s,
-                                                                         pred.delayprop_s, fix))
+                                                                         pred.delayprop_s, fix, at))
         arrival = np.maximum(arrival, now_s)
         p10 = np.minimum(np.maximum(p10, now_s), arrival)
         p90 = np.maximum(p90, arrival)

@@ -22,6 +22,7 @@ from telematics.frequencies import instances
 from telematics.gate import service_area
 from telematics.plausibility import AREA, SPEED, ServiceArea, plausibility_flags
 from telematics.prediction_kpi import read_prediction_indicators
+from telematics.windows import MBTA_WINDOWS
 
 __all__ = [
     "MBTA_WINDOWS",
@@ -43,9 +44,6 @@ __all__ = [
     "vehicle_km",
 ]
 
-#: MBTA prediction-accuracy windows: (horizon from s, horizon to s, allowed error low s, high s).
-MBTA_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
-    (0, 180, -60, 60), (180, 360, -90, 120), (360, 720, -150, 210), (720, 1800, -240, 360))
 #: A prediction is scored once the data reach this long (s, the widest late window) past its predicted arrival.
 OUTCOME_KNOWN_S = float(max(w[3] for w in MBTA_WINDOWS))
 EARTH_RADIUS_M = 6_371_008.8

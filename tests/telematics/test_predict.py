@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telematics.downstream import (
-    EARLY_SHADE,
+    EARLY_SHADE_SCALE_S,
     HALTED,
     HOLD_S,
     MOVING_OFF,
@@ -17,6 +17,7 @@ from telematics.downstream import (
     blend_with_delay,
     correctable,
     departure_lateness,
+    early_shade,
     monotone_along,
     motion_flags,
     motion_state,
@@ -33,6 +34,7 @@ from telematics.predict import (
     SegmentTimes,
     predict_arrivals,
 )
+from telematics.windows import MBTA_WINDOWS
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     wmata_fixture,
     wmata_paths_fixture,
@@ -196,13 +198,16 @@ def test_shared_step_departure_hold_and_blend(wmata: Feed, wmata_paths: TripPath
     assert moving.leave_s[0] == early and not moving.waiting[0]
     assert np.all(held.arrival_s > moving.arrival_s)
     # the blend with delay propagation moves the quantiles with the arrival; the served arrival
-    # is then shaded early by EARLY_SHADE of the way to the p10 (the quantiles stay)
-    arrival, p10, p90 = blend_with_delay(np.array([100.0, 100.0]), np.array([80.0, np.nan]),
-                                         np.array([150.0, np.nan]), np.array([200.0, 200.0]), np.array([10.0, 10.0]))
+    # is then shaded early by early_shade(horizon) of the way to the p10 (the quantiles stay)
     blended = 0.8 * 110.0 + 0.2 * 200.0
-    assert arrival[0] == pytest.approx(blended - EARLY_SHADE * 20.0) and EARLY_SHADE > 0
+    now = np.array([blended - 1260.0, 0.0, blended - 1260.0, blended - 60.0])  # 21 min, -, 21 min, 1 min ahead
+    arrival, p10, p90 = blend_with_delay(np.full(4, 100.0), np.array([80.0, np.nan, 80.0, 80.0]),
+                                         np.array([150.0, np.nan, 150.0, 150.0]), np.full(4, 200.0), np.full(4, 10.0),
+                                         now)
     assert p90[0] - blended == pytest.approx(50.0) and blended - p10[0] == pytest.approx(20.0)
     assert arrival[1] == pytest.approx(blended)  # no spread known: not shaded
+    assert arrival[0] == arrival[2] == pytest.approx(blended - 0.15 * 20.0)  # 21 min ahead: 0.15 of the way
+    assert arrival[3] == pytest.approx(blended)  # 1 min ahead: the window is symmetric, not shaded
     # motion states learned apart and still time from pings
     assert list(motion_state([False, False, False, True], [0.0, 40.0, 400.0, 0.0])) == [0, 1, 3, 2]
     assert list(still_for(np.array([0.0, 10, 20, 30, 40]), np.array([0.0, 50, 52, 54, 90]))) == [
@@ -371,3 +376,12 @@ def test_monotone_pass_orders_each_vehicles_stops(sizes: list[int], data: st.Dat
         assert fitted[rows].sum() == pytest.approx(arrival[rows].sum(), abs=1e-3)
     np.testing.assert_allclose(fitted - p10, 30.0, atol=1e-6)
     np.testing.assert_allclose(p90 - fitted, 60.0, atol=1e-6)
+
+
+def test_early_shading_follows_the_asymmetry_of_the_accuracy_windows() -> None:
+    band_ends = [hi for _, hi, *_ in MBTA_WINDOWS[:-1]] + [sum(MBTA_WINDOWS[-1][:2]) / 2]
+    shares = early_shade(band_ends)
+    asymmetry = np.array([late + early for *_, early, late in MBTA_WINDOWS])
+    assert shares == pytest.approx(asymmetry / EARLY_SHADE_SCALE_S)
+    assert shares[0] == 0.0 and np.all(np.diff(shares) > 0)  # symmetric 0-3 min window: none
+    assert early_shade([0.0, 5000.0]) == pytest.approx([0.0, shares[-1]])  # held beyond the bands
