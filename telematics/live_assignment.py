@@ -103,7 +103,7 @@ class LiveAssigner:
         elif t_s - v.last_seen_s > cfg.stale_after_s:
             self.totals[v.row] = 0.0
         previous = None if v.last_xy is None or t_s - v.last_seen_s > cfg.stale_after_s else (v.last_xy, v.along)
-        cost, delay, early, plausible, _, along, ready = a._costs(
+        cost, delay, early, plausible, en_route, along, ready = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
             np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous)
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
@@ -111,7 +111,8 @@ class LiveAssigner:
                                         switch_cost, block_order, cuts, has_block)
         v.last_seen_s = t_s
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
-        v.started = v.started or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m
+        v.started = (v.started or bool(en_route[0])
+                     or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m)
         v.plausible, v.ready = plausible[0], ready[0]
         self.revised = {}
         if not v.started:  # no trip before it moves; waiting at a first stop, it holds a block for the others' sake

@@ -120,6 +120,44 @@ def test_a_bus_waiting_at_a_first_stop_holds_a_block_in_the_joint_assignment(wma
     assert any(with_w < alone for alone, with_w in counts), counts
 
 
+def test_a_bus_stopped_en_route_is_assigned_before_it_moves(wmata: Feed, wmata_paths: TripPaths,
+                                                          wmata_dir: Path) -> None:
+    """A bus first seen stopped mid-route (at a stop or a light, away from both terminals) is
+    in service: batch and live assignment give it a trip of its recorded route without
+    waiting for it to move; the same bus stopped at its trip's first stop stays unassigned
+    until it moves."""
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    assigner = _assigner(wmata, wmata_paths)
+    route = dict(zip(wmata.trips["trip_id"], wmata.trips["route_id"], strict=True))
+    stops = wmata.stops.set_index("stop_id")
+    cases = 0
+    for trip, run in avl.groupby("trip_id"):
+        if trip not in assigner._index or len(run) < 40:
+            continue
+        ping = run.sort_values("time_s").iloc[len(run) // 2]
+        xy = wmata_paths.projection.to_xy([ping["lat"]], [ping["lon"]])
+        c = assigner._costs(np.array([ping["time_s"]]), xy, np.array([np.nan]))
+        j = assigner._index[trip]
+        cfg = assigner.config
+        if not (cfg.end_margin_m <= c.along[0, j] < assigner.last_stop_m[j] - cfg.end_margin_m):
+            continue  # this test wants a ping well away from both terminals
+        t = float(ping["time_s"]) + np.array([0.0, 30.0, 60.0])
+        stopped = assigner.assign_fleet(np.full(3, "S"), t, np.repeat(xy, 3, axis=0))
+        live = LiveAssigner(_assigner(wmata, wmata_paths))
+        live_trips = [live.observe("S", float(x), (float(xy[0, 0]), float(xy[0, 1])), None) for x in t]
+        assert (stopped != "").all() and stopped.tolist() == live_trips, (trip, stopped, live_trips)
+        assert all(route[x] == route[trip] for x in stopped), (trip, stopped)
+        st_trip = wmata.stop_times[wmata.stop_times["trip_id"] == trip].sort_values("stop_sequence")
+        first = stops.loc[st_trip["stop_id"].iloc[0]]
+        at_first = wmata_paths.projection.to_xy([first["stop_lat"]], [first["stop_lon"]])
+        waiting = assigner.assign_fleet(np.full(3, "W"), t, np.repeat(at_first, 3, axis=0))
+        assert (waiting == "").all(), (trip, waiting)
+        cases += 1
+        if cases == 8:
+            break
+    assert cases == 8
+
+
 def test_silence_makes_a_vehicle_stale() -> None:
     stale = is_stale(np.array([0.0, 500.0, 990.0]), 1000.0, 300.0)
     assert stale.tolist() == [True, True, False]
@@ -170,7 +208,8 @@ def test_assignment_on_any_pings(edge: Feed, edge_paths: TripPaths, pings: list[
     """Batch and live assignment on the edge-case feed, on its service day or the day after
     (no trip runs: only the trip-less service ``GHOST``): no ping, one ping, unordered and
     duplicated times, far from every path. Every answer is a trip of that day or none, a
-    vehicle is never assigned before it moved, and two fresh vehicles never share a block."""
+    vehicle is never assigned before it moved or was seen on a trip's path away from its
+    terminals, and two fresh vehicles never share a block."""
     day = DEGENERATE_DAY if monday else DEGENERATE_DAY + dt.timedelta(days=1)
     day0 = service_day_start(day, edge.timezone)
     assigner = TripAssigner(edge, edge_paths, day, day0)
@@ -187,6 +226,7 @@ def test_assignment_on_any_pings(edge: Feed, edge_paths: TripPaths, pings: list[
     last: dict[str, float] = {}
     first: dict[str, npt.NDArray[np.float64]] = {}
     moved: dict[str, float] = {}
+    en_route: dict[str, bool] = {}
     unit = dict(zip(assigner.trip_ids.tolist(), live.unit.tolist(), strict=True))
     for n in np.argsort(t, kind="stable").tolist():
         vid = str(vehicles[n])
@@ -195,8 +235,11 @@ def test_assignment_on_any_pings(edge: Feed, edge_paths: TripPaths, pings: list[
         last[vid] = float(t[n])
         first.setdefault(vid, xy[n])
         moved[vid] = max(moved.get(vid, 0.0), float(np.hypot(*(xy[n] - first[vid]))))
+        # a single ping's `started` is whether it lies on a trip's path away from both terminals
+        en_route[vid] = en_route.get(vid, False) or bool(assigner._costs(t[n:n + 1], xy[n:n + 1],
+                                                                          np.array([np.nan])).started[0])
         trip = live.observe(vid, float(t[n]), (float(xy[n, 0]), float(xy[n, 1])), None)
         assert trip in running | {""}
-        assert not trip or moved[vid] >= assigner.config.min_move_m
+        assert not trip or moved[vid] >= assigner.config.min_move_m or en_route[vid]
         fresh = [x for v, x in live.trips.items() if x and t[n] - last[v] <= assigner.config.stale_after_s]
         assert len({unit[x] for x in fresh}) == len(fresh)
