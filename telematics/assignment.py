@@ -13,7 +13,8 @@ of the least-cost assignment of blocks to all active vehicles (Hungarian algorit
 their accumulated costs), which separates vehicles a few minutes off schedule on
 close headways. A reported trip is
 used when plausible; a vehicle that has not moved yet is not assigned unless it is seen on a
-trip's path away from both terminals (in service, stopped at a stop or a light), but while it waits at
+trip's path away from both terminals and at no trip's first or last stop (in service, stopped at
+a stop or a light), but while it waits at
 a trip's first stop, at most ``READY_S`` before the departure, it takes part in the joint
 assignment (it is about to run a block, which no moving vehicle should be given); after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
@@ -102,7 +103,8 @@ class PingCosts(NamedTuple):
     where the trip does not run then); ``early_scale``: earliness (s) costing one unit;
     ``plausible``: the trip fits the ping; ``started`` (per ping): the vehicle has moved
     ``min_move_m`` since its first ping or has been seen on a trip's path away from both its
-    terminals (``end_margin_m`` from each: in service, if only stopped at a stop or a light); ``along``: distance along the trip's path (m);
+    terminals (``end_margin_m`` from each) and at no trip's first or last stop (in service, if
+    only stopped at a stop or a light); ``along``: distance along the trip's path (m);
     ``ready``: the vehicle waits at the trip's first stop, at most ``READY_S`` before its
     departure (a vehicle that has not moved yet then holds a block in the joint assignment).
     """
@@ -285,11 +287,13 @@ class TripAssigner:
         finished = along >= self.last_stop_m[None, :] - FINISHED_M
         # waiting near a trip's end means the block's next trip is about to start
         cost += np.where(along >= self.last_stop_m[None, :] - cfg.end_margin_m, ENDING_COST, 0.0)
+        at_terminal = (plausible & ((along <= READY_ALONG_M) | finished)).any(axis=1)  # a trip's first or last stop
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
-        # seen on a trip's path away from both its terminals: in service, moving or not
+        # seen on a trip's path away from both its terminals, and at no trip's first or last stop
+        # (a terminal on another trip's way): in service, moving or not
         en_route = (plausible & (along >= cfg.end_margin_m)
-                    & (along < self.last_stop_m[None, :] - cfg.end_margin_m)).any(axis=1)
+                    & (along < self.last_stop_m[None, :] - cfg.end_margin_m)).any(axis=1) & ~at_terminal
         started = np.maximum.accumulate(moved | en_route) if len(p) else moved
         ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
         return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready)
