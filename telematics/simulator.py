@@ -101,7 +101,8 @@ class FleetSimulation:
         trips = feed.trips[feed.trips["service_id"].isin(list(running))]
         st = feed.stop_times[feed.stop_times["trip_id"].isin(trips["trip_id"])]
         ids = st["trip_id"].to_numpy(dtype=str)
-        cuts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1], True])
+        # one cut per trip start and one at the end (a day without trips: no cut, no run)
+        cuts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1], True]) if len(ids) else np.zeros(1, dtype=np.int64)
         arr = st["arrival_time"].to_numpy(dtype=np.float64)
         dep = st["departure_time"].to_numpy(dtype=np.float64)
         info = trips.set_index("trip_id")

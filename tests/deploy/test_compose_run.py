@@ -234,14 +234,34 @@ def test_two_api_replicas_are_ready_and_answer_alike(stack: LocalCompose) -> Non
     assert stops[0] and stops[0] == stops[1]
 
 
+def _buses_now(stack: LocalCompose) -> int:
+    """Buses the demo simulator drives at this moment: the Cairns timetable, rebased as the
+    simulator rebases it, at the current time in Cairns (none there before about 06:00 on a
+    Saturday, so how much the stack can store in a minute depends on when the tests run)."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from telematics.gtfs import read_feed, rebase_calendar
+    from telematics.simulator import FleetSimulation
+
+    feed = rebase_calendar(read_feed(stack.image_files["/opt/its/demo/cairns_gtfs.zip"]), date.today())
+    now = time.time()
+    day = datetime.fromtimestamp(now, ZoneInfo(feed.timezone)).date()
+    return len(FleetSimulation(feed, day).active(now))
+
+
 def test_simulator_positions_pass_the_acl_and_are_stored(stack: LocalCompose) -> None:
     stack.wait("simulator", "healthy", timeout=200)  # no healthcheck: started
+    buses = _buses_now(stack)
+    need = min(50, 5 * buses)  # 10 s pings: 9 a bus in the 90 s waited
     rows = _until(lambda: _query(stack, "SELECT count(*), count(DISTINCT vehicle_id) FROM vehicle_positions"
                                         " WHERE agency = 'cairns'")[0] if _query(
-        stack, "SELECT count(*) FROM vehicle_positions WHERE agency = 'cairns'")[0][0] >= 50 else None, 90)
+        stack, "SELECT count(*) FROM vehicle_positions WHERE agency = 'cairns'")[0][0] >= max(need, 1) else None,
+                  90 if buses else 5)
     sim = stack.replicas["simulator"][0]
-    assert rows, f"fewer than 50 simulated positions stored\n{sim.log_tail()}"
-    assert rows[1] >= 3  # several buses, each under its own id
+    if buses:
+        assert rows, f"fewer than {need} simulated positions stored ({buses} buses running)\n{sim.log_tail()}"
+        assert rows[1] >= min(3, buses)  # several buses, each under its own id
     refused = _query(stack, "SELECT count(*) FROM rejected_messages WHERE topic LIKE 'its/v1/vehicles/cairns/%'")[0][0]
     assert refused == 0
 
@@ -253,8 +273,11 @@ def test_two_collectors_each_store_a_real_share(stack: LocalCompose) -> None:
     def stored(r) -> float:  # type: ignore[no-untyped-def]
         return sum(v for k, v in _scrape(r.url(9100, "/metrics")).items() if k.startswith("its_messages_stored_total{"))
 
-    shares = _until(lambda: [stored(r) for r in collectors] if sum(stored(r) for r in collectors) >= 100 else None, 60)
-    assert shares, "the collectors stored fewer than 100 messages"
+    need = min(100, 5 * _buses_now(stack))  # 10 s pings: 6 a bus a minute, probes and statuses besides
+    if need == 0:
+        return  # no bus runs in Cairns at this hour: nothing for the collectors to share
+    shares = _until(lambda: [stored(r) for r in collectors] if sum(stored(r) for r in collectors) >= need else None, 60)
+    assert shares, f"the collectors stored fewer than {need} messages"
     total = sum(shares)
     assert min(shares) >= 0.2 * total, shares
     in_db = _query(stack, "SELECT count(*) FROM vehicle_positions")[0][0]

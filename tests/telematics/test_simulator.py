@@ -181,3 +181,11 @@ def test_fast_and_other_day_simulations_lose_nothing_at_the_collector(settings: 
     assert sent > 100
     assert db.fetchall("SELECT count(*) FROM rejected_messages")[0][0] == 0
     assert db.fetchall("SELECT count(*) FROM vehicle_positions")[0][0] == sent
+
+
+def test_a_day_without_service_simulates_no_vehicle(cairns_feed: Feed) -> None:
+    """A date outside the feed's calendar (its 2014 timetable on a day of 2099) runs no trip:
+    an empty simulation that publishes nothing, not an error."""
+    empty = FleetSimulation(cairns_feed, date(2099, 1, 5))
+    t = service_day_start(date(2099, 1, 5), cairns_feed.timezone) + 9 * 3600.0
+    assert empty.runs == [] and len(empty.active(t)) == 0 and empty.positions(t) == []
