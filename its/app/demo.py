@@ -30,11 +30,14 @@ from its.auth import create_api_key, create_user
 from its.db import Database, migrate
 from its.runtime import Runtime, start_runtime
 from its.settings import Settings
+from telematics.gtfs import Feed, read_feed, rebase_calendar, trips_running_at
 
 __all__ = ["DemoPlan", "cairns_feed", "run_demo"]
 
 log = logging.getLogger(__name__)
 DEMO_USER = "dispatcher"
+#: Trips the demo timetable must run now for the demo to keep the city's own time zone.
+DEMO_MIN_TRIPS = 10
 
 
 def shared_data_dir() -> Path | None:
@@ -70,19 +73,20 @@ def cairns_feed(data_dir: Path) -> Path:
 
 def morning_timezone(now: datetime | None = None) -> str:
     """A fixed-offset zone in which it is about 10:00 now (``Etc/GMT-x`` counts the other way)."""
-    now = now or datetime.now(UTC)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     offset = (10 - now.hour) % 24
     offset = offset - 24 if offset > 14 else offset
     return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
 
 
-def demo_timezone(now: datetime | None = None, home: str = "Australia/Brisbane") -> str:
-    """The time zone the demo city runs in: its own when buses run there now (06:00-21:00),
-    otherwise a fixed-offset zone in which it is about 10:00, so a demo started at any hour
-    shows buses in service."""
+def demo_timezone(feed: Feed, now: datetime | None = None, min_trips: int = DEMO_MIN_TRIPS) -> str:
+    """The time zone the demo city runs in: the feed's own when its timetable runs at least
+    ``min_trips`` trips now, otherwise a fixed-offset zone in which it is about 10:00, so a
+    demo started at any hour (a Saturday dawn, a night) shows buses in service."""
     now = now or datetime.now(UTC)
-    local = now.astimezone(ZoneInfo(home))
-    if 6 <= local.hour < 21:
+    home = feed.timezone
+    local_day = now.astimezone(ZoneInfo(home)).date()
+    if trips_running_at(rebase_calendar(feed, local_day), now.timestamp()) >= min_trips:
         return home
     return morning_timezone(now)
 
@@ -141,7 +145,7 @@ def prepare(rt: Runtime, db: Database, osm: Path | None) -> DemoPlan:
     """Load the demo city (idempotent) and return the component commands."""
     settings = rt.settings
     data = settings.data_dir
-    tz = demo_timezone()
+    tz = demo_timezone(read_feed(cairns_feed(data)))
     feed = feed_in_timezone(cairns_feed(data), tz, data)
     its = [sys.executable, "-m", "its.app.cli"]
     env_done = data / "demo.loaded"

@@ -295,9 +295,14 @@ def deploy_demo_feed(
     """Import the demo timetable in a time zone where its buses run now; write the simulator's copy."""
     from its.app.demo import demo_timezone, feed_in_timezone
     from its.commands import platform_db, settings_or_exit
+    from telematics.gtfs import FeedError, read_feed
     from telematics.gtfs.database import import_feed_file
 
-    tz = demo_timezone()
+    try:
+        tz = demo_timezone(read_feed(gtfs))
+    except (FeedError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         shifted = feed_in_timezone(gtfs, tz, Path(tmp))

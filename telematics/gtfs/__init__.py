@@ -21,6 +21,7 @@ from telematics.gtfs.model import (
     rebase_calendar,
     service_day_start,
     service_ids_on,
+    trips_running_at,
 )
 from telematics.gtfs.paths import TripPaths, trip_paths
 from telematics.gtfs.reader import read_feed
@@ -34,4 +35,5 @@ __all__ = [
     "service_day_start",
     "service_ids_on",
     "trip_paths",
+    "trips_running_at",
 ]

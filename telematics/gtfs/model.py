@@ -24,6 +24,7 @@ __all__ = [
     "rebase_calendar",
     "service_day_start",
     "service_ids_on",
+    "trips_running_at",
 ]
 
 #: Required columns per file; files not listed in `REQUIRED_FILES` are optional.
@@ -156,6 +157,36 @@ def service_day_start(day: date, timezone: str) -> float:
     """
     noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(timezone))
     return noon.timestamp() - 43200.0
+
+
+def trips_running_at(feed: Feed, at_s: float) -> int:
+    """How many trips the timetable runs at one moment.
+
+    Parameters
+    ----------
+    feed : Feed
+        The feed (its calendar must cover the moment: see `rebase_calendar`).
+    at_s : float
+        The moment (epoch s).
+
+    Returns
+    -------
+    int
+        Trips of the local service day of ``at_s``, or of the day before (times past
+        24:00), scheduled between their first departure and their last arrival at ``at_s``.
+    """
+    st = feed.stop_times
+    if st.empty:
+        return 0
+    times = st.groupby("trip_id", sort=False).agg(first_s=("departure_time", "min"), last_s=("arrival_time", "max"))
+    trips = feed.trips.set_index("trip_id")["service_id"].reindex(times.index)
+    today = datetime.fromtimestamp(at_s, ZoneInfo(feed.timezone)).date()
+    count = 0
+    for day in (today - timedelta(days=1), today):
+        clock_s = at_s - service_day_start(day, feed.timezone)
+        runs = trips.isin(list(service_ids_on(feed, day))).to_numpy()
+        count += int((runs & (times["first_s"].to_numpy() <= clock_s) & (times["last_s"].to_numpy() >= clock_s)).sum())
+    return count
 
 
 def rebase_calendar(feed: Feed, today: date) -> Feed:

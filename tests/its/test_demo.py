@@ -9,11 +9,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 
+from its.app.demo import demo_timezone
 from its.broker import free_port
+from telematics.gtfs import read_feed, rebase_calendar, trips_running_at
 
 from ..conftest import create_database, drop_database, shared_data_path
 
@@ -39,6 +44,23 @@ def _wait(predicate: object, timeout_s: float) -> bool:
 
 def _wait_text(path: Path, text: str, timeout_s: float) -> bool:
     return _wait(lambda: text in path.read_text(errors="replace"), timeout_s)
+
+
+def test_the_demo_clock_shows_buses_at_any_hour(sample_data: Path) -> None:
+    """The demo keeps Cairns' own zone while its timetable runs buses, and moves to a zone
+    where it is mid-morning when it does not (a Sunday dawn, a night)."""
+    feed = read_feed(sample_data / "gtfs" / "cairns_gtfs.zip")
+    cairns = ZoneInfo("Australia/Brisbane")
+    friday_morning = datetime(2026, 12, 4, 8, 30, tzinfo=cairns)
+    assert demo_timezone(feed, friday_morning) == "Australia/Brisbane"
+    for quiet in (datetime(2026, 12, 6, 6, 30, tzinfo=cairns), datetime(2026, 12, 5, 2, 0, tzinfo=cairns)):
+        zone = demo_timezone(feed, quiet)
+        assert zone.startswith("Etc/GMT")
+        local = quiet.astimezone(ZoneInfo(zone))
+        assert local.hour in (9, 10, 11)
+        moved = rebase_calendar(replace(feed, agency=feed.agency.assign(agency_timezone=zone)),
+                                local.date())
+        assert trips_running_at(moved, quiet.astimezone(UTC).timestamp()) >= 10
 
 
 def test_demo_serves_live_data_within_a_minute(tmp_path: Path, sample_data: Path, broker_url: str) -> None:

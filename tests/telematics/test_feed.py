@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from datetime import date
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
-from telematics.gtfs import Feed, FeedError, read_feed, service_ids_on, trip_paths
+from telematics.gtfs import (
+    Feed,
+    FeedError,
+    read_feed,
+    rebase_calendar,
+    service_day_start,
+    service_ids_on,
+    trip_paths,
+    trips_running_at,
+)
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     wmata_fixture,
@@ -167,3 +178,24 @@ def test_cairns_stops_placed_on_shapes(cairns: Feed) -> None:
         offsets.append(np.hypot(*(paths[trip].point_at(dist) - xy).T))
     # a handful of Cairns stops lie off their shapes (before its start, on a detour)
     assert np.mean(np.concatenate(offsets) < 60.0) > 0.99
+
+
+def test_trips_running_at_a_moment_follow_the_timetable(cairns: Feed, nyc: Feed) -> None:
+    """Cairns runs more buses at a weekday 08:30 than a Sunday 08:30 and none at a Sunday 06:30;
+    a subway trip past 24:00 runs on the next calendar day and counts there."""
+    feed = rebase_calendar(cairns, date(2026, 12, 4))
+    zone = ZoneInfo(feed.timezone)
+    at = {name: datetime(2026, 12, day, hour, 30, tzinfo=zone).timestamp()
+          for name, day, hour in (("friday_morning", 4, 8), ("sunday_morning", 6, 8), ("sunday_dawn", 6, 6))}
+    assert trips_running_at(feed, at["friday_morning"]) > trips_running_at(feed, at["sunday_morning"]) > 0
+    assert trips_running_at(feed, at["sunday_dawn"]) == 0
+    # the latest subway trip of the service day, half-way through, on the next calendar day
+    st = nyc.stop_times
+    late = st.loc[st["departure_time"].idxmax(), "trip_id"]
+    day = date(2024, 12, 22)  # a Sunday
+    assert nyc.trips.set_index("trip_id").at[late, "service_id"] in service_ids_on(nyc, day)
+    trip = st[st["trip_id"] == late]
+    middle_s = service_day_start(day, nyc.timezone) + (trip["departure_time"].iloc[0] + trip["arrival_time"].iloc[-1]) / 2
+    assert datetime.fromtimestamp(middle_s, ZoneInfo(nyc.timezone)).date() == day + timedelta(days=1)
+    without = replace(nyc, stop_times=st[st["trip_id"] != late])
+    assert trips_running_at(nyc, middle_s) == trips_running_at(without, middle_s) + 1

@@ -71,9 +71,10 @@ def load_demo_city(settings: Settings, feed: Path, sites: Path = ROOT / "parking
 def run_api_bench(settings: Settings, feed: Path, duration_s: float = 5.0, rate: float = 1000.0) -> list[dict[str, Any]]:
     """Benchmark the read endpoints; ``settings`` must point at a migrated database and a broker."""
     from its.app.demo import demo_timezone, feed_in_timezone
+    from telematics.gtfs import read_feed
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    feed = feed_in_timezone(feed, demo_timezone(), settings.data_dir)  # buses in service at any hour
+    feed = feed_in_timezone(feed, demo_timezone(read_feed(feed)), settings.data_dir)  # buses in service at any hour
     sites = ROOT / "parking" / "data" / "demo_sites.geojson"
     load_demo_city(settings, feed, sites)
     db = Database(settings.database_url or "")
