@@ -618,7 +618,7 @@ def assign_positions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     feed, paths : Feed, TripPaths
         The schedule and its paths.
     avl : DataFrame
-        Positions from `telematics.evaluate.read_avl`.
+        Positions from `telematics.avl.read_avl`.
     config : AssignmentConfig, optional
         Thresholds.
     retrospective : bool
@@ -672,7 +672,7 @@ def assignment_accuracy(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
     Parameters
     ----------
     avl : DataFrame
-        From `telematics.evaluate.read_avl`; its ``trip_id`` is the ground truth and is
+        From `telematics.avl.read_avl`; its ``trip_id`` is the ground truth and is
         not shown to the assigner (nor ``route_id``); the service day is the ping's local date.
     """
     truth = avl["trip_id"].to_numpy(dtype=str)

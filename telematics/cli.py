@@ -165,7 +165,7 @@ def eval_holding(
     """Simulate a day without control and with schedule- and headway-based holding; score per route."""
     import json
 
-    from telematics.evaluate import AvlError
+    from telematics.avl import AvlError
     from telematics.gtfs import FeedError
     from telematics.holding import DEFAULT_CAP_SHARE, DEFAULT_GAIN, DEFAULT_ORIGIN_CAP_SHARE
     from telematics.holding_eval import evaluate_holding

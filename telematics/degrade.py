@@ -1,6 +1,6 @@
 """Degraded feeds derived from real AVL: what a new city's feed looks like.
 
-Pure functions over an AVL frame (`telematics.evaluate.read_avl`) and a
+Pure functions over an AVL frame (`telematics.avl.read_avl`) and a
 `telematics.gtfs.Feed`, each returning a new object (the inputs are never modified):
 
 * `subsample` keeps a vehicle's ping only once ``interval_s`` has passed since the last
@@ -305,7 +305,7 @@ def degrade(avl: pd.DataFrame, feed: Feed, spec: DegradeSpec) -> tuple[pd.DataFr
     Parameters
     ----------
     avl : DataFrame
-        Positions from `telematics.evaluate.read_avl`.
+        Positions from `telematics.avl.read_avl`.
     feed : Feed
         The schedule.
     spec : DegradeSpec

@@ -11,8 +11,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from telematics.avl import read_avl
 from telematics.degrade import DegradeSpec, SpecError, parse_spec
-from telematics.evaluate import evaluate_arrivals, read_avl
+from telematics.evaluate import evaluate_arrivals
 from telematics.gtfs import read_feed
 
 __all__ = ["COMMANDS", "eval_arrivals", "eval_arrivals_matrix"]

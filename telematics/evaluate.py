@@ -38,6 +38,7 @@ import pandas as pd
 
 from telematics.arrivals import passing_times
 from telematics.assignment import assignment_accuracy
+from telematics.avl import AvlError, plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
 from telematics.downstream import (
     HOLD_S,
@@ -70,9 +71,7 @@ from telematics.prediction_kpi import eta_benchmark, eta_benchmark_score, predic
 __all__ = [
     "BUCKETS",
     "HOLD_S",
-    "AvlError",
     "evaluate_arrivals",
-    "read_avl",
     "replay_predictions",
     "replay_runs",
     "run_minute_completeness",
@@ -81,53 +80,9 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-AVL_COLUMNS = ("vehicle_id", "timestamp", "lat", "lon", "trip_id", "route_id", "start_date",
-               "speed_mps", "bearing")
 #: Horizon buckets (label, low s, high s) and MBTA windows (early, late) in seconds.
 BUCKETS = tuple((f"{int(lo // 60)}-{int(hi // 60)}", lo, hi, early, late) for lo, hi, early, late in MBTA_WINDOWS)
 HORIZON_S = 1800.0
-
-
-class AvlError(ValueError):
-    """An AVL CSV is invalid; the message names the file, line and field."""
-
-
-def read_avl(path: str | Path) -> pd.DataFrame:
-    """Read an AVL CSV (``../shared/data/README.md`` format), sorted by time.
-
-    Returns
-    -------
-    DataFrame
-        ``vehicle_id, trip_id, route_id, start_date`` (str, ``""`` when empty),
-        ``time_s`` (epoch s), ``lat, lon`` (degrees), ``speed_mps``, ``bearing`` (float, NaN
-        when empty), ``line`` (1-based line in the file).
-    """
-    name = Path(path).name
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    for column in AVL_COLUMNS:
-        if column not in frame.columns:
-            raise AvlError(f"{name} line 1 field {column}: required column missing")
-    frame["line"] = np.arange(len(frame)) + 2
-    times = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
-    out = pd.DataFrame({c: frame[c].str.strip() for c in ("vehicle_id", "trip_id", "route_id",
-                                                           "start_date")})
-    out["time_s"] = (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    bad = times.isna()
-    for column in ("lat", "lon", "speed_mps", "bearing"):
-        out[column] = pd.to_numeric(frame[column], errors="coerce")
-        bad_col = out[column].isna() & (frame[column].str.strip() != "")
-        if column in ("lat", "lon"):
-            bad_col |= out[column].isna()
-        if bad_col.any():
-            row = int(np.flatnonzero(bad_col.to_numpy())[0])
-            raise AvlError(f"{name} line {row + 2} field {column}: expected a number, got "
-                           f"{frame[column].iloc[row]!r}")
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise AvlError(f"{name} line {row + 2} field timestamp: expected ISO 8601, got "
-                       f"{frame['timestamp'].iloc[row]!r}")
-    out["line"] = frame["line"]
-    return out.sort_values(["time_s", "vehicle_id"], kind="stable").reset_index(drop=True)
 
 
 @dataclass
@@ -397,14 +352,20 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
         (the ETA Accuracy Benchmark ``score`` and ``by_bucket``, `telematics.prediction_kpi`)
         and ``trip_minute_completeness`` (share of the recorded trips' in-service minutes
         with a prediction at most 120 s old) and ``path_sources`` (trips whose path is the
-        feed's shape, the road network's, partly the road network's, straight lines).
+        feed's shape, the road network's, partly the road network's, straight lines) and
+        ``positions_left_out`` (fixes the live service would not apply either:
+        `telematics.avl.plausible_positions`'s ``repeated``, ``area``, ``speed`` counts).
     """
     feed = expand_frequencies(gtfs if isinstance(gtfs, Feed) else read_feed(gtfs))
     paths = trip_paths(feed, stop_path)
     avl = read_avl(avl_path)
+    if "trip_id" not in pd.read_csv(avl_path, nrows=0).columns:
+        raise AvlError(f"{Path(avl_path).name} line 1 field trip_id: no recorded trip to score against"
+                       " (predictions are scored on the trips the file records)")
     if vehicles is not None:
         avl = avl[avl["vehicle_id"].isin(list(vehicles))].reset_index(drop=True)
-    history_avl = [read_avl(h) for h in history]
+    avl, *left_out = plausible_positions(avl, feed)
+    history_avl = [plausible_positions(read_avl(h), feed).avl for h in history]
     cols, runs = _replay(feed, paths, avl, history_avl, None, None)
     keep = np.isfinite(cols["truth"]) & (cols["pred"] - cols["now"] <= HORIZON_S)
     cols = {k: v[keep] for k, v in cols.items()}
@@ -423,6 +384,7 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
     result["prediction_completeness"], result["trip_minute_completeness"] = _completeness(
         runs, _trip_bounds(feed), avl["time_s"].to_numpy(), cols)
     result["path_sources"] = paths.source_counts()
+    result["positions_left_out"] = dict(zip(("repeated", "area", "speed"), left_out, strict=True))
     return result
 
 

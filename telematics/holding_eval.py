@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from telematics.evaluate import read_avl
+from telematics.avl import read_avl
 from telematics.gtfs import Feed, read_feed
 from telematics.holding import (
     DEFAULT_CAP_SHARE,

@@ -35,6 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telematics.assignment import assign_positions
+from telematics.avl import plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
 from telematics.degrade import DegradeSpec, degrade, parse_spec, shift_service
 from telematics.evaluate import (
@@ -42,7 +43,6 @@ from telematics.evaluate import (
     _match_runs,
     _service_start,
     _trip_bounds,
-    read_avl,
     replay_runs,
     run_minute_completeness,
     run_passings,
@@ -88,7 +88,7 @@ SUBSET_CELLS: tuple[str, ...] = ("ids=hidden,interval=120,shapes=0", "ids=hidden
 
 @dataclass(frozen=True)
 class Dataset:
-    """A recorded day: its schedule and its positions (`telematics.evaluate.read_avl` columns)."""
+    """A recorded day: its schedule and its positions (`telematics.avl.read_avl` columns)."""
 
     name: str
     feed: Feed
@@ -284,7 +284,8 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
         day: the reported trips when given, else the live service's causal choices, which the
         predictions follow), ``positions_assignment`` (the same share with the trip ids hidden,
         ``live`` causal and ``retrospective``), ``prediction_completeness``, ``split``
-        (``dev``, ``held_out``, ``held_out_from``) and ``seconds``.
+        (``dev``, ``held_out``, ``held_out_from``), ``positions_left_out`` (recorded fixes the
+        live service would not apply either, `telematics.avl.plausible_positions`) and ``seconds``.
     """
     started = time.perf_counter()
     spec = parse_spec(spec) if isinstance(spec, str) else spec
@@ -293,6 +294,7 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
     if vehicles is not None:
         recorded = recorded[recorded["vehicle_id"].isin(list(vehicles))].reset_index(drop=True)
     feed0 = expand_frequencies(dataset.feed)
+    recorded, *left_out = plausible_positions(recorded, feed0)  # what the live service applies
     avl, feed, shift = degrade(recorded, feed0, spec)
     truth_avl, truth_feed = shift_service(recorded, feed0, shift)
 
@@ -350,6 +352,7 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
         "predictions": len(truth), **whole, "baselines": baselines, "worse_than_delay_propagation": worse,
         "assigned_trip_accuracy": _share(assigned_ok), "path_sources": paths.source_counts(),
         "positions_assignment": {"live": _share(live_ok), "retrospective": _share(retro_ok)},
+        "positions_left_out": dict(zip(("repeated", "area", "speed"), left_out, strict=True)),
     }
     result["prediction_completeness"] = round(float(covered.mean()), 4) if len(covered) else None
     pred_run = np.where(event >= 0, passings["run"].to_numpy(dtype=np.int64)[np.maximum(event, 0)], -1)

@@ -250,7 +250,7 @@ def avl_messages(path: str | Path, agency: str, shift_to_s: float | None = None,
     """Position messages of an AVL CSV in time order (``(time, topic, payload)``, the time moved
     to start at ``shift_to_s``), timestamps moved likewise and compressed ``speedup`` times (the
     time of their publication by `run_replay`)."""
-    from telematics.evaluate import read_avl
+    from telematics.avl import read_avl
 
     avl = read_avl(path)
     first = float(avl["time_s"].iloc[0]) if not avl.empty else 0.0

@@ -26,11 +26,11 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from telematics.avl import read_avl
 from telematics.config import TelematicsSettings
 from telematics.evaluate import (
     _match_runs,
     _trip_bounds,
-    read_avl,
     replay_predictions,
     score_predictions,
 )

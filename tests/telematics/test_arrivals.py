@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from telematics.arrivals import passing_times
-from telematics.evaluate import read_avl
+from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths
 from telematics.matching import match_monotone, projection_candidates
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)

@@ -20,7 +20,7 @@ from telematics.assignment import (
     assignment_accuracy,
     is_stale,
 )
-from telematics.evaluate import read_avl
+from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths, service_day_start
 from telematics.live_assignment import LiveAssigner
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)

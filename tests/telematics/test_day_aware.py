@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from telematics.assignment import TripAssigner, assign_positions
+from telematics.avl import read_avl
 from telematics.degrade import hide_trip_ids, midnight_shift_s, shift_service
-from telematics.evaluate import _service_start, read_avl
+from telematics.evaluate import _service_start
 from telematics.fleet import Fleet
 from telematics.gtfs import Feed, TripPaths, service_day_start, trip_paths
 from tests.telematics.core_fixtures import pick, wmata_fixture, wmata_paths_fixture  # noqa: F401  (fixtures by name)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telematics.avl import read_avl
 from telematics.degrade import (
     DegradeSpec,
     SpecError,
@@ -24,7 +25,6 @@ from telematics.degrade import (
     shift_service,
     subsample,
 )
-from telematics.evaluate import read_avl
 from telematics.gtfs import Feed, service_day_start
 from telematics.matching import LocalProjection
 from tests.telematics.core_fixtures import wmata_fixture  # noqa: F401  (fixture by name)

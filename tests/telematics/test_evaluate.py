@@ -11,12 +11,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from telematics.avl import AvlError, read_avl
 from telematics.eval_cli import COMMANDS, eval_arrivals
 from telematics.evaluate import (
     HOLD_S,
-    AvlError,
     evaluate_arrivals,
-    read_avl,
     replay_predictions,
     score_predictions,
 )
@@ -99,7 +98,7 @@ def test_cli_prints_one_json_object_last(wmata_dir: Path, tmp_path: Path) -> Non
     last = json.loads(out.output.strip().splitlines()[-1])
     assert set(last) == {"predictions", "within_windows", "mae_s", "within_by_bucket",
                          "baselines", "assigned_trip_accuracy", "prediction_completeness", "eta_benchmark",
-                         "trip_minute_completeness", "path_sources"}
+                         "trip_minute_completeness", "path_sources", "positions_left_out"}
     assert last["path_sources"]["shape"] > 0 and last["path_sources"]["road"] == 0  # the feed's shapes, no roads
     assert 0.0 < last["prediction_completeness"] <= 1.0
     assert set(last["baselines"]) == {"schedule", "delay_propagation"}

@@ -189,7 +189,8 @@ def test_dispatcher_alerts(wmata_dir: Path) -> None:
 def test_live_board_scores_like_the_evaluation(replay: dict[str, Any], wmata_dir: Path) -> None:
     """The API serves the evaluated prediction step (`telematics.downstream`): scored the same
     way, the live board's arrivals are as accurate as `telematics.evaluate`'s replay."""
-    from telematics.evaluate import read_avl, replay_predictions
+    from telematics.avl import read_avl
+    from telematics.evaluate import replay_predictions
     from telematics.gtfs import trip_paths
 
     made = pd.DataFrame(replay["made"], columns=["now", "trip", "seq", "pred", "sched", "next_in_block"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telematics.evaluate import read_avl
+from telematics.avl import read_avl
 from telematics.gtfs import read_feed
 from telematics.holding import RouteParams
 from telematics.holding_days import recorded_day

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telematics.arrivals import passing_times
-from telematics.evaluate import read_avl
+from telematics.avl import read_avl
 from telematics.gtfs import TripPaths
 from telematics.matching import Polyline, match_monotone, project_points, projection_candidates
 from telematics.passing import locate_along, stop_passings

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telematics.avl import read_avl
 from telematics.completeness import trip_minute_coverage
-from telematics.evaluate import evaluate_arrivals, read_avl, replay_predictions, score_predictions
+from telematics.evaluate import evaluate_arrivals, replay_predictions, score_predictions
 from telematics.gtfs import read_feed, trip_paths
 from telematics.prediction_kpi import (
     ETA_BENCHMARK_WINDOWS,

@@ -21,8 +21,9 @@ from its.alerts import AlertSink
 from its.db import Database
 from its.service import Context
 from its.settings import load_settings
+from telematics.avl import read_avl
 from telematics.config import TelematicsSettings
-from telematics.evaluate import read_avl, replay_predictions, score_predictions
+from telematics.evaluate import replay_predictions, score_predictions
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import read_feed, trip_paths
 from telematics.gtfs.database import import_feed_file
