@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from telematics.avl import read_avl
+from telematics.avl import plausible_positions, read_avl
 from telematics.gtfs import Feed, read_feed
 from telematics.holding import (
     DEFAULT_CAP_SHARE,
@@ -82,7 +82,7 @@ def load_scenario(gtfs: str | Path | Feed, avl: str | Path | None = None, *, day
     rng = np.random.default_rng(seed)
     rate = pax_per_stop_h / 3600.0
     if avl is not None:
-        one, route_ids, route_h, service_date = recorded_day(feed, read_avl(avl), rate_per_s=rate, board_s=board_s,
+        one, route_ids, route_h, service_date = recorded_day(feed, plausible_positions(read_avl(avl), feed).avl, rate_per_s=rate, board_s=board_s,
                                                              dead_s=dead_s, routes=routes)
         days = [one] * runs
     else:
