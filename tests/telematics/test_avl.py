@@ -16,9 +16,11 @@ from tests.telematics.test_evaluate import _route_vehicles
 
 
 def _recorded(wmata_dir: Path, vehicles: int = 2) -> pd.DataFrame:
-    """The raw text rows of a few D96 vehicles."""
+    """The raw text rows of the D96 vehicles seen most."""
     avl = pd.read_csv(wmata_dir / "wmata_avl.csv", dtype=str, keep_default_na=False)
-    return avl[avl["vehicle_id"].isin(_route_vehicles(wmata_dir, "D96")[:vehicles])].reset_index(drop=True)
+    on_route = avl[avl["vehicle_id"].isin(_route_vehicles(wmata_dir, "D96"))]
+    busiest = on_route["vehicle_id"].value_counts().index[:vehicles]  # the most pings (a real day's worth)
+    return avl[avl["vehicle_id"].isin(busiest)].reset_index(drop=True)
 
 
 def test_a_positions_only_file_with_any_clock_reads_the_same_times(wmata_dir: Path, tmp_path: Path) -> None:
@@ -51,16 +53,31 @@ def test_fixes_the_live_service_would_not_apply_are_left_out(wmata_dir: Path, tm
     feed = read_feed(wmata_dir / "wmata_gtfs.zip")
     clean = read_avl(_write(_recorded(wmata_dir), tmp_path / "avl.csv"))
     dirty = clean.copy()
-    dirty.loc[[10, 40], ["lat", "lon"]] = 0.0  # outside the service area
-    one_vehicle = np.flatnonzero(dirty["vehicle_id"] == dirty["vehicle_id"].iloc[100])
-    jump = int(one_vehicle[len(one_vehicle) // 2])
-    dirty.loc[jump, "lat"] += 0.02  # 2.2 km away, back on the next fix: no bus does that
+    n = len(clean)
+    jump = _teleport(dirty, n // 2)  # to its own farthest fix and back: no bus does that
+    nulls = [k for k in (n // 5, 4 * n // 5) if abs(k - jump) > 2]
+    dirty.loc[nulls, ["lat", "lon"]] = 0.0  # outside the service area
     dirty = pd.concat([dirty, dirty.iloc[[5, 6]]]).sort_values("time_s", kind="stable").reset_index(drop=True)
     kept = plausible_positions(dirty, feed)
-    assert (kept.repeated, kept.area, kept.speed) == (2, 2, 1)
-    expected = clean.drop(index=[10, 40, jump]).reset_index(drop=True)
+    assert (kept.repeated, kept.area, kept.speed) == (2, len(nulls), 1)
+    expected = clean.drop(index=[*nulls, jump]).reset_index(drop=True)
     pd.testing.assert_frame_equal(kept.avl, expected)
     assert plausible_positions(clean, feed).avl.shape == clean.shape
+
+
+def _teleport(avl: pd.DataFrame, near: int) -> int:
+    """Move one fix of the vehicle of row ``near`` (not its first nor last) to that vehicle's fix
+    farthest from it, where reaching it from the fix before needs 3x the live speed limit."""
+    rows = np.flatnonzero(avl["vehicle_id"] == avl["vehicle_id"].iloc[near])
+    lat, lon, t = (avl[c].to_numpy(np.float64) for c in ("lat", "lon", "time_s"))
+    for k in rows[len(rows) // 2:-1].tolist() + rows[1:len(rows) // 2].tolist():
+        before = rows[np.searchsorted(rows, k) - 1]
+        dist = np.hypot((lat[rows] - lat[before]) * 111_320.0,
+                        (lon[rows] - lon[before]) * 111_320.0 * np.cos(np.radians(lat[before])))
+        if dist.max() > 3 * 50.0 * (t[k] - t[before]) + 100.0:
+            avl.loc[k, ["lat", "lon"]] = lat[rows[dist.argmax()]], lon[rows[dist.argmax()]]
+            return int(k)
+    raise AssertionError("no fix of that vehicle can be made an impossible jump")
 
 
 def test_the_evaluation_scores_what_the_live_service_applies(wmata_dir: Path, tmp_path: Path) -> None:
@@ -69,14 +86,15 @@ def test_the_evaluation_scores_what_the_live_service_applies(wmata_dir: Path, tm
     has nothing to score against and says so."""
     raw = _recorded(wmata_dir)
     dirty = raw.copy()
-    rows = np.random.default_rng(1).choice(len(dirty), 25, replace=False)
+    rows = np.random.default_rng(1).choice(len(dirty), len(dirty) // 100 + 5, replace=False)
     dirty.loc[rows, ["lat", "lon"]] = "0"
-    dirty = pd.concat([dirty, raw.iloc[:30]])  # the first rows again, at the end
+    again = raw.drop(index=rows).iloc[:30]
+    dirty = pd.concat([dirty, again])  # some rows again, at the end
     gtfs = wmata_dir / "wmata_gtfs.zip"
     clean_path = _write(raw.drop(index=rows), tmp_path / "clean.csv")
     got, want = (evaluate_arrivals(gtfs, path, assign=False) for path in (_write(dirty, tmp_path / "dirty.csv"),
                                                                            clean_path))
-    assert got["positions_left_out"] == {"repeated": 30, "area": 25, "speed": 0}
+    assert got["positions_left_out"] == {"repeated": len(again), "area": len(rows), "speed": 0}
     assert want["positions_left_out"] == {"repeated": 0, "area": 0, "speed": 0}
     for key in ("predictions", "within_windows", "mae_s", "baselines"):
         assert got[key] == want[key], key
