@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["MAX_FUTURE", "MIN_TIME", "TimeError", "TimePolicy", "TimeWindow", "parse_time", "utcnow"]
+__all__ = ["EPOCH_MS_ABOVE", "MAX_FUTURE", "MIN_TIME", "TimeError", "TimePolicy", "TimeWindow", "parse_time", "utcnow"]
 
+#: A numeric timestamp above this (in absolute value) is epoch milliseconds (1e11 s is the year 5138).
+EPOCH_MS_ABOVE = 1e11
 #: Timestamps further than this in the future are refused.
 MAX_FUTURE = timedelta(days=1)
 #: Timestamps before this are refused (no ITS telemetry predates it).
@@ -45,7 +47,7 @@ def parse_time(value: object, *, now: datetime | None = None) -> datetime:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise TimeError("timestamp is not finite")
-        seconds = value / 1000.0 if abs(value) > 1e11 else float(value)
+        seconds = value / 1000.0 if abs(value) > EPOCH_MS_ABOVE else float(value)
         try:
             ts = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):

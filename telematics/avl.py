@@ -4,8 +4,8 @@
 only ``vehicle_id``, ``timestamp``, ``lat`` and ``lon`` are required (a navigation terminal
 reports no more); ``trip_id``, ``route_id``, ``start_date``, ``speed_mps`` and ``bearing`` are
 empty when their column is absent. ``timestamp`` is ISO 8601 (any offset) or epoch seconds
-(epoch milliseconds when above ``EPOCH_MS_ABOVE``). A bad value raises `AvlError` naming the
-file, the line (the header is line 1) and the field.
+(epoch milliseconds above `its.timeutil.EPOCH_MS_ABOVE`, as in the live messages). A bad value
+raises `AvlError` naming the file, the line (the header is line 1) and the field.
 
 `plausible_positions` keeps what the live arrivals state applies (`telematics.gate`): one
 fix per vehicle and time (a repeated fix is dropped, as the live fleet drops it), none
@@ -22,20 +22,19 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from its.timeutil import EPOCH_MS_ABOVE
 from telematics.config import TelematicsSettings
 from telematics.gate import service_area
 from telematics.gtfs import Feed
 from telematics.plausibility import AREA, SPEED, plausibility_flags
 
-__all__ = ["AVL_OPTIONAL", "AVL_REQUIRED", "EPOCH_MS_ABOVE", "AvlError", "PlausiblePositions",
+__all__ = ["AVL_OPTIONAL", "AVL_REQUIRED", "AvlError", "PlausiblePositions",
            "plausible_positions", "read_avl"]
 
 #: Columns an AVL CSV must have.
 AVL_REQUIRED = ("vehicle_id", "timestamp", "lat", "lon")
 #: Columns read when present (empty otherwise).
 AVL_OPTIONAL = ("trip_id", "route_id", "start_date", "speed_mps", "bearing")
-#: A numeric timestamp above this is epoch milliseconds (1e11 s is the year 5138).
-EPOCH_MS_ABOVE = 1e11
 
 
 class AvlError(ValueError):
@@ -45,7 +44,7 @@ class AvlError(ValueError):
 def _times_s(name: str, text: pd.Series) -> pd.Series:
     """Epoch seconds of ISO 8601 or epoch (s or ms) timestamps; `AvlError` at the first bad one."""
     numeric = pd.to_numeric(text, errors="coerce")
-    epoch = numeric.where(numeric <= EPOCH_MS_ABOVE, numeric / 1000.0)
+    epoch = numeric.where(numeric.abs() <= EPOCH_MS_ABOVE, numeric / 1000.0)
     iso = pd.to_datetime(text.where(numeric.isna()), utc=True, errors="coerce", format="ISO8601")
     seconds = epoch.where(numeric.notna(), (iso - pd.Timestamp(0, tz="UTC")).dt.total_seconds())
     bad = seconds.isna() | ~np.isfinite(seconds.to_numpy(dtype=np.float64, na_value=np.nan))
