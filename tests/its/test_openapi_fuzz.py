@@ -124,7 +124,8 @@ def live_app(settings: Settings, db: Database, sample_data: Path) -> Iterator[tu
                        "X-API-Key": create_api_key(db, "fuzzer", 10_000_000)}
             client.headers.update(headers)
             # the buses published name their trips (stored vehicles of earlier tests may not): wait for them
-            assert wait_for(lambda: any(v["route_id"] for v in client.get("/v1/vehicles").json()["vehicles"]), 30)
+            assert wait_for(lambda: any(v["route_id"] and v["agency"] == "cairns" and not v["stale"]
+                                        for v in client.get("/v1/vehicles").json()["vehicles"]), 30)
             assert wait_for(lambda: any(s["observed_at"] for s in client.get("/v1/parking/availability").json()["sites"]), 30)
             assert wait_for(lambda: bool(client.get(f"/v1/cameras/{CAMERA}").status_code == 200), 30)
             ctx.alerts.raise_alert("parking_full", "CNS-CENTRAL", "car park CNS-CENTRAL is full", severity="info",
@@ -148,7 +149,9 @@ def _real_requests(client: TestClient) -> list[tuple[str, str, dict[str, Any], d
         counted = [line for line in client.get("/metrics").text.splitlines()
                    if line.startswith(("its_telematics_vehicle_failures", "its_telematics_positions"))]
         raise AssertionError(f"no vehicle listed any more; readyz {client.get('/readyz').json()}; {counted}")
-    vehicle = next((v for v in vehicles if v["route_id"]), vehicles[0])
+    # one of the buses this test published (fresh, on a route), not a vehicle stored by another test
+    vehicle = next((v for v in vehicles if v["route_id"] and v["agency"] == "cairns" and not v["stale"]),
+                   vehicles[0])
     sites = client.get("/v1/parking/availability").json()["sites"]
     site_id = next(s["site_id"] for s in sites if s["observed_at"])
     indices = client.get("/v1/traffic/indices").json()
