@@ -19,8 +19,10 @@ a trip's first stop, at most ``READY_S`` before the departure, it takes part in 
 assignment (it is about to run a block, which no moving vehicle should be given); after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
 
-Degraded feeds: paths made of straight lines between stops (no ``shapes.txt``) tolerate
-``UNSHAPED_TOLERANCE`` times the offsets; without a reported bearing, moving backwards
+Degraded feeds: from paths made of straight lines between stops (no ``shapes.txt``) the offset
+is the detour a ping implies (`telematics.matching.detour_offsets`: a road bends away from the
+straight line more the farther apart its stops are), tolerated up to ``UNSHAPED_TOLERANCE``
+times the offsets from a shape; without a reported bearing, moving backwards
 along a trip's path between two pings costs as a heading 90 degrees off. Day-aware: the
 candidates are (trip, service day) pairs, so the previous day's trips past 24:00 and the
 next day's compete in one pass across midnight (`assign_positions`). For stored days,
@@ -41,7 +43,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from telematics.gtfs import Feed, TripPaths, service_day_start, service_ids_on
-from telematics.matching import project_points
+from telematics.matching import detour_offsets, project_points
 
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
 SWITCH_COST = 1000.0  # cost of changing to another block (a vehicle keeps its block)
@@ -244,6 +246,8 @@ class TripAssigner:
                 continue
             line = self.paths.paths[str(key)]
             a, off = project_points(line, xy[rows])
+            if self._unshaped[cols[0]]:  # straight lines between stops: how far off the way between them
+                off = detour_offsets(line, xy[rows])
             offset[np.ix_(rows, cols)] = off[:, None]
             along[np.ix_(rows, cols)] = a[:, None]
             head = line.heading_at(a)

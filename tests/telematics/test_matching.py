@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from telematics.arrivals import passing_times
 from telematics.avl import read_avl
 from telematics.gtfs import TripPaths
-from telematics.matching import Polyline, match_monotone, project_points, projection_candidates
+from telematics.matching import (
+    Polyline,
+    chord_detour_m,
+    detour_offsets,
+    match_monotone,
+    project_points,
+    projection_candidates,
+)
 from telematics.passing import locate_along, stop_passings
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
@@ -114,3 +121,27 @@ def test_stop_passings_on_any_pings(stops: list[float], along: list[float], gaps
         assert all(math.isnan(x) or prev_t <= x <= when for _, x in passed)
         nxt, old, prev_t = nxt + len(passed), a, when
     assert nxt <= len(dist)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1.0, 5000.0), st.floats(-3000.0, 8000.0), st.floats(-3000.0, 3000.0))
+def test_a_detour_from_a_chord_is_never_more_than_the_distance_from_it(chord_m: float, x_m: float, y_m: float) -> None:
+    """Half the detour through a point is 0 on the chord, at most the distance from it, and the
+    distance to the nearer stop along the chord's line beyond either end."""
+    line = Polyline.from_xy([[0.0, 0.0], [chord_m, 0.0]])
+    point = np.array([[x_m, y_m]])
+    detour = float(detour_offsets(line, point)[0])
+    _, off = project_points(line, point)
+    assert 0.0 <= detour <= off[0] + 1e-6
+    on_line = float(detour_offsets(line, np.array([[min(max(x_m, 0.0), chord_m), 0.0]]))[0])
+    assert on_line < 1e-6
+    beyond = float(detour_offsets(line, np.array([[chord_m + abs(x_m), 0.0]]))[0])
+    assert math.isclose(beyond, abs(x_m), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_the_same_distance_off_is_a_smaller_detour_between_stops_farther_apart() -> None:
+    """A bus 150 m off the straight line, midway between stops 300 m apart, makes a detour no road
+    between them takes; between stops 2 km apart, that is an ordinary bend of the road."""
+    near = chord_detour_m(np.hypot(150.0, 150.0), np.hypot(150.0, 150.0), 300.0)
+    far = chord_detour_m(np.hypot(1000.0, 150.0), np.hypot(1000.0, 150.0), 2000.0)
+    assert float(near) > 60.0 > 12.0 > float(far)
