@@ -10,6 +10,9 @@ import typer
 
 __all__ = ["COMMANDS", "eval_guidance", "eval_parking", "import_sites_file", "parking_import", "simulate_parking"]
 
+TIMEZONE_HELP = ("IANA time zone of the readings (e.g. Europe/London): needed when timestamps have no UTC offset"
+                 " (local wall-clock or epoch seconds); every reading's local time of day is then taken there.")
+
 
 def eval_parking(
     history: Annotated[Path, typer.Option("--history", help="Parking history CSV (site_id,timestamp,capacity,occupied).")],
@@ -18,6 +21,7 @@ def eval_parking(
                                               min=0)] = 14,
     every_min: Annotated[int | None, typer.Option(
         help="Resample the readings to one every this many minutes first (min; divides or is a multiple of 60).")] = None,
+    timezone: Annotated[str | None, typer.Option("--timezone", help=TIMEZONE_HELP)] = None,
 ) -> None:
     """Walk-forward evaluation of free-space forecasts against persistence and seasonal baselines."""
     from its.console import print_json_line
@@ -26,7 +30,7 @@ def eval_parking(
     from parking.evaluate import evaluate_history_file
 
     try:
-        result = evaluate_history_file(history, ParkingSettings(), holdout_days, every_min)
+        result = evaluate_history_file(history, ParkingSettings(), holdout_days, every_min, timezone)
     except (HistoryFormatError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -41,8 +45,10 @@ def eval_guidance(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
     arrive_in_min: Annotated[float, typer.Option(help="Drive time to the car park (min, 0-60).", min=0, max=60)] = 15.0,
     every_min: Annotated[int, typer.Option(help="Minutes between request times (min).", min=1)] = 15,
-    radius_m: Annotated[float, typer.Option(help="With positions: candidates within this distance (m).")] = 2000.0,
+    radius_m: Annotated[float, typer.Option(help="With positions: candidates within this distance (m).",
+                                            min=0)] = 2000.0,
     holdout_days: Annotated[int, typer.Option(help="Report the last this many local days apart (days).", min=0)] = 14,
+    timezone: Annotated[str | None, typer.Option("--timezone", help=TIMEZONE_HELP)] = None,
 ) -> None:
     """Replay parking guidance on a history: share of recommended sites with a free space on arrival,
     against the naive 'most free spaces now' choice."""
@@ -54,7 +60,7 @@ def eval_guidance(
 
     try:
         site_list = read_sites(sites) if sites is not None else None
-        result = evaluate_guidance(read_history_csv(history), site_list, ParkingSettings(), arrive_in_min, every_min,
+        result = evaluate_guidance(read_history_csv(history, timezone), site_list, ParkingSettings(), arrive_in_min, every_min,
                                    radius_m, holdout_days)
     except (HistoryFormatError, SitesFileError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

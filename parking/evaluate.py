@@ -28,7 +28,7 @@ import pandas as pd
 from parking.blend import CANDIDATES
 from parking.cleaning import CleaningReport, clean_history, read_history_csv
 from parking.config import ParkingSettings
-from parking.forecast import HORIZONS_MIN, walk_forward
+from parking.forecast import HORIZONS_MIN, TRUTH_TOLERANCE_S, WalkForward, walk_forward
 from parking.profiles import nearest_reading
 from parking.resample import resample_readings
 
@@ -69,6 +69,7 @@ class ParkingEvaluation:
     holdout_from: str | None = None
     profile_mae: dict[str, float | None] = field(default_factory=dict)
     blend_weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object printed on the last line of ``its eval parking --json``."""
@@ -91,7 +92,9 @@ class ParkingEvaluation:
         lines = [
             f"sites: {self.sites}, forecasts scored: {self.forecasts}",
             f"cleaned: {self.cleaned.over_capacity} over capacity, {self.cleaned.negative} negative"
-            f" (clamped {self.cleaned.clamped}), {self.cleaned.duplicates} duplicates dropped",
+            f" (clamped {self.cleaned.clamped}), {self.cleaned.duplicates} duplicates dropped"
+            + (f", {self.cleaned.zero_capacity} readings with capacity 0 dropped" if self.cleaned.zero_capacity else ""),
+            *(f"note: {n}" for n in self.notes),
             "points with a truth but under the minimum history (not forecast, reason given): "
             + ", ".join(f"{h} min {self.counts.get('thin_' + h, 0)}" for h in self.mae_free),
         ]
@@ -139,9 +142,21 @@ def evaluate_history(history: pd.DataFrame, settings: ParkingSettings | None = N
     ----------
     holdout_days : int
         The last this many local days of the history are scored apart (``holdout``); 0 for none.
+        When it is the history's length or more, every point is in the holdout (``from`` is
+        the first day) and ``train`` is empty.
+
+    Returns
+    -------
+    ParkingEvaluation
+        Empty (no forecast scored, MAEs None, ``notes`` saying why) when the history has no
+        readings, no site reaches ``forecast_min_days`` of history, or no reading lies within
+        +-10 min of a forecast's target.
     """
     settings = settings or ParkingSettings()
     cleaned, report = clean_history(history)
+    if cleaned.empty:
+        return _empty_evaluation(report, holdout_days, "no readings to forecast from"
+                                 + (" (every reading had capacity 0)" if report.zero_capacity else ""))
     walk = walk_forward(cleaned, settings.forecast_slot_min, settings.forecast_min_days,
                         settings.forecast_blend_prior_points, settings.forecast_blend_decay)
     obs, grid = walk.obs, walk.grid
@@ -169,7 +184,7 @@ def evaluate_history(history: pd.DataFrame, settings: ParkingSettings | None = N
     train = holdout = None
     holdout_from = None
     if holdout_days > 0 and len(grid.days):
-        cut = grid.days[-1] - np.timedelta64(holdout_days - 1, "D")
+        cut = max(grid.days[-1] - np.timedelta64(holdout_days - 1, "D"), grid.days[0])
         holdout_from = str(cut)
         late = points["local_date"].to_numpy() >= cut
         train, holdout = _scores(points[~late]), _scores(points[late])
@@ -186,7 +201,37 @@ def evaluate_history(history: pd.DataFrame, settings: ParkingSettings | None = N
         holdout_from=holdout_from,
         profile_mae=everything.profile,
         blend_weights=weights,
+        notes=_why_nothing_scored(walk, settings.forecast_min_days) if points.empty else (),
     )
+
+
+def _empty_evaluation(report: CleaningReport, holdout_days: int, note: str) -> ParkingEvaluation:
+    """The evaluation of a history without any reading to forecast from."""
+    nothing = _scores(pd.DataFrame({k: pd.Series(dtype=np.float64) for k in
+                                    ("horizon_min", "truth", "model", "persistence", "seasonal", "profile")}))
+    counts = {**{str(h): 0 for h in HORIZONS_MIN}, **{f"thin_{h}": 0 for h in HORIZONS_MIN}}
+    return ParkingEvaluation(
+        sites=0, forecasts=0, mae_free=nothing.model,
+        baselines={"persistence": nothing.persistence, "seasonal": nothing.seasonal}, cleaned=report,
+        counts=counts, points=pd.DataFrame(columns=["site_id", "time", "horizon_min", "truth", "model", "persistence",
+                                                    "seasonal", "profile"]),
+        train=nothing if holdout_days > 0 else None, holdout=nothing if holdout_days > 0 else None,
+        profile_mae=nothing.profile, notes=(note,),
+    )
+
+
+def _why_nothing_scored(walk: WalkForward, min_days: int) -> tuple[str, ...]:
+    """Why a walk-forward run scored no forecast: too short a history, or no truth near the targets."""
+    longest = int(walk.profiles.history_days.max()) if walk.profiles.history_days.size else 0
+    if longest < min_days:
+        return (f"no forecast scored: a site is forecast once it has {min_days} days of history"
+                f" (ITS_PARKING_FORECAST_MIN_DAYS); the longest here has {longest} earlier day(s)",)
+    obs = walk.obs
+    same = np.diff(obs.site) == 0
+    gaps = np.diff(obs.time_s)[same]
+    typical = f"; readings are about {np.median(gaps) / 60:.0f} min apart" if gaps.size else ""
+    return (f"no forecast scored: no reading lies within +-{TRUTH_TOLERANCE_S // 60} min of t + 15, 30 or"
+            f" 60 min{typical} (resample with --every-min to score another rate)",)
 
 
 def _mae(pred: npt.NDArray[np.float64], truth: npt.NDArray[np.float64]) -> float | None:
@@ -194,7 +239,7 @@ def _mae(pred: npt.NDArray[np.float64], truth: npt.NDArray[np.float64]) -> float
 
 
 def evaluate_history_file(path: str | Path, settings: ParkingSettings | None = None, holdout_days: int = 14,
-                          every_min: int | None = None) -> ParkingEvaluation:
+                          every_min: int | None = None, timezone: str | None = None) -> ParkingEvaluation:
     """Read, clean and evaluate a parking history CSV (``site_id,timestamp,capacity,occupied``).
 
     Parameters
@@ -202,8 +247,11 @@ def evaluate_history_file(path: str | Path, settings: ParkingSettings | None = N
     every_min : int, optional
         First resample the readings to one every this many minutes
         (:func:`parking.resample.resample_readings`), as a counter polled at that rate would give.
+    timezone : str, optional
+        IANA time zone of the readings (:func:`parking.cleaning.parse_history`): needed for
+        timestamps without a UTC offset; with it every reading's local time is taken there.
     """
-    history = read_history_csv(path)
+    history = read_history_csv(path, timezone)
     if every_min is not None:
         history = resample_readings(history, every_min)
     return evaluate_history(history, settings, holdout_days)

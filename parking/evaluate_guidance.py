@@ -56,6 +56,9 @@ class GuidanceEvaluation:
     arrive_in_min: float
     sites: int
     positions: bool
+    without_position: int = 0
+    positions_without_history: int = 0
+    notes: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object printed on the last line of ``its eval guidance --json``."""
@@ -63,6 +66,7 @@ class GuidanceEvaluation:
             "success": self.success, "requests": self.requests, "differs": self.differs,
             "arrive_in_min": self.arrive_in_min, "sites": self.sites, "positions": self.positions,
             "holdout": self.holdout, "calibration": self.calibration, "distance_m": self.distance_m,
+            "without_position": self.without_position, "positions_without_history": self.positions_without_history,
         }
 
     def summary(self) -> str:
@@ -80,6 +84,10 @@ class GuidanceEvaluation:
             f"{pct(self.holdout['success']['naive'])} ({self.holdout['requests']} requests)",
             "calibration (forecast chance of a space -> observed share):",
         ]
+        if self.without_position or self.positions_without_history:
+            lines.insert(1, f"left out: {self.without_position} site(s) of the history without a position in the"
+                            f" sites file; {self.positions_without_history} site(s) of the sites file without readings")
+        lines[1:1] = [f"note: {n}" for n in self.notes]
         lines += [f"  {b['p_low']:.2f}-{min(b['p_high'], 1.0):.2f}: n={b['n']} predicted {b['predicted']:.3f}"
                   f" observed {b['observed']:.3f}" for b in self.calibration if b["n"]]
         return "\n".join(lines)
@@ -101,9 +109,51 @@ def _latest_reading(site: np.ndarray, time_s: np.ndarray, n_sites: int, request_
 def evaluate_guidance(history: pd.DataFrame, sites: Sequence[Site] | None = None,
                       settings: ParkingSettings | None = None, arrive_in_min: float = 15.0,
                       every_min: int = 15, radius_m: float = 2000.0, holdout_days: int = 14) -> GuidanceEvaluation:
-    """Replay guidance on a history (:func:`parking.cleaning.read_history_csv` frame); see the module doc."""
+    """Replay guidance on a history (:func:`parking.cleaning.read_history_csv` frame); see the module doc.
+
+    Parameters
+    ----------
+    sites : sequence of Site, optional
+        Site positions; history sites without one are left out (counted in
+        ``without_position``), as are sites of ``sites`` without readings.
+    arrive_in_min : float
+        Drive time (min, 0-60: the forecasts reach +60).
+    every_min : int
+        Minutes between request times (min, > 0).
+    radius_m : float
+        With positions: candidates within this distance of the request's site (m, >= 0).
+    holdout_days : int
+        The last this many local days are reported apart (days, >= 0; 0: none). When it is the
+        history's length or more, ``holdout.from`` is its first day.
+
+    Returns
+    -------
+    GuidanceEvaluation
+        With no requests (shares None, ``notes`` saying why) when the history has no readings or
+        no site reaches the minimum history.
+
+    Raises
+    ------
+    ValueError
+        An argument out of range, or ``sites`` given but none of them has readings in the history.
+    """
+    if not 0 <= arrive_in_min <= 60:
+        raise ValueError(f"arrive_in_min must be within 0-60 min (the forecasts reach +60), got {arrive_in_min:g}")
+    if every_min <= 0 or radius_m < 0 or holdout_days < 0:
+        raise ValueError(f"every_min must be > 0, radius_m and holdout_days >= 0; got {every_min}, {radius_m:g},"
+                         f" {holdout_days}")
     settings = settings or ParkingSettings()
     cleaned, _ = clean_history(history)
+    history_sites = set(cleaned["site_id"].astype(str))
+    placed = history_sites & {s.site_id for s in sites} if sites is not None else history_sites
+    if sites is not None and history_sites and not placed:
+        listed = f"ids {', '.join(repr(s.site_id) for s in list(sites)[:3])}..." if sites else "no site"
+        raise ValueError(f"no site of the sites file ({listed}) has readings in the history (ids"
+                         f" {', '.join(map(repr, sorted(history_sites)[:3]))}...): site ids must match exactly")
+    unplaced = len(history_sites - placed)
+    spare = len({s.site_id for s in sites} - history_sites) if sites is not None else 0
+    if cleaned.empty:
+        return _no_requests(arrive_in_min, sites is not None, spare, holdout_days, "no readings in the history")
     walk = walk_forward(cleaned, settings.forecast_slot_min, settings.forecast_min_days,
                         settings.forecast_blend_prior_points, settings.forecast_blend_decay)
     grid, obs = walk.grid, walk.obs
@@ -127,8 +177,7 @@ def evaluate_guidance(history: pd.DataFrame, sites: Sequence[Site] | None = None
     lat = np.array([positions.get(s, (np.nan, np.nan))[0] for s in grid.sites])
     lon = np.array([positions.get(s, (np.nan, np.nan))[1] for s in grid.sites])
 
-    step = every_min * 60
-    requests_s = np.arange(-(-obs.time_s.min() // step) * step, obs.time_s.max() + 1, step, dtype=np.int64)
+    requests_s = _request_times(obs.time_s, every_min * 60, settings.counter_stale_s)
     latest = _latest_reading(obs.site, obs.time_s, n_sites, requests_s, settings.counter_stale_s)
     arrive_s = requests_s + round(arrive_in_min * 60)
     model_ok: list[bool] = []
@@ -176,9 +225,11 @@ def evaluate_guidance(history: pd.DataFrame, sites: Sequence[Site] | None = None
             same += [bool(m == nv)] * weight
             dist_m.append((float(dist[m]), float(dist[nv])))
             day_of += [grid.days[obs.day[cur[x]]]] * weight
-    model_arr, naive_arr, same_arr = np.array(model_ok), np.array(naive_ok), np.array(same)
+    model_arr, naive_arr = np.array(model_ok, dtype=bool), np.array(naive_ok, dtype=bool)
+    same_arr = np.array(same, dtype=bool)
     days = np.array(day_of, dtype="datetime64[D]")
-    cut = grid.days[-1] - np.timedelta64(holdout_days - 1, "D") if n_days and holdout_days > 0 else None
+    cut = max(grid.days[-1] - np.timedelta64(holdout_days - 1, "D"), grid.days[0]) \
+        if n_days and holdout_days > 0 else None
     late = days >= cut if cut is not None else np.zeros(days.size, dtype=bool)
     p_all = np.concatenate(calib_p) if calib_p else np.empty(0)
     y_all = np.concatenate(calib_y) if calib_y else np.empty(0, dtype=bool)
@@ -199,7 +250,55 @@ def evaluate_guidance(history: pd.DataFrame, sites: Sequence[Site] | None = None
                     "naive": round(float(np.mean([d[1] for d in dist_m])), 1) if dist_m and positions else None},
         arrive_in_min=arrive_in_min,
         sites=int(keep.sum()),
-        positions=bool(positions),
+        positions=sites is not None,
+        without_position=unplaced,
+        positions_without_history=spare,
+        notes=() if model_arr.size else _why_no_requests(int(keep.sum()), walk.profiles.history_days,
+                                                          settings.forecast_min_days),
+    )
+
+
+def _request_times(time_s: np.ndarray, step_s: int, max_age_s: float) -> np.ndarray:
+    """Multiples of ``step_s`` from the first reading to the last (s, UTC) that have a reading at most
+    ``max_age_s`` before them: the request times at which some site is current. Others could not
+    count, and leaving them out keeps a history with long gaps (a stray reading years away) cheap."""
+    u = np.unique(time_s)
+    if u.size == 0:
+        return np.empty(0, dtype=np.int64)
+    age = int(max_age_s)
+    starts = np.concatenate([[0], np.flatnonzero(u[1:] > u[:-1] + age) + 1])  # blocks of overlapping windows
+    lo = -(-u[starts] // step_s) * step_s
+    hi = np.minimum(np.append(u[starts[1:] - 1], u[-1]) + age, u[-1])
+    n = np.maximum((hi - lo) // step_s + 1, 0)
+    first = np.repeat(lo, n)
+    k = np.arange(int(n.sum()), dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    return (first + k * step_s).astype(np.int64)
+
+
+def _why_no_requests(n_sites: int, history_days: np.ndarray, min_days: int) -> tuple[str, ...]:
+    """Why a replay counted no request: one site only, too short a history, or never two current sites."""
+    if n_sites < 2:
+        return (f"no request counted: guidance chooses between sites and the history has {n_sites} site",)
+    longest = int(history_days.max()) if history_days.size else 0
+    if longest < min_days:
+        return (f"no request counted: a site is forecast once it has {min_days} days of history"
+                f" (ITS_PARKING_FORECAST_MIN_DAYS); the longest here has {longest} earlier day(s)",)
+    return ("no request counted: a request needs two sites with a current reading (at most"
+            " ITS_PARKING_COUNTER_STALE_S old) and a reading within +-10 min of the arrival, one of them"
+            f" forecast with the errors of its forecasts on earlier days (a site is forecast from its day {min_days + 1},"
+            f" the longest history here has {longest + 1} day(s))",)
+
+
+def _no_requests(arrive_in_min: float, positions: bool, spare: int, holdout_days: int,
+                 note: str) -> GuidanceEvaluation:
+    """The evaluation of a history without any reading."""
+    return GuidanceEvaluation(
+        requests=0, success={"model": None, "naive": None}, differs=None,
+        holdout={"from": None, "requests": 0, "success": {"model": None, "naive": None}},
+        calibration=[{"p_low": lo, "p_high": round(min(hi, 1.0), 2), "n": 0, "predicted": 0.0, "observed": 0.0}
+                     for lo, hi in pairwise(CALIBRATION_BINS)],
+        distance_m={"model": None, "naive": None}, arrive_in_min=arrive_in_min, sites=0, positions=positions,
+        positions_without_history=spare, notes=(note,),
     )
 
 

@@ -120,3 +120,43 @@ def light_validator(light_schema_dir: Path) -> Any:
         (name, Resource.from_contents(schema, default_specification=DRAFT4)) for name, schema in schemas.items())
     Draft4Validator.check_schema(schemas[LIGHT_SCHEMAS[0]])
     return Draft4Validator(schemas[LIGHT_SCHEMAS[0]], registry=registry, format_checker=Draft4Validator.FORMAT_CHECKER)
+
+
+#: Hostile re-writings of a parking history CSV that :func:`hostile_history` makes.
+HOSTILE = ("utc_z", "plus0530", "epoch_s", "epoch_ms", "naive_local", "shuffled", "duplicated", "bom_crlf",
+           "extra_columns", "reordered", "header_case", "semicolon", "blank_lines")
+
+
+def write_hostile(source: Path, kind: str, out: Path) -> Path:
+    """Write ``source`` (a ``site_id,timestamp,capacity,occupied`` CSV with ISO 8601 offsets; only
+    read) rewritten as a new city might deliver the same readings (:data:`HOSTILE`) to ``out``."""
+    import pandas as pd
+
+    raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+    instant = pd.to_datetime(raw["timestamp"], utc=True, format="ISO8601")
+    seconds = (instant - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    frames = {
+        "utc_z": lambda: raw.assign(timestamp=instant.dt.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        "plus0530": lambda: raw.assign(timestamp=instant.dt.tz_convert("Asia/Kolkata").dt.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        "epoch_s": lambda: raw.assign(timestamp=seconds.astype(str)),
+        "epoch_ms": lambda: raw.assign(timestamp=(seconds * 1000).astype(str)),
+        "naive_local": lambda: raw.assign(timestamp=raw["timestamp"].str[:19]),
+        "shuffled": lambda: raw.sample(frac=1.0, random_state=7),
+        "duplicated": lambda: pd.concat([raw, raw]).sort_index(kind="stable"),
+        "extra_columns": lambda: raw.assign(name="car park, level 1", lat="52.48"),
+        "reordered": lambda: raw[["occupied", "capacity", "timestamp", "site_id"]],
+        "header_case": lambda: raw.rename(columns={"site_id": " Site_ID", "timestamp": "TIMESTAMP ",
+                                                   "capacity": "Capacity", "occupied": " OCCUPIED "}),
+    }
+    if kind in frames:
+        frames[kind]().to_csv(out, index=False)
+    elif kind == "bom_crlf":
+        out.write_bytes(b"\xef\xbb\xbf" + source.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    elif kind == "semicolon":
+        raw.to_csv(out, index=False, sep=";")
+    elif kind == "blank_lines":
+        lines = source.read_text(encoding="utf-8").splitlines()
+        out.write_text("\n" + "\n".join([*lines[:100], "", "  ", *lines[100:]]) + "\n\n", encoding="utf-8")
+    else:
+        raise ValueError(f"unknown hostile variant {kind!r}")
+    return out
