@@ -365,18 +365,23 @@ def early_shade(horizon_s: npt.ArrayLike) -> FloatArray:
 
 
 def blend_with_delay(arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray, delayprop_s: FloatArray,
-                     correction_s: npt.ArrayLike, now_s: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+                     correction_s: npt.ArrayLike, now_s: npt.ArrayLike, weight: npt.ArrayLike = DELAY_WEIGHT
+                     ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Final arrival, p10 and p90 (epoch s): the prediction plus ``correction_s`` (residual
     correction of stopped vehicles, s), blended with delay propagation ``delayprop_s``
-    (``DELAY_WEIGHT``); the quantiles move with the blend. The served arrival is then
+    (``weight`` of it, per prediction or one for all: `telematics.delay_blend.delay_weights`,
+    ``DELAY_WEIGHT`` by default); the quantiles move with the blend. The served arrival is then
     shaded early by `early_shade` of its horizon (from ``now_s``, the vehicle's
     observation time, epoch s) of the way to the p10 (the quantiles stay)."""
     corrected = arrival_s + np.asarray(correction_s, dtype=np.float64)
-    blended = (1.0 - DELAY_WEIGHT) * corrected + DELAY_WEIGHT * delayprop_s
+    w = np.asarray(weight, dtype=np.float64)
+    blended = (1.0 - w) * corrected + w * delayprop_s
     shift = blended - arrival_s
     p10, p90 = p10_s + shift, p90_s + shift
     spread = np.where(np.isfinite(p10), np.maximum(blended - p10, 0.0), 0.0)
-    return blended - early_shade(blended - np.asarray(now_s, dtype=np.float64)) * spread, p10, p90
+    # the shading belongs to the model's spread: none once delay propagation is served alone
+    own = np.clip((1.0 - w) / (1.0 - DELAY_WEIGHT), 0.0, 1.0)
+    return blended - own * early_shade(blended - np.asarray(now_s, dtype=np.float64)) * spread, p10, p90
 
 
 def monotone_along(group: npt.ArrayLike, arrival_s: FloatArray, p10_s: FloatArray, p90_s: FloatArray

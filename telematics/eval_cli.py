@@ -82,6 +82,8 @@ def eval_arrivals(
     typer.echo("trip paths: " + ", ".join(f"{n} {k}" for k, n in result["path_sources"].items()  # type: ignore[attr-defined]
                                           if n))
     typer.echo(f"trip assignment accuracy (ids hidden): {result['assigned_trip_accuracy']}")
+    typer.echo("delay propagation weight served (mean, 0.2 = the model as usual): " + ", ".join(
+        f"{b} min {w}" for b, w in result["delay_weight"].items()))  # type: ignore[attr-defined]
     typer.echo(f"prediction completeness: {result['prediction_completeness']} of (ping, stop) pairs, "
                f"{result['trip_minute_completeness']} of in-service trip-minutes")
     if as_json:

@@ -40,6 +40,7 @@ from telematics.arrivals import passing_times
 from telematics.assignment import assignment_accuracy
 from telematics.avl import AvlError, plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
+from telematics.delay_blend import delay_weights
 from telematics.downstream import (
     HOLD_S,
     StopTable,
@@ -53,6 +54,7 @@ from telematics.downstream import (
     predict_downstream,
     still_for,
 )
+from telematics.fleet_models import BLEND_LABEL_EVERY_S
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.gtfs.paths import StopPathFn
@@ -71,6 +73,7 @@ from telematics.prediction_kpi import eta_benchmark, eta_benchmark_score, predic
 __all__ = [
     "BUCKETS",
     "HOLD_S",
+    "delay_weight_by_bucket",
     "evaluate_arrivals",
     "replay_predictions",
     "replay_runs",
@@ -109,6 +112,17 @@ def _service_start(avl: pd.DataFrame, timezone: str) -> FloatArray:
     starts = {d: service_day_start(dt.datetime.strptime(d, "%Y%m%d").date(), timezone)
               for d in dates.unique()}
     return dates.map(starts).to_numpy(dtype=np.float64)
+
+
+def delay_weight_by_bucket(horizon_s: FloatArray, weight: FloatArray) -> dict[str, float | None]:
+    """Mean delay-propagation weight of the served predictions per horizon bucket (`BUCKETS`):
+    0.2 where the model was served as usual, up to 1.0 where delay propagation was
+    (`telematics.delay_blend`); None for an empty bucket."""
+    out: dict[str, float | None] = {}
+    for label, lo, hi, *_ in BUCKETS:
+        inside = (horizon_s >= lo) & (horizon_s < hi)
+        out[label] = round(float(weight[inside].mean()), 3) if inside.any() else None
+    return out
 
 
 def score_predictions(horizon_s: FloatArray, error_s: FloatArray) -> dict[str, object]:
@@ -287,8 +301,18 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
             (cols["label"] - cols["pred"])[labelled])
         fix = np.where(situation >= 0, fix, 0.0)
         cols["raw"] = cols["pred"].copy()
+        # how much delay propagation to take: learnt from the matured predictions
+        served = cols["pred"] + fix
+        # as the live fleet keeps them: every prediction of a vehicle's first ping in each slot
+        vehicle = avl["vehicle_id"].to_numpy(dtype=str)[cols["ping"].astype(np.int64)]
+        slot = np.floor(cols["now"] / BLEND_LABEL_EVERY_S)
+        first = pd.Series(cols["now"]).groupby([vehicle, slot]).transform("min").to_numpy() == cols["now"]
+        matured = np.isfinite(cols["label"]) & (served - cols["now"] <= HORIZON_S) & first
+        cols["delay_weight"] = delay_weights(
+            served - cols["now"], cols["now"], (served - cols["now"])[matured], cols["label_known"][matured],
+            (served - cols["label"])[matured], (cols["delayprop"] - cols["label"])[matured])
         cols["pred"], cols["p10"], cols["p90"] = monotone_along(cols["group"], *blend_with_delay(
-            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix, cols["now"]))
+            cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix, cols["now"], cols["delay_weight"]))
     return cols, runs
 
 
@@ -353,6 +377,7 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
         and ``trip_minute_completeness`` (share of the recorded trips' in-service minutes
         with a prediction at most 120 s old) and ``path_sources`` (trips whose path is the
         feed's shape, the road network's, partly the road network's, straight lines) and
+        ``delay_weight`` (mean delay-propagation weight served per bucket, `delay_weight_by_bucket`),
         ``positions_left_out`` (fixes the live service would not apply either:
         `telematics.avl.plausible_positions`'s ``repeated``, ``area``, ``speed`` counts).
     """
@@ -384,6 +409,7 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
     result["prediction_completeness"], result["trip_minute_completeness"] = _completeness(
         runs, _trip_bounds(feed), avl["time_s"].to_numpy(), cols)
     result["path_sources"] = paths.source_counts()
+    result["delay_weight"] = delay_weight_by_bucket(horizon, cols["delay_weight"]) if len(horizon) else {}
     result["positions_left_out"] = dict(zip(("repeated", "area", "speed"), left_out, strict=True))
     return result
 

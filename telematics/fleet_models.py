@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from telematics.delay_blend import delay_weights
 from telematics.downstream import (
     StopTable,
     VehicleStates,
@@ -43,12 +44,13 @@ from telematics.predict import (
 from telematics.timetable import Timetable
 from telematics.track import VehicleTrack, still_s
 
-__all__ = ["LABEL_EVERY_S", "MAX_LABELS", "MIN_LAYOVER_S", "PACE_SEGMENTS", "FleetModels", "Predictions"]
+__all__ = ["BLEND_LABEL_EVERY_S", "LABEL_EVERY_S", "MAX_LABELS", "MIN_LAYOVER_S", "PACE_SEGMENTS", "FleetModels", "Predictions"]
 
 FloatArray = npt.NDArray[np.float64]
 Predictions = dict[tuple[str, date, int], tuple[float, float, float]]
 PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
+BLEND_LABEL_EVERY_S = 120.0  # all predictions are kept to learn the delay-propagation weight at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
 MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
 
@@ -60,6 +62,8 @@ class _Batch:
     predictions: Predictions
     block_runs: dict[tuple[str, date], tuple[VehicleTrack, int, float]]
     labels: list[tuple[tuple[str, date, int], int, float]]  # (trip, day, row), situation, raw arrival s
+    #: (trip, day, row), horizon s, model arrival s (corrected, before the blend), delay propagation's s
+    blend_labels: list[tuple[tuple[str, date, int], float, float, float]]
 
 
 class FleetModels(Timetable):
@@ -97,6 +101,10 @@ class FleetModels(Timetable):
         self._n_labels = 0
         self._awaiting: dict[tuple[str, date, int], list[tuple[int, float]]] = {}
         self._labelled_s = -math.inf
+        self._blend = np.zeros((MAX_LABELS, 4))  # ring of (horizon s, known at s, model error s, delay prop. error s)
+        self._n_blend = 0
+        self._awaiting_blend: dict[tuple[str, date, int], list[tuple[float, float, float]]] = {}
+        self._blend_labelled_s = -math.inf
         # segment code of each stop-time row k (stop k-1 -> k; the first row of a trip maps to itself)
         prev = np.r_[0, np.arange(len(self.st_stop) - 1)]
         first = np.r_[True, self.st_trip[1:] != self.st_trip[:-1]]
@@ -125,6 +133,9 @@ class FleetModels(Timetable):
         for situation, predicted in self._awaiting.pop((trip, day, k), ()):
             self._labels[self._n_labels % MAX_LABELS] = (situation, known_s, when - predicted)
             self._n_labels += 1
+        for horizon, model, delayprop in self._awaiting_blend.pop((trip, day, k), ()):
+            self._blend[self._n_blend % MAX_LABELS] = (horizon, known_s, model - when, delayprop - when)
+            self._n_blend += 1
 
     def _record_remaining(self, code: int, offset_m: float, state: int, known_s: float, remaining_s: float) -> None:
         """Keep one observed time (s) from a position on segment ``code`` to its end stop."""
@@ -216,7 +227,8 @@ class FleetModels(Timetable):
             return {}
         remaining, departures = self._remaining_times(), self._departure_model()
         labels = self._labels[:min(self._n_labels, MAX_LABELS)] if self._n_labels else None
-        parts, failed = isolate(live, lambda vs: self._predict_batch(now_s, vs, remaining, departures, labels))
+        blend = self._blend[:min(self._n_blend, MAX_LABELS)]
+        parts, failed = isolate(live, lambda vs: self._predict_batch(now_s, vs, remaining, departures, labels, blend))
         for v, exc in failed:
             self.vehicle_failed(v.vehicle_id, "predict", exc)
         out: Predictions = {}
@@ -231,6 +243,13 @@ class FleetModels(Timetable):
                     self._awaiting.setdefault(owner, []).append((situation, arrival))
         if label_now and len(self._awaiting) > 200_000:
             self._awaiting.clear()
+        if now_s - self._blend_labelled_s >= BLEND_LABEL_EVERY_S:  # every prediction, now and then
+            self._blend_labelled_s = now_s
+            for part in parts:
+                for owner, horizon, model, delayprop in part.blend_labels:
+                    self._awaiting_blend.setdefault(owner, []).append((horizon, model, delayprop))
+            if len(self._awaiting_blend) > 200_000:
+                self._awaiting_blend.clear()
         return out
 
     def vehicle_failed(self, vehicle_id: str, stage: str, exc: BaseException) -> None:
@@ -238,7 +257,7 @@ class FleetModels(Timetable):
         vehicle_failed(self.agency, vehicle_id, stage, exc)
 
     def _predict_batch(self, now_s: float, live: Sequence[VehicleTrack], remaining: RemainingTimes | None,
-                       departures: RecencyMean | None, labels: FloatArray | None) -> _Batch:
+                       departures: RecencyMean | None, labels: FloatArray | None, blend: FloatArray) -> _Batch:
         """`predict` of a batch of vehicles, without touching the models (raises when any
         prediction is not finite)."""
         pace, pace_var = self._paces(list(live))
@@ -258,8 +277,10 @@ class FleetModels(Timetable):
             fix = self.corrector.correction(situation, at, labels[:, 0].astype(np.int64), labels[:, 1],
                                             labels[:, 2])
             fix = np.where(situation >= 0, fix, 0.0)
+        model = pred.arrival_s + fix
+        weight = delay_weights(model - at, at, blend[:, 0], blend[:, 1], blend[:, 2], blend[:, 3])
         arrival, p10, p90 = monotone_along(pred.state, *blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s,
-                                                                         pred.delayprop_s, fix, at))
+                                                                         pred.delayprop_s, fix, at, weight))
         arrival = np.maximum(arrival, now_s)
         p10 = np.minimum(np.maximum(p10, now_s), arrival)
         p90 = np.maximum(p90, arrival)
@@ -279,7 +300,9 @@ class FleetModels(Timetable):
                 out[(trips[g], days[g], self.trip_rows[trips[g]][0])] = (leave, leave, leave)
         block, runs = self._block_predictions(live, out)
         out.update(block)
-        return _Batch(out, runs, [(owners[i], int(situation[i]), float(pred.arrival_s[i])) for i in keep])
+        ahead = np.flatnonzero(model - at <= 1800.0).tolist()
+        return _Batch(out, runs, [(owners[i], int(situation[i]), float(pred.arrival_s[i])) for i in keep],
+                      [(owners[i], float(model[i] - at[i]), float(model[i]), float(pred.delayprop_s[i])) for i in ahead])
 
     def _remaining_times(self) -> RemainingTimes | None:
         """The kept times from a position to the next stop as a `RemainingTimes` model, None before any."""

@@ -43,6 +43,7 @@ from telematics.evaluate import (
     _match_runs,
     _service_start,
     _trip_bounds,
+    delay_weight_by_bucket,
     replay_runs,
     run_minute_completeness,
     run_passings,
@@ -351,6 +352,7 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
         "trips_from": {"given": "reported", "route": "route+positions", "hidden": "positions"}[spec.ids],
         "predictions": len(truth), **whole, "baselines": baselines, "worse_than_delay_propagation": worse,
         "assigned_trip_accuracy": _share(assigned_ok), "path_sources": paths.source_counts(),
+        "delay_weight": delay_weight_by_bucket(horizon, cols["delay_weight"]) if len(horizon) else {},
         "positions_assignment": {"live": _share(live_ok), "retrospective": _share(retro_ok)},
         "positions_left_out": dict(zip(("repeated", "area", "speed"), left_out, strict=True)),
     }
