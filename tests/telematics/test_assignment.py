@@ -252,7 +252,7 @@ def test_buses_on_winding_roads_are_assigned_without_shapes(cairns: Feed, tmp_pa
     bus on the road is hundreds of metres from the straight line between two stops (30 % of the
     pings beyond the 120 m tolerated). Measured as the detour from the way between the stops, the
     assigner finds the trips of buses driven along the real shapes, with their ids hidden, every
-    120 s, 07:00-08:30 (0.64 of the pings when measured from the straight lines)."""
+    120 s, 07:00-08:30 (0.90; 0.64 of the pings when measured from the straight lines)."""
     from telematics.degrade import drop_shapes
     from telematics.gtfs import trip_paths
     from telematics.simulator import FleetSimulation
@@ -271,4 +271,4 @@ def test_buses_on_winding_roads_are_assigned_without_shapes(cairns: Feed, tmp_pa
     assert paths.source_counts()["shape"] == 0 and paths.source_counts()["straight"] > 1000
     assert avl["vehicle_id"].nunique() > 50
     accuracy = assignment_accuracy(bare, paths, avl)
-    assert accuracy is not None and accuracy >= 0.8
+    assert accuracy is not None and accuracy >= 0.85
