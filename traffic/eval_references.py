@@ -46,7 +46,7 @@ FloatArray = npt.NDArray[np.float64]
 def _masks(n_times: int, n: int, observed_frac: float, seed: int) -> npt.NDArray[np.bool_]:
     """Visible segments per timestamp, drawn exactly as the evaluation draws them."""
     rng = np.random.default_rng(seed)
-    k = round(observed_frac * n)
+    k = min(max(round(observed_frac * n), 1), n - 1)  # as traffic.evaluate: one seen, one hidden at least
     visible = np.zeros((n_times, n), dtype=bool)
     for t in range(n_times):
         visible[t, rng.permutation(n)[:k]] = True

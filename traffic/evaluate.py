@@ -15,6 +15,7 @@ segment's TRAIN speeds; ``historical`` = the segment's mean TRAIN speed at that 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,13 @@ from traffic.congestion import CongestionEstimator, SpeedProfile
 from traffic.learned import SpeedModel, fit_segment_model
 from traffic.segment_graph import SegmentGraph, SpeedTable, read_segment_graph, read_speeds
 
-__all__ = ["MODELS", "CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
+__all__ = ["MIN_HISTORY_TIMESTAMPS", "MODELS", "CongestionEval", "evaluate_congestion", "evaluate_files", "split_by_days"]
 
 KMH = 3.6
 #: ``--model`` choices: trees over the linear model, the linear model alone, graph smoothing alone.
 MODELS = ("boosted", "linear", "smoothing")
+#: Fewest history timestamps the learned models fit on: twice their 12-timestamp warm-up.
+MIN_HISTORY_TIMESTAMPS = 24
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def split_by_days(speeds: SpeedTable, train_days: int) -> tuple[SpeedTable, Spee
     """First ``train_days`` local calendar days → train, the remaining days → test."""
     day = speeds.local_day()
     days = np.unique(day)
+    if len(days) < 2:
+        raise ValueError(f"the speeds cover {len(days)} local calendar day: history and test need at least 2 "
+                         "(or give the history with --train)")
     if not 0 < train_days < len(days):
         raise ValueError(f"--train-days must be between 1 and {len(days) - 1} (the data has {len(days)} days)")
     is_train = day < days[train_days]
@@ -116,8 +122,19 @@ def evaluate_congestion(
     if not len(train.time_s) or not len(test.time_s):
         raise ValueError("train and test speeds must both have rows")
     n = graph.n
+    if n < 2:
+        raise ValueError(f"the graph has {n} segment: hiding some segments and estimating them from the others "
+                         "needs at least 2")
+    if not np.isfinite(train.speed_kmh).any():
+        raise ValueError("the history (train) speeds have no reading of any segment")
+    if not np.isfinite(test.speed_kmh).any():
+        raise ValueError("the test speeds have no reading of any segment")
+    if model != "smoothing" and len(train.time_s) < MIN_HISTORY_TIMESTAMPS:
+        raise ValueError(f"the history (train) speeds have {len(train.time_s)} timestamps; --model {model} learns from "
+                         f"at least {MIN_HISTORY_TIMESTAMPS} (give more history, or --model smoothing)")
     train_mps = train.speed_kmh / KMH
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # segments without history: NaN, replaced below
         freeflow = np.nanpercentile(train_mps, 95, axis=0)
     fallback = float(np.nanmedian(freeflow)) if np.isfinite(freeflow).any() else 25.0
     freeflow = np.where(np.isfinite(freeflow) & (freeflow > 0), freeflow, fallback)
@@ -135,7 +152,7 @@ def evaluate_congestion(
         learned = fit_segment_model(train.time_s, train_mps, freeflow, step_s, fit_rng, observed_frac)
     estimator = CongestionEstimator(graph.adjacency, freeflow, profile, settings=settings, model=learned)
     rng = np.random.default_rng(seed)
-    k = round(observed_frac * n)
+    k = min(max(round(observed_frac * n), 1), n - 1)  # at least one segment seen and one hidden
     err_est: list[npt.NDArray[np.float64]] = []
     err_ff: list[npt.NDArray[np.float64]] = []
     err_hist: list[npt.NDArray[np.float64]] = []

@@ -196,6 +196,9 @@ def lad_batched(a: FloatArray, y: FloatArray, ridge: float, iterations: int = 15
     for _ in range(iterations + 1):
         aw = at * w[:, None, :]
         lhs = aw @ a + np.diag(pen)[None]
+        # a fit without any row (a segment with no history) leaves the free constant undetermined:
+        # pin it to 0 there (its other coefficients go to the prior); other fits are untouched
+        lhs[:, p - 2, p - 2] = np.where(lhs[:, p - 2, p - 2] > 0, lhs[:, p - 2, p - 2], 1.0)
         rhs = (aw @ y[..., None])[..., 0] + target[None]
         coef = np.asarray(np.linalg.solve(lhs, rhs[..., None])[..., 0], dtype=np.float64)
         w = np.asarray(1.0 / np.maximum(np.abs(y - (a @ coef[..., None])[..., 0]), eps), dtype=np.float64)

@@ -96,7 +96,21 @@ def load_cdnet(archive: Path) -> CdnetSequence:
     try:
         first, last = (int(v) for v in temporal.split()[:2])
     except ValueError:
-        raise SourceError(f"{archive}: temporalROI.txt must hold two frame numbers, got {temporal!r}")
+        raise SourceError(f"{archive}: temporalROI.txt must hold two frame numbers, got {temporal!r}") from None
+    if not 1 <= first <= min(last, len(inputs)):
+        raise SourceError(f"{archive}: temporalROI.txt: frames {first}-{last} are not within the sequence's "
+                          f"{len(inputs)} frames (FIRST <= LAST, 1-based)")
+    sizes = {}
+    for what, data, flag in (("input/" + min(inputs), inputs[min(inputs)], cv2.IMREAD_COLOR),
+                             ("groundtruth/" + min(truth), truth[min(truth)], cv2.IMREAD_GRAYSCALE),
+                             ("ROI.bmp", roi_bytes, cv2.IMREAD_GRAYSCALE)):
+        image = roi if what == "ROI.bmp" else cv2.imdecode(np.frombuffer(data, np.uint8), flag)
+        if image is None:
+            raise SourceError(f"{archive}: {what}: cannot decode the image")
+        sizes[what] = (image.shape[1], image.shape[0])
+    if len(set(sizes.values())) > 1:
+        raise SourceError(f"{archive}: frames, ground truth and ROI differ in size: "
+                          + ", ".join(f"{k} {w}x{h}" for k, (w, h) in sizes.items()))
     return CdnetSequence(
         inputs=[inputs[k] for k in sorted(inputs)], groundtruth=[truth[k] for k in sorted(truth)],
         roi=np.asarray(roi, dtype=np.uint8), first_scored=first, last_scored=last,

@@ -39,6 +39,7 @@ A validation error names the file, the camera (id and position) and the field.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ class LineConfig(_Strict):
     @field_validator("points")
     @classmethod
     def _distinct(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if not all(math.isfinite(c) for c in v):
+            raise ValueError("the end points must be finite pixel coordinates")
         if v[:2] == v[2:]:
             raise ValueError("the two end points coincide")
         return v

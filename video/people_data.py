@@ -26,8 +26,11 @@ from video.people import PeopleCounter, PeopleModel, fit_people_model
 from video.people_features import CellGrid, PeopleConfig, to_grey
 from video.sources import IMAGE_SUFFIXES, SourceError, open_tar
 
-__all__ = ["AnnotatedFrames", "calibrate", "cross_validate", "evaluate", "load_annotated", "parse_range", "read_roi", "single_thread"]
+__all__ = ["MIN_FRAMES", "AnnotatedFrames", "calibrate", "cross_validate", "evaluate", "load_annotated", "parse_range", "read_counts",
+           "read_heads", "read_roi", "single_thread"]
 
+#: Fewest annotated frames a people model is fitted on (as :func:`video.people.fit_people_model`).
+MIN_FRAMES = 10
 _DIGITS = re.compile(r"(\d+)(?!.*\d)")
 
 
@@ -104,43 +107,160 @@ class AnnotatedFrames:
             raise SourceError(f"{self.source}: cannot decode frame {self.numbers[index]}")
         return np.asarray(image, dtype=np.uint8)
 
+    def frame(self, index: int, size: tuple[int, int]) -> npt.NDArray[np.uint8]:
+        """:meth:`decode`, refusing a frame that is not ``size`` ``(width, height)`` pixels."""
+        image = self.decode(index)
+        if image.shape[1::-1] != tuple(size):
+            raise SourceError(f"{self.source}: frame {self.numbers[index]} is {image.shape[1]}x{image.shape[0]}, "
+                              f"expected {size[0]}x{size[1]} (all frames of a camera must have one size)")
+        return image
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A CSV file as text columns (UTF-8, BOM and CRLF allowed), checked for ``columns``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line}: not UTF-8 text") from None
+    if not raw.strip():
+        raise ValueError(f"{path}: empty file (expected a header line {','.join(columns)})")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"{path}: not a readable CSV: {exc}") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    if not set(columns) <= set(table.columns):
+        raise ValueError(f"{path}: line 1: expected columns {','.join(columns)}, found {','.join(map(str, table.columns))}")
+    return table.reset_index(drop=True)
+
+
+def _column(path: Path, table: pd.DataFrame, column: str, *, whole: bool = False,
+            low: float | None = None) -> npt.NDArray[np.float64]:
+    """Numbers of ``column``; the first empty, non-numeric, fractional (``whole``) or too low value is an error."""
+    text = table[column].astype(str).str.strip()
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if whole:
+        bad |= np.isfinite(values) & (values != np.round(values))
+    if low is not None:
+        bad |= np.isfinite(values) & (values < low)
+    if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        kind = "a whole number" if whole else "a number"
+        limit = f" >= {low:g}" if low is not None else ""
+        raise ValueError(f"{path}: line {i + 2}: field {column}: expected {kind}{limit}, got {text.iloc[i]!r}")
+    return values
+
+
+def read_counts(counts_csv: Path, frame_range: tuple[int, int] | None = None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """``frame,count`` rows (within ``frame_range``) in frame order: frame numbers and people counts.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, line and field: a frame number that is not a whole number >= 0, a
+        count that is not a number >= 0, a frame listed twice.
+    """
+    table = _read_csv(counts_csv, ("frame", "count"))
+    frame = _column(counts_csv, table, "frame", whole=True, low=0).astype(np.int64)
+    count = _column(counts_csv, table, "count", low=0)
+    seen: dict[int, int] = {}
+    for i, f in enumerate(frame.tolist()):
+        if f in seen:
+            raise ValueError(f"{counts_csv}: line {i + 2}: field frame: frame {f} already counted on line {seen[f] + 2}")
+        seen[f] = i
+    keep = np.ones(len(frame), bool) if frame_range is None else (frame >= frame_range[0]) & (frame <= frame_range[1])
+    order = np.argsort(frame[keep], kind="stable")
+    return frame[keep][order], count[keep][order]
+
+
+def read_heads(heads_csv: Path, numbers: npt.NDArray[np.int64], counts: npt.NDArray[np.float64],
+               frame_size: tuple[int, int]) -> list[npt.NDArray[np.float64]]:
+    """Head positions ``(m, 2)`` (frame pixels) of each frame of ``numbers``.
+
+    Parameters
+    ----------
+    heads_csv : ``frame,x,y`` file.
+    numbers, counts : the annotated frames and their people counts.
+    frame_size : ``(width, height)`` of the frames, pixels.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, line and field: no head at all, a value that is not a number, a head
+        outside the frame (annotated at another resolution), or a frame counting 2 or more
+        people without any head (heads must cover every annotated frame; ``--no-heads``
+        fits from the counts alone).
+    """
+    table = _read_csv(heads_csv, ("frame", "x", "y"))
+    if table.empty:
+        raise ValueError(f"{heads_csv}: no head positions (only a header); give --no-heads to fit from the counts alone")
+    frame = _column(heads_csv, table, "frame", whole=True, low=0).astype(np.int64)
+    xy = np.column_stack([_column(heads_csv, table, "x"), _column(heads_csv, table, "y")])
+    w, h = frame_size
+    wanted = np.isin(frame, numbers)
+    for axis, name, limit in ((0, "x", w), (1, "y", h)):
+        out = np.nonzero(wanted & ((xy[:, axis] < 0) | (xy[:, axis] > limit)))[0]
+        if len(out):
+            i = int(out[0])
+            raise ValueError(f"{heads_csv}: line {i + 2}: field {name}: {xy[i, axis]:g} lies outside the {w}x{h} frames "
+                             f"(head positions are in pixels of these frames)")
+    groups: dict[int, list[int]] = {}
+    for i in np.nonzero(wanted)[0].tolist():
+        groups.setdefault(int(frame[i]), []).append(i)
+    heads = [xy[groups.get(int(n), [])].reshape(-1, 2) for n in numbers]
+    bare = [(int(n), c) for n, c, hd in zip(numbers, counts, heads, strict=True) if c >= 2 and len(hd) == 0]
+    if bare:
+        n, c = bare[0]
+        raise ValueError(f"{heads_csv}: no head for frame {n} (count {c:g}) nor for {len(bare) - 1} other counted "
+                         "frame(s): heads must cover every annotated frame; give --no-heads to fit from the counts alone")
+    return heads
+
 
 def load_annotated(frames: Path, counts_csv: Path, heads_csv: Path | None = None,
                    frame_range: tuple[int, int] | None = None) -> AnnotatedFrames:
-    """Frames listed in ``counts_csv`` (within ``frame_range``), with their counts and heads."""
-    counts = pd.read_csv(counts_csv)
-    if not {"frame", "count"} <= set(counts.columns):
-        raise ValueError(f"{counts_csv}: expected columns frame,count")
-    if frame_range is not None:
-        counts = counts[(counts["frame"] >= frame_range[0]) & (counts["frame"] <= frame_range[1])]
-    counts = counts.sort_values("frame")
+    """Frames listed in ``counts_csv`` (within ``frame_range``), with their counts and heads.
+
+    Raises
+    ------
+    ValueError
+        A counts or heads file that cannot be used (naming file, line and field, see
+        :func:`read_counts`, :func:`read_heads`), or a counted frame without an image.
+    SourceError
+        The frames cannot be read.
+    """
+    numbers, count = read_counts(Path(counts_csv), frame_range)
     images = _numbered(_image_files(Path(frames)))
-    missing = sorted(set(counts["frame"]) - set(images))
+    if not images:
+        raise SourceError(f"{frames}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    missing = sorted(set(numbers.tolist()) - set(images))
     if missing:
         raise ValueError(f"{frames}: no image for frame(s) {missing[:5]}{' ...' if len(missing) > 5 else ''} of {counts_csv}")
-    if counts.empty:
+    if not len(numbers):
         raise ValueError(f"{counts_csv}: no annotated frame{' in range ' + str(frame_range) if frame_range else ''}")
-    numbers = counts["frame"].to_numpy(dtype=np.int64)
-    heads = None
+    out = AnnotatedFrames(Path(frames), numbers, [images[int(n)] for n in numbers], count, None)
     if heads_csv is not None:
-        table = pd.read_csv(heads_csv)
-        if not {"frame", "x", "y"} <= set(table.columns):
-            raise ValueError(f"{heads_csv}: expected columns frame,x,y")
-        order = np.argsort(table["frame"].to_numpy(np.int64), kind="stable")
-        keys, starts = np.unique(table["frame"].to_numpy(np.int64)[order], return_index=True)
-        groups = dict(zip(keys.tolist(), np.split(table[["x", "y"]].to_numpy(np.float64)[order], starts[1:]), strict=True))
-        heads = [groups.get(int(n), np.zeros((0, 2))) for n in numbers]
-    return AnnotatedFrames(Path(frames), numbers, [images[int(n)] for n in numbers],
-                           counts["count"].to_numpy(np.float64), heads)
+        first = out.decode(0)
+        out.heads = read_heads(Path(heads_csv), numbers, count, (first.shape[1], first.shape[0]))
+    return out
 
 
 def read_roi(path: Path | None) -> npt.NDArray[np.uint8] | None:
     """A region-of-interest image (non-zero = counted) as a grey mask, or ``None``."""
     if path is None:
         return None
+    if not Path(path).is_file():
+        raise ValueError(f"ROI image not found: {path}")
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         raise ValueError(f"cannot read ROI image {path}")
+    if not mask.any():
+        raise ValueError(f"ROI image {path}: no counted (non-zero) pixel")
     return np.asarray(mask, dtype=np.uint8)
 
 
@@ -159,11 +279,13 @@ def calibrate(train: AnnotatedFrames, roi: npt.NDArray[np.uint8] | None = None, 
               use_heads: bool = True) -> PeopleModel:
     """Fit a camera's model on annotated frames (cells model when heads are known)."""
     config = config or PeopleConfig()
+    if len(train) < MIN_FRAMES:
+        raise ValueError(f"{train.source}: {len(train)} annotated frame(s) to fit on; a people model needs at least {MIN_FRAMES}")
     first = train.decode(0)
     grid = CellGrid.for_frame((first.shape[1], first.shape[0]), config)
     if roi is not None and roi.shape[1::-1] != grid.frame_size:
-        raise ValueError(f"ROI is {roi.shape[1]}x{roi.shape[0]}, frames are {grid.frame_size[0]}x{grid.frame_size[1]}")
-    greys = np.stack([to_grey(train.decode(i), grid) for i in range(len(train))])
+        raise ValueError(f"ROI image is {roi.shape[1]}x{roi.shape[0]}, frames are {grid.frame_size[0]}x{grid.frame_size[1]}")
+    greys = np.stack([to_grey(train.frame(i, grid.frame_size), grid) for i in range(len(train))])
     model = fit_people_model(greys, grid, train.counts.tolist(), train.heads if use_heads else None, roi, config)
     model.meta.update({"source": train.source.name, "first_frame": int(train.numbers[0]), "last_frame": int(train.numbers[-1])})
     return model
@@ -186,7 +308,7 @@ def evaluate(model: PeopleModel, test: AnnotatedFrames) -> dict[str, Any]:
     with single_thread():
         began, cpu = time.perf_counter(), time.process_time()
         for i in range(len(test)):
-            pred[i] = counter.update(test.decode(i)).count
+            pred[i] = counter.update(test.frame(i, counter.model.grid.frame_size)).count
         elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
     err = pred - test.counts
     mean = float(test.counts.mean())
@@ -223,7 +345,7 @@ def cross_validate(train: AnnotatedFrames, roi: npt.NDArray[np.uint8] | None = N
     for block in blocks:
         model = calibrate(train.subset(np.setdiff1d(np.arange(len(train)), block)), roi, config, use_heads)
         counter = PeopleCounter(model)
-        pred[block] = [counter.update(train.decode(int(i))).count for i in block]
+        pred[block] = [counter.update(train.frame(int(i), model.grid.frame_size)).count for i in block]
     err = pred - train.counts
     return {
         "cv_mae": round(float(np.abs(err).mean()), 3),

@@ -128,6 +128,8 @@ class VideoSource(FrameSource):
         live = is_live(spec)
         if not live and not Path(spec).is_file():
             raise SourceError(f"video file not found: {spec}")
+        if not live and Path(spec).stat().st_size == 0:
+            raise SourceError(f"{spec}: empty file (0 bytes), not a video")
         self.name, self.stride, self.max_width, self.live = spec, stride, max_width, live
         self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
@@ -253,7 +255,10 @@ def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
     try:
         tar = tarfile.open(path)  # noqa: SIM115 - closed below, after the error mapping
     except tarfile.TarError as exc:
-        raise SourceError(f"{path}: not a readable tar archive ({exc})") from None
+        reason = str(exc).splitlines()[-1].strip(" -") if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{path}: not a readable tar archive ({reason})") from None
+    except OSError as exc:  # a folder, or a file that cannot be read
+        raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         yield tar
     finally:

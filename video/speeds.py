@@ -32,7 +32,7 @@ from scipy.stats import theilslopes
 if TYPE_CHECKING:
     from video.config import CameraConfig, VideoSettings
 
-__all__ = ["TrackSpeeds", "VehicleSpeed", "clip_speeds"]
+__all__ = ["TrackSpeeds", "VehicleSpeed", "check_frame_geometry", "clip_speeds"]
 
 Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
@@ -132,6 +132,29 @@ class TrackSpeeds:
         return float(np.hypot(fx.slope, fy.slope)) * 3.6
 
 
+def check_frame_geometry(camera: CameraConfig, size: tuple[int, int]) -> None:
+    """Refuse a camera whose lines or calibration points do not fit its ``(width, height)`` frames (pixels).
+
+    Calibration image points must lie in the frame (they were measured on it) and every
+    counting line must pass through it; otherwise the configuration was made for another
+    resolution (or ``max_width``) and the speeds would be wrong or missing, silently.
+
+    Raises
+    ------
+    ValueError
+        Naming the camera, the field and the point or line.
+    """
+    from video.evaluate import check_lines
+    from video.pipeline import LineSpec
+
+    w, h = size
+    for i, (x, y) in enumerate(camera.calibration.image_points or []):
+        if not (0.0 <= x <= w and 0.0 <= y <= h):
+            raise ValueError(f"camera {camera.id!r} field calibration.image_points[{i}]: ({x:g}, {y:g}) lies outside "
+                             f"the {w}x{h} frames of {camera.source} (frame pixels, after max_width)")
+    check_lines([LineSpec(line.id, line.points) for line in camera.lines], size, f"camera {camera.id!r} field lines")
+
+
 def clip_speeds(camera: CameraConfig, settings: VideoSettings | None = None, max_frames: int | None = None) -> dict[str, Any]:
     """Run ``camera``'s source (a file) through its pipeline; per-vehicle and per-interval speeds.
 
@@ -144,6 +167,7 @@ def clip_speeds(camera: CameraConfig, settings: VideoSettings | None = None, max
         ``vehicle_class``, ``count``, ``mean_speed_kmh``); ``summary`` per line and direction:
         ``n``, ``median_kmh``, ``p10_kmh``, ``p90_kmh``.
     """
+    from video.evaluate import FrameSizeCheck
     from video.pipeline import CountingPipeline
     from video.sources import open_source
 
@@ -154,8 +178,11 @@ def clip_speeds(camera: CameraConfig, settings: VideoSettings | None = None, max
     records = []
     first_wall: float | None = None
     first_t = 0.0
+    sized = FrameSizeCheck(camera.source)
     with open_source(camera.source, stride=camera.stride, max_width=camera.max_width, fps=camera.fps) as frames:
         for frame in frames:
+            if sized(frame.image.shape, frame.index):
+                check_frame_geometry(camera, (frame.image.shape[1], frame.image.shape[0]))
             if pipeline is None:
                 pipeline = CountingPipeline(config, roi=camera.roi_mask(frame.image.shape[:2]))
                 first_wall, first_t = frame.wall, frame.t

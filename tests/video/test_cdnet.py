@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
 from video.cdnet import ForegroundScore, evaluate_cdnet, load_cdnet
+from video.sources import SourceError
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +54,31 @@ def test_load_rejects_non_cdnet_archives(clip1: Path) -> None:
 
     with pytest.raises(SourceError):
         load_cdnet(clip1)
+
+
+def _archive(path: Path, n: int = 3, truth_size: tuple[int, int] = (32, 24), temporal: str = "1 3") -> Path:
+    """A tiny synthetic CDnet-layout archive (32x24 frames)."""
+    with tarfile.open(path, "w:gz") as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for i in range(1, n + 1):
+            add(f"seq/input/in{i:06d}.jpg", cv2.imencode(".jpg", np.full((24, 32, 3), 90, np.uint8))[1].tobytes())
+            add(f"seq/groundtruth/gt{i:06d}.png",
+                cv2.imencode(".png", np.zeros(truth_size[::-1], np.uint8))[1].tobytes())
+        add("seq/ROI.bmp", cv2.imencode(".bmp", np.full((24, 32), 255, np.uint8))[1].tobytes())
+        add("seq/temporalROI.txt", temporal.encode())
+    return path
+
+
+def test_inconsistent_cdnet_archives_are_refused_with_their_name(tmp_path: Path) -> None:
+    assert load_cdnet(_archive(tmp_path / "ok.tar.gz")).last_scored == 3
+    with pytest.raises(SourceError, match=r"size\.tar\.gz: frames, ground truth and ROI differ in size: .* 16x12"):
+        load_cdnet(_archive(tmp_path / "size.tar.gz", truth_size=(16, 12)))
+    for temporal in ("10 20", "3 1"):
+        with pytest.raises(SourceError, match=r"temporalROI\.txt: frames .* not within the sequence's 3 frames"):
+            load_cdnet(_archive(tmp_path / "t.tar.gz", temporal=temporal))
+    (tmp_path / "text.tar.gz").write_text("not an archive\n")
+    with pytest.raises(SourceError, match=r"text\.tar\.gz: not a readable tar archive \([^\n]*\)$"):
+        load_cdnet(tmp_path / "text.tar.gz")

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from its.app.cli import app
 from video.people import PeopleModel, count_frames
-from video.people_data import _numbered, load_annotated, parse_range
+from video.people_data import (
+    AnnotatedFrames,
+    _numbered,
+    calibrate,
+    load_annotated,
+    parse_range,
+    read_roi,
+)
+from video.sources import SourceError
 
 
 def _json(output: str) -> dict:  # type: ignore[type-arg]
@@ -90,3 +100,90 @@ def test_full_mall_eval_meets_the_targets(real_mall: Path) -> None:
     assert result.exit_code == 0, result.output
     out = _json(result.output)
     assert out["frames"] == 200 and out["mae"] <= 0.10 * out["mean_count"] and out["fps"] >= 15.0, out
+
+
+# --- hostile annotations a new city could hand us: a clear error naming file, line and field ---
+
+def _folder(mall: Path, tmp_path: Path, frames: int = 12) -> Path:
+    """The first ``frames`` Mall frames as a folder, with their counts and heads."""
+    out = tmp_path / "cam"
+    (out / "frames").mkdir(parents=True)
+    with tarfile.open(mall / "frames.tar") as tar:
+        for member in sorted((m for m in tar if m.isfile()), key=lambda m: m.name)[:frames]:
+            fh = tar.extractfile(member)
+            assert fh is not None
+            (out / "frames" / Path(member.name).name).write_bytes(fh.read())
+    counts = (mall / "counts.csv").read_text().splitlines()
+    (out / "counts.csv").write_text("\n".join(counts[:frames + 1]) + "\n")
+    heads = [r for r in (mall / "heads.csv").read_text().splitlines()[1:] if int(r.split(",")[0]) <= frames]
+    (out / "heads.csv").write_text("\n".join(["frame,x,y", *heads]) + "\n")
+    return out
+
+
+@pytest.mark.parametrize(("counts", "message"), [
+    ("frame,count\n1,29\n2,\n", r"counts\.csv: line 3: field count: expected a number >= 0, got ''"),
+    ("frame,count\n1,29\n2,many\n", r"counts\.csv: line 3: field count: expected a number >= 0, got 'many'"),
+    ("frame,count\n1,29\n2,-4\n", r"counts\.csv: line 3: field count: expected a number >= 0, got '-4'"),
+    ("frame,count\n1,29\n2.5,3\n", r"counts\.csv: line 3: field frame: expected a whole number >= 0, got '2\.5'"),
+    ("frame,count\n1,29\n1,30\n", r"counts\.csv: line 3: field frame: frame 1 already counted on line 2"),
+    ("frame,people\n1,29\n", r"counts\.csv: line 1: expected columns frame,count, found frame,people"),
+    ("", r"counts\.csv: empty file"),
+    ("frame,count\n", r"counts\.csv: no annotated frame"),
+])
+def test_bad_counts_name_file_line_and_field(mall: Path, tmp_path: Path, counts: str, message: str) -> None:
+    cam = _folder(mall, tmp_path, frames=3)
+    (cam / "counts.csv").write_text(counts)
+    with pytest.raises(ValueError, match=message):
+        load_annotated(cam / "frames", cam / "counts.csv")
+
+
+def test_bad_heads_and_roi_name_the_problem(mall: Path, tmp_path: Path) -> None:
+    cam = _folder(mall, tmp_path)
+    frames, counts, heads = cam / "frames", cam / "counts.csv", cam / "heads.csv"
+    good = heads.read_text().splitlines()
+    assert load_annotated(frames, counts, heads).heads is not None
+    (cam / "missing.csv").unlink(missing_ok=True)
+    with pytest.raises(ValueError, match=r"missing\.csv: file not found"):
+        load_annotated(frames, cam / "missing.csv")
+    heads.write_text("frame,x,y\n")
+    with pytest.raises(ValueError, match=r"heads\.csv: no head positions .*--no-heads"):
+        load_annotated(frames, counts, heads)
+    heads.write_text("\n".join([good[0], "1,1126.8,60.7", *good[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"heads\.csv: line 2: field x: 1126\.8 lies outside the 640x480 frames"):
+        load_annotated(frames, counts, heads)
+    heads.write_text("\n".join([good[0], "1,abc,60.7", *good[2:]]) + "\n")
+    with pytest.raises(ValueError, match=r"heads\.csv: line 2: field x: expected a number, got 'abc'"):
+        load_annotated(frames, counts, heads)
+    heads.write_text("\n".join([good[0], *(r for r in good[1:] if not r.startswith("1,"))]) + "\n")
+    with pytest.raises(ValueError, match=r"heads\.csv: no head for frame 1 \(count \d+\)"):
+        load_annotated(frames, counts, heads)
+    # frames of another size than the annotations: the heads fall outside them
+    for image in frames.iterdir():
+        cv2.imwrite(str(image), cv2.resize(cv2.imread(str(image)), (320, 240)))
+    heads.write_text("\n".join(good) + "\n")
+    with pytest.raises(ValueError, match=r"lies outside the 320x240 frames"):
+        load_annotated(frames, counts, heads)
+    small = load_annotated(frames, counts)  # no heads: fits from counts, but the ROI must match
+    with pytest.raises(ValueError, match="ROI image is 640x480, frames are 320x240"):
+        calibrate(small, read_roi(mall / "roi.png"))
+    cv2.imwrite(str(cam / "black.png"), np.zeros((240, 320), np.uint8))
+    with pytest.raises(ValueError, match=r"black\.png: no counted"):
+        read_roi(cam / "black.png")
+    with pytest.raises(ValueError, match="3 annotated frame"):
+        calibrate(small.subset(np.arange(3)))
+    big = cv2.imencode(".jpg", np.zeros((480, 640, 3), np.uint8))[1].tobytes()
+    mixed = AnnotatedFrames(small.source, small.numbers, [small.jpegs[0], big, *small.jpegs[2:]], small.counts)
+    with pytest.raises(SourceError, match=r"frame 2 is 640x480, expected 320x240"):
+        calibrate(mixed)
+
+
+def test_eval_people_cli_refuses_bad_annotations_without_traceback(mall: Path, tmp_path: Path) -> None:
+    cam = _folder(mall, tmp_path)
+    (cam / "counts.csv").write_text("frame,count\n1,29\n2,-4\n")
+    args = ["eval", "people", "--train-frames", str(cam / "frames"), "--train-counts", str(cam / "counts.csv"),
+            "--frames", str(cam / "frames"), "--counts", str(cam / "counts.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "counts.csv: line 3: field count" in result.output, result.output
+    (cam / "counts.csv").unlink()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "counts.csv: file not found" in result.output, result.output

@@ -161,3 +161,28 @@ def test_demo_camera_speeds_on_the_real_freeway_clip_are_plausible(shared_data: 
     pairs = np.array([(s, at[("lanes-100", tid)]) for (line, tid), s in at.items() if line == "lanes-150" and ("lanes-100", tid) in at])
     assert len(pairs) >= 8
     assert np.median(np.abs(pairs[:, 1] / pairs[:, 0] - 1)) < 0.05
+
+
+def test_calibration_made_for_another_frame_size_is_refused(clip2: Path, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "video" / "data" / "cameras.example.yaml"
+    demo = next(c for c in load_cameras(example).cameras if c.id == "freeway-1")
+    cap = cv2.VideoCapture(str(clip2))
+    odd = tmp_path / "odd.avi"
+    writer = cv2.VideoWriter(str(odd), cv2.VideoWriter_fourcc(*"MJPG"), FPS, (334, 198))
+    for _ in range(5):
+        ok, image = cap.read()
+        assert ok
+        writer.write(cv2.resize(image, (334, 198)))
+    writer.release()
+    cap.release()
+    with pytest.raises(ValueError, match=r"camera 'freeway-1' field calibration\.image_points\[0\]: \(43\.3, 217\.5\) "
+                                         r"lies outside the 334x198 frames"):
+        clip_speeds(demo.model_copy(update={"source": str(odd), "loop": False}))
+    one = tmp_path / "one.avi"
+    writer = cv2.VideoWriter(str(one), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)
+    writer.write(np.zeros((SIZE[1], SIZE[0], 3), np.uint8))
+    writer.release()
+    result = clip_speeds(demo.model_copy(update={"source": str(one), "loop": False}))
+    assert result["frames"] == 1 and result["vehicles"] == []
+    with pytest.raises(ValueError, match="points"):
+        CameraConfig.model_validate({"id": "x", "source": "a.avi", "lines": [{"id": "l", "points": ["nan", 1, 2, 3]}]})
