@@ -94,7 +94,7 @@ def eval_arrivals_matrix(
     data: Annotated[Path | None, typer.Option(
         "--data", help="The shared real data folder (default $ITS_SHARED_DATA or ../shared/data).")] = None,
     dataset: Annotated[list[str] | None, typer.Option(
-        "--dataset", help="wmata, minneapolis, cairns (default all); repeatable.")] = None,
+        "--dataset", help="wmata, minneapolis, cairns (default all), or cairns-sim (a simulated day on Cairns); repeatable.")] = None,
     cells: Annotated[str, typer.Option("--cells", help="'default' (the full matrix) or 'subset' (CI).")] = "default",
     cell: Annotated[list[str] | None, typer.Option(
         "--cell", help="Run these cells instead (degrade specs); repeatable.")] = None,

@@ -49,7 +49,6 @@ __all__ = [
     "LEAVE_M",
     "REACH_M",
     "RunningTimeModel",
-    "busiest_day",
     "has_timepoints",
     "recorded_day",
     "synthetic_day",
@@ -309,13 +308,6 @@ def synthetic_day(feed: Feed, day: dt.date, rng: np.random.Generator, *, rate_pe
     return sim_day, route_ids, route_h
 
 
-def busiest_day(feed: Feed) -> dt.date:
-    """The date with the most trips in the first week of the feed's calendar."""
-    cal = feed.calendar
-    first = min(cal["start_date"]) if not cal.empty else min(feed.calendar_dates["date"])
-    days = [first + dt.timedelta(days=k) for k in range(7)]
-    counts = [feed.trips["service_id"].isin(service_ids_on(feed, d)).sum() for d in days]
-    return days[int(np.argmax(counts))]
 
 
 

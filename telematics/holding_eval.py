@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telematics.avl import plausible_positions, read_avl
-from telematics.gtfs import Feed, read_feed
+from telematics.gtfs import Feed, busiest_day, read_feed
 from telematics.holding import (
     DEFAULT_CAP_SHARE,
     DEFAULT_GAIN,
@@ -34,7 +34,6 @@ from telematics.holding import (
 from telematics.holding_days import (
     CONTROL_SPACING_S,
     RunningTimeModel,
-    busiest_day,
     has_timepoints,
     recorded_day,
     synthetic_day,

@@ -50,10 +50,11 @@ from telematics.evaluate import (
     score_predictions,
 )
 from telematics.frequencies import expand_frequencies
-from telematics.gtfs import Feed, TripPaths, read_feed, trip_paths
+from telematics.gtfs import Feed, TripPaths, busiest_day, read_feed, trip_paths
 from telematics.gtfs.reader import ZipOrFolder
 from telematics.gtfs.validate import build_feed
 from telematics.ingest import parse_gtfsrt_position
+from telematics.simulator import FleetSimulation, simulated_avl
 
 __all__ = [
     "DEFAULT_CELLS",
@@ -155,7 +156,11 @@ def load_datasets(shared: Path, names: Sequence[str] | None = None) -> tuple[lis
     shared : Path
         The shared data directory (``../shared/data``).
     names : sequence of str, optional
-        Only these (``wmata``, ``minneapolis``, ``cairns``).
+        Only these (``wmata``, ``minneapolis``, ``cairns``; default all three), or
+        ``cairns-sim``: the fleet simulator driving Cairns' real shapes on its busiest weekday
+        of the feed's first week (random-walk delays, 8 m GPS noise, pings every 30 s;
+        simulated, so it scores trip assignment and robustness, not arrivals against real
+        running).
 
     The Minneapolis day is its three VehiclePositions snapshots (about 70 s of 11 buses);
     its GTFS names trips ``{trip_id}-{service_id}`` in ``stop_times.txt``, mapped back on
@@ -186,7 +191,16 @@ def load_datasets(shared: Path, names: Sequence[str] | None = None) -> tuple[lis
             else:
                 skipped[name] = f"{base} missing"
         elif name == "cairns":
-            skipped[name] = "a schedule only (gtfs/cairns_gtfs.zip): no recorded AVL to degrade"
+            skipped[name] = ("a schedule only (gtfs/cairns_gtfs.zip): no recorded AVL to degrade"
+                             " (cairns-sim: a simulated day on it)")
+        elif name == "cairns-sim":
+            feed_zip = shared / "gtfs" / "cairns_gtfs.zip"
+            if feed_zip.exists():
+                feed = read_feed(feed_zip)
+                out.append(Dataset(name, feed, simulated_avl(FleetSimulation(feed, busiest_day(feed), seed=1,
+                                                                             gps_noise_m=8.0), 30.0)))
+            else:
+                skipped[name] = f"{feed_zip} missing"
         else:
             skipped[name] = "unknown dataset"
     return out, skipped

@@ -31,11 +31,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 import orjson
+import pandas as pd
 import pyproj
 
 from telematics.gtfs import Feed, service_day_start, service_ids_on, trip_paths
 
-__all__ = ["FleetSimulation", "avl_messages", "fleet_messages", "run_fleet", "run_replay", "same_time_on"]
+__all__ = ["FleetSimulation", "avl_messages", "fleet_messages", "run_fleet", "run_replay", "same_time_on", "simulated_avl"]
 
 log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
@@ -202,6 +203,30 @@ class FleetSimulation:
                     payload["start_date"] = self.day.strftime("%Y%m%d")
             out.append((run.vehicle_id, payload))
         return out
+
+
+def simulated_avl(sim: FleetSimulation, interval_s: float = 30.0) -> pd.DataFrame:
+    """Every active vehicle's position every ``interval_s`` (s) over the simulated day, in the
+    columns `telematics.avl.read_avl` gives (trip ids recorded, ``line`` 0: no file).
+
+    The simulator's delays are a random walk: the day tests trip assignment and robustness on
+    the feed's own geometry; on its arrivals nothing beats delay propagation.
+    """
+    if not sim.runs:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ("vehicle_id", "trip_id", "route_id", "start_date")}
+                            | {c: pd.Series(dtype=np.float64) for c in ("lat", "lon", "speed_mps", "bearing", "time_s")}
+                            | {"line": pd.Series(dtype=np.int64)})
+    rows: list[tuple[Any, ...]] = []
+    start = float(min(r.t_knots[0] for r in sim.runs))
+    end = float(max(r.t_knots[-1] for r in sim.runs))
+    for t in np.arange(start, end + interval_s, interval_s):
+        for vehicle, p in sim.positions(float(t)):
+            rows.append((vehicle, p["trip_id"], p["route_id"], p["start_date"], p["lat"], p["lon"], p["speed_mps"],
+                         p["bearing"], float(t)))
+    frame = pd.DataFrame(rows, columns=["vehicle_id", "trip_id", "route_id", "start_date", "lat", "lon",
+                                        "speed_mps", "bearing", "time_s"])
+    frame["line"] = 0
+    return frame.sort_values(["time_s", "vehicle_id"], kind="stable").reset_index(drop=True)
 
 
 def same_time_on(day: date, timezone: str, now_s: float | None = None) -> float:

@@ -18,6 +18,7 @@ by this package, so that reading a feed needs no database driver).
 from telematics.gtfs.model import (
     Feed,
     FeedError,
+    busiest_day,
     rebase_calendar,
     service_day_start,
     service_ids_on,
@@ -30,6 +31,7 @@ __all__ = [
     "Feed",
     "FeedError",
     "TripPaths",
+    "busiest_day",
     "read_feed",
     "rebase_calendar",
     "service_day_start",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "WEEKDAYS",
     "Feed",
     "FeedError",
+    "busiest_day",
     "rebase_calendar",
     "service_day_start",
     "service_ids_on",
@@ -157,6 +159,15 @@ def service_day_start(day: date, timezone: str) -> float:
     """
     noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(timezone))
     return noon.timestamp() - 43200.0
+
+
+def busiest_day(feed: Feed) -> date:
+    """The date with the most trips in the first week of the feed's calendar."""
+    cal = feed.calendar
+    first = min(cal["start_date"]) if not cal.empty else min(feed.calendar_dates["date"])
+    days = [first + timedelta(days=k) for k in range(7)]
+    counts = [feed.trips["service_id"].isin(service_ids_on(feed, d)).sum() for d in days]
+    return days[int(np.argmax(counts))]
 
 
 def trips_running_at(feed: Feed, at_s: float) -> int:

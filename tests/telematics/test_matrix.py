@@ -129,7 +129,20 @@ def _write(dataset: Dataset, vehicles: list[str], path: Path) -> Path:
 
 def test_cairns_is_listed_without_avl(data_root: Path) -> None:
     loaded, skipped = load_datasets(data_root, ["cairns"])
-    assert loaded == [] and "no recorded AVL" in skipped["cairns"]
+    assert loaded == [] and "no recorded AVL" in skipped["cairns"] and "cairns-sim" in skipped["cairns"]
+
+
+def test_cairns_sim_is_a_simulated_day_on_the_real_feed(data_root: Path) -> None:
+    """``cairns-sim``: the simulator's vehicles on the feed's busiest weekday, every 30 s, each
+    position naming the trip it runs (the truth the matrix scores assignment against)."""
+    (dataset,), skipped = load_datasets(data_root, ["cairns-sim"])
+    assert not skipped and dataset.name == "cairns-sim"
+    avl = dataset.avl
+    assert avl["vehicle_id"].nunique() > 100 and len(avl) > 10_000
+    assert set(avl["trip_id"]) <= set(dataset.feed.trips["trip_id"])
+    assert (np.diff(avl["time_s"].to_numpy()) >= 0).all()
+    assert avl.groupby("vehicle_id")["time_s"].diff().dropna().min() >= 30.0
+    assert avl[["lat", "lon"]].notna().all().all() and (avl["start_date"] != "").all()
 
 
 @pytest.fixture(scope="module")
