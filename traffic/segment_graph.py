@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
+from its.csvtext import read_text_csv
 from traffic.congestion import symmetric_adjacency
 
 __all__ = ["MAX_SPEED_KMH", "SegmentGraph", "SpeedTable", "parse_timestamps", "read_segment_graph", "read_speeds"]
@@ -64,29 +65,8 @@ class SpeedTable:
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """The CSV as strings (UTF-8, a BOM and CRLF line ends allowed), checked for ``columns``."""
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ValueError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    if not raw.strip():
-        raise ValueError(f"{path}: empty file (expected a header line {','.join(columns)})")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"{path}: not a readable CSV: {exc}") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: line 1: missing column(s) {', '.join(missing)} "
-                         f"(expected {','.join(columns)}, found {','.join(map(str, df.columns))})")
-    for c in columns:
-        df[c] = df[c].str.strip()
-    return df
+    """The CSV as stripped text columns, checked for ``columns`` (`its.csvtext.read_text_csv`)."""
+    return read_text_csv(path, columns)
 
 
 def _numbers(path: Path, df: pd.DataFrame, column: str) -> npt.NDArray[np.float64]:

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from its.csvtext import read_text_csv
 from video.people import PeopleCounter, PeopleModel, fit_people_model
 from video.people_features import CellGrid, PeopleConfig, to_grey
 from video.sources import IMAGE_SUFFIXES, SourceError, open_tar
@@ -117,26 +118,8 @@ class AnnotatedFrames:
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A CSV file as text columns (UTF-8, BOM and CRLF allowed), checked for ``columns``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: file not found")
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise ValueError(f"{path}: line {line}: not UTF-8 text") from None
-    if not raw.strip():
-        raise ValueError(f"{path}: empty file (expected a header line {','.join(columns)})")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ValueError(f"{path}: not a readable CSV: {exc}") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    if not set(columns) <= set(table.columns):
-        raise ValueError(f"{path}: line 1: expected columns {','.join(columns)}, found {','.join(map(str, table.columns))}")
-    return table.reset_index(drop=True)
+    """The CSV as stripped text columns, checked for ``columns`` (`its.csvtext.read_text_csv`)."""
+    return read_text_csv(path, columns)
 
 
 def _column(path: Path, table: pd.DataFrame, column: str, *, whole: bool = False,

@@ -126,7 +126,7 @@ def _folder(mall: Path, tmp_path: Path, frames: int = 12) -> Path:
     ("frame,count\n1,29\n2,-4\n", r"counts\.csv: line 3: field count: expected a number >= 0, got '-4'"),
     ("frame,count\n1,29\n2.5,3\n", r"counts\.csv: line 3: field frame: expected a whole number >= 0, got '2\.5'"),
     ("frame,count\n1,29\n1,30\n", r"counts\.csv: line 3: field frame: frame 1 already counted on line 2"),
-    ("frame,people\n1,29\n", r"counts\.csv: line 1: expected columns frame,count, found frame,people"),
+    ("frame,people\n1,29\n", r"counts\.csv: line 1: missing column\(s\) count \(expected frame,count, found frame,people\)"),
     ("", r"counts\.csv: empty file"),
     ("frame,count\n", r"counts\.csv: no annotated frame"),
 ])
