@@ -45,7 +45,9 @@ def test_models_beat_the_mean_and_round_trip(kind: str, train: AnnotatedFrames, 
     assert mae < naive and mae < (0.10 if kind == "cells" else 0.12) * held_out.counts.mean(), (mae, naive)
     loaded = PeopleModel.load(model.save(tmp_path / "m.npz"))
     assert loaded.kind == kind and loaded.grid == model.grid and loaded.meta == model.meta
-    assert np.array_equal(count_frames(loaded, images), pred)
+    # the same counts (to a thousandth of a person: OpenCV's threaded image reductions may round
+    # the last float bits differently from one call to the next; CI once saw 2e-6)
+    np.testing.assert_allclose(count_frames(loaded, images), pred, rtol=0.0, atol=1e-3)
     raw = np.load(tmp_path / "m.npz", allow_pickle=False)  # plain arrays, no pickled objects
     assert all(raw[k].dtype != object for k in raw.files)
 
