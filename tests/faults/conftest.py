@@ -71,15 +71,18 @@ def count_sensor_rows(db: Database) -> int:
 
 
 def wait_subscribed(db: Database, pub: MqttConnection, timeout_s: float = 60.0) -> None:
-    """Publish probe messages (kind 'probe') until one is stored: the collector is listening."""
+    """Publish probe messages (kind 'probe') until one of this call's is stored: the collector is
+    listening now (probes of an earlier call do not count)."""
     deadline = time.monotonic() + timeout_s
+    tag = f"p{time.monotonic_ns()}-"
     i = 0
     while time.monotonic() < deadline:
-        pub.client.publish(f"its/v1/devices/probe/p{i}/status", orjson.dumps({"online": True, "ts": T0 + i}), qos=1)
+        pub.client.publish(f"its/v1/devices/probe/{tag}{i}/status", orjson.dumps({"online": True, "ts": T0 + i}), qos=1)
         i += 1
         time.sleep(0.25)
         try:
-            if db.fetchall("SELECT count(*) FROM device_status WHERE kind = 'probe'")[0][0]:
+            if db.fetchall("SELECT count(*) FROM device_status WHERE kind = 'probe' AND device_id LIKE %s",
+                           (tag + "%",))[0][0]:
                 return
         except Exception:
             pass
