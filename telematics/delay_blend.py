@@ -18,18 +18,23 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from telematics.downstream import DELAY_WEIGHT
 from telematics.predict import RecencyMean
+from telematics.windows import MBTA_WINDOWS
 
-__all__ = ["BAND_EDGES_S", "DEFAULT_WEIGHT", "MARGIN", "MIN_LABELS", "TIME_CONSTANT_S", "WEIGHTS", "delay_weights"]
+__all__ = ["BAND_EDGES_S", "DEFAULT_WEIGHT", "LABEL_EVERY_S", "MARGIN", "MIN_LABELS", "TIME_CONSTANT_S", "WEIGHTS",
+           "delay_weights"]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Delay-propagation weight used until the labels say otherwise (WMATA's fleet: 0.2 everywhere).
-DEFAULT_WEIGHT = 0.2
+DEFAULT_WEIGHT = DELAY_WEIGHT
 #: Candidate weights, the default first.
 WEIGHTS = np.array([DEFAULT_WEIGHT, 0.4, 0.6, 0.8, 1.0])
 #: Horizon band edges (s): 0-3, 3-6, 6-12, 12+ min (the MBTA windows' buckets).
-BAND_EDGES_S = np.array([180.0, 360.0, 720.0])
+BAND_EDGES_S = np.array([low for low, *_ in MBTA_WINDOWS[1:]], dtype=np.float64)
+#: Every prediction is kept as a label (once its stop is passed) at most this often (s), live and in the eval.
+LABEL_EVERY_S = 120.0
 #: Effective number of matured predictions in a band before a weight other than the default is used.
 MIN_LABELS = 500.0
 #: A candidate must have a mean absolute error this much (share) below the default's.

@@ -40,6 +40,7 @@ from telematics.arrivals import passing_times
 from telematics.assignment import assignment_accuracy
 from telematics.avl import AvlError, plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
+from telematics.delay_blend import LABEL_EVERY_S as BLEND_LABEL_EVERY_S
 from telematics.delay_blend import delay_weights
 from telematics.downstream import (
     HOLD_S,
@@ -54,7 +55,6 @@ from telematics.downstream import (
     predict_downstream,
     still_for,
 )
-from telematics.fleet_models import BLEND_LABEL_EVERY_S
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, TripPaths, read_feed, service_day_start, trip_paths
 from telematics.gtfs.paths import StopPathFn

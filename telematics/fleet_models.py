@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from telematics.delay_blend import LABEL_EVERY_S as BLEND_LABEL_EVERY_S
 from telematics.delay_blend import delay_weights
 from telematics.downstream import (
     StopTable,
@@ -44,13 +45,12 @@ from telematics.predict import (
 from telematics.timetable import Timetable
 from telematics.track import VehicleTrack, still_s
 
-__all__ = ["BLEND_LABEL_EVERY_S", "LABEL_EVERY_S", "MAX_LABELS", "MIN_LAYOVER_S", "PACE_SEGMENTS", "FleetModels", "Predictions"]
+__all__ = ["LABEL_EVERY_S", "MAX_LABELS", "MIN_LAYOVER_S", "PACE_SEGMENTS", "FleetModels", "Predictions"]
 
 FloatArray = npt.NDArray[np.float64]
 Predictions = dict[tuple[str, date, int], tuple[float, float, float]]
 PACE_SEGMENTS = 12  # a vehicle's latest completed segments feeding its pace
 LABEL_EVERY_S = 30.0  # predictions are kept as residual labels at most this often (s)
-BLEND_LABEL_EVERY_S = 120.0  # all predictions are kept to learn the delay-propagation weight at most this often (s)
 MAX_LABELS = 100_000  # residual labels kept (the newest)
 MIN_LAYOVER_S = 0.0  # extra turnaround between two trips of a block (s): the timetable's layover absorbs delays
 
