@@ -51,12 +51,39 @@ class MqttConnection:
         self.generation = 0
         self.connected = threading.Event()
         self._subscriptions: list[tuple[str, int]] = []
+        #: SUBACKs awaited, by message id (set by the network thread)
+        self._subacks: dict[int, threading.Event] = {}
+        self._subacks_lock = threading.Lock()
 
-    def subscribe(self, topic_filter: str, qos: int = 1) -> None:
-        """Subscribe now and again after every reconnect."""
+    def subscribe(self, topic_filter: str, qos: int = 1, wait_s: float = 10.0) -> bool:
+        """Subscribe now and again after every reconnect.
+
+        Waits up to ``wait_s`` seconds for the broker's SUBACK, so that a caller which goes on
+        to publish (or tells others it is listening) loses nothing sent meanwhile. Returns whether
+        the broker acknowledged the subscription in time (False while disconnected: the
+        subscription is then made at the next connect).
+        """
         self._subscriptions.append((topic_filter, qos))
-        if self.connected.is_set():
-            self.client.subscribe(topic_filter, qos)
+        if not self.connected.is_set():
+            return False
+        acked = threading.Event()
+        with self._subacks_lock:  # the SUBACK may come back before we have filed its event
+            result, mid = self.client.subscribe(topic_filter, qos)
+            if result != mqtt.MQTT_ERR_SUCCESS or mid is None:
+                return False
+            if threading.current_thread() is getattr(self.client, "_thread", None):
+                return False  # called from the network thread itself: the SUBACK cannot arrive while we wait
+            self._subacks[mid] = acked
+        try:
+            return acked.wait(wait_s)
+        finally:
+            self._subacks.pop(mid, None)
+
+    def _on_subscribe(self, mid: int) -> None:
+        with self._subacks_lock:
+            event = self._subacks.get(mid)
+        if event is not None:
+            event.set()
 
     def _resubscribe(self) -> None:
         for topic_filter, qos in self._subscriptions:
@@ -158,24 +185,7 @@ def _connect(
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=will[2])
     conn = MqttConnection(client, protocol)
-    outcome: dict[str, object] = {}
-
-    def on_connect(c: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: object, _p: object = None) -> None:
-        code = getattr(rc, "value", rc)
-        outcome["rc"] = rc
-        if code == 0:
-            conn.session_present = bool(flags.session_present)
-            conn.generation += 1
-            conn.connected.set()
-            conn._resubscribe()
-        else:
-            outcome["failed"] = True
-
-    def on_disconnect(c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
-        conn.connected.clear()
-
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
+    outcome = _install_callbacks(client, conn)
     if on_message is not None:
         client.on_message = on_message
     properties = None
@@ -203,6 +213,35 @@ def _connect(
     if v5 and (rc is None or "failed" in outcome):
         raise _ProtocolRefused(str(rc))
     raise ConnectionError(f"MQTT connect to {host}:{port} failed: {rc}")
+
+
+
+def _install_callbacks(client: mqtt.Client, conn: MqttConnection) -> dict[str, object]:
+    """Connection, disconnection and SUBACK callbacks keeping ``conn`` up to date; returns the
+    dict in which the first CONNACK's outcome (``rc``, ``failed``) is written."""
+    outcome: dict[str, object] = {}
+
+    def on_connect(c: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, rc: object, _p: object = None) -> None:
+        code = getattr(rc, "value", rc)
+        outcome["rc"] = rc
+        if code == 0:
+            conn.session_present = bool(flags.session_present)
+            conn.generation += 1
+            conn.connected.set()
+            conn._resubscribe()
+        else:
+            outcome["failed"] = True
+
+    def on_disconnect(c: mqtt.Client, _u: object, _f: object, rc: object, _p: object = None) -> None:
+        conn.connected.clear()
+
+    def on_subscribe(c: mqtt.Client, _u: object, mid: int, _codes: object, _p: object = None) -> None:
+        conn._on_subscribe(mid)
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_subscribe = on_subscribe
+    return outcome
 
 
 def publisher(url: str, client_id: str = "", ca_file: Path | None = None) -> MqttConnection:

@@ -20,6 +20,7 @@ from its.indicators import Indicator, indicator_table
 from telematics.config import TelematicsSettings
 from telematics.frequencies import instances
 from telematics.gate import service_area
+from telematics.gtfs import service_day_start
 from telematics.plausibility import AREA, SPEED, ServiceArea, plausibility_flags
 from telematics.prediction_kpi import read_prediction_indicators
 from telematics.windows import MBTA_WINDOWS
@@ -418,7 +419,7 @@ def read_scheduled_stop_times(db: Database, agency: str, start: datetime, end: d
         frame = _expand_instances(frame, instances(freq))
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    base = {d: _day_start(d, tz) for d in frame["service_date"].unique()}
+    base = {d: service_day_start(d, tz) for d in frame["service_date"].unique()}
     day0 = frame["service_date"].map(base).to_numpy(dtype=np.float64)
     frame["time_s"] = day0 + frame["dep_s"].to_numpy(dtype=np.float64)
     frame["trip_start_s"] = day0 + frame["first_s"].to_numpy(dtype=np.float64)
@@ -438,12 +439,6 @@ def _expand_instances(frame: pd.DataFrame, inst: pd.DataFrame) -> pd.DataFrame:
     rows["first_s"] = rows["start_s"].to_numpy(dtype=np.float64)
     rows["trip_id"] = rows["instance"]
     return pd.concat([frame[~templated], rows[frame.columns]], ignore_index=True)
-
-
-def _day_start(day: date, timezone: str) -> float:
-    """Epoch s of GTFS 00:00:00 on ``day`` (noon minus 12 h, local time)."""
-    noon = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(timezone))
-    return noon.timestamp() - 43200.0
 
 
 def _read_arrivals(db: Database, agency: str, start: datetime, end: datetime) -> pd.DataFrame:
