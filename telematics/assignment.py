@@ -60,6 +60,7 @@ REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported be
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
 REVERSE_SHARE = 0.5  # backwards by this share of the move (m/m) is the wrong way
 READY_ALONG_M = 100.0  # this close (m along the path) to a trip's start a vehicle is at its first stop
+KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (m) a trip is chosen at
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 
 __all__ = ["AssignmentConfig", "PingCosts", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
@@ -108,7 +109,12 @@ class PingCosts(NamedTuple):
     terminals (``end_margin_m`` from each) and at no trip's first or last stop (in service, if
     only stopped at a stop or a light); ``along``: distance along the trip's path (m);
     ``ready``: the vehicle waits at the trip's first stop, at most ``READY_S`` before its
-    departure (a vehicle that has not moved yet then holds a block in the joint assignment).
+    departure (a vehicle that has not moved yet then holds a block in the joint assignment);
+    ``reportable``: the trip may be given for the ping: it fits, or the vehicle waits at its
+    last stop having finished it (the trip a vehicle ends at a terminal stays its own until the
+    block's next trip fits); ``keeps``: the trip may stay the vehicle's if it was already, though
+    it does not fit: within ``KEEP_FACTOR`` times the offset a trip is chosen at, on time as
+    plausible (a bus on a loop a path without a shape cuts, or off it for a moment).
     """
 
     cost: FloatArray
@@ -118,6 +124,8 @@ class PingCosts(NamedTuple):
     started: npt.NDArray[np.bool_]
     along: FloatArray
     ready: npt.NDArray[np.bool_]
+    reportable: npt.NDArray[np.bool_]
+    keeps: npt.NDArray[np.bool_]
 
 
 def is_stale(last_seen_s: npt.ArrayLike, now_s: float, stale_after_s: float) -> npt.NDArray[np.bool_]:
@@ -292,6 +300,9 @@ class TripAssigner:
         # waiting near a trip's end means the block's next trip is about to start
         cost += np.where(along >= self.last_stop_m[None, :] - cfg.end_margin_m, ENDING_COST, 0.0)
         at_terminal = (plausible & ((along <= READY_ALONG_M) | finished)).any(axis=1)  # a trip's first or last stop
+        ended_here = plausible & finished & (offset <= cfg.origin_offset_m * loose)
+        keeps = (offset <= KEEP_FACTOR * cfg.max_offset_m * loose) & (delay >= -cfg.max_early_s) & (
+            delay <= cfg.max_late_s) & ~finished
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
         # seen on a trip's path away from both its terminals, and at no trip's first or last stop
@@ -300,7 +311,8 @@ class TripAssigner:
                     & (along < self.last_stop_m[None, :] - cfg.end_margin_m)).any(axis=1) & ~at_terminal
         started = np.maximum.accumulate(moved | en_route) if len(p) else moved
         ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
-        return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready)
+        return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready,
+                         plausible | ended_here, keeps)
 
     def assign_vehicle(self, times_s: npt.ArrayLike, xy: npt.ArrayLike,
                        bearing: npt.ArrayLike | None = None,
@@ -380,6 +392,8 @@ class TripAssigner:
                 same_route = self.route[None, :] == route[rows][named][:, None]
                 costs.plausible[named] &= same_route
                 costs.ready[named] &= same_route
+                costs.reportable[named] &= same_route
+                costs.keeps[named] &= same_route
             per_vehicle.append((rows, costs))
         position = np.zeros(len(t), dtype=np.int64)
         for rows, _ in per_vehicle:
@@ -388,6 +402,7 @@ class TripAssigner:
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
         last_seen = np.full(len(per_vehicle), -np.inf)
         is_active = np.zeros(len(per_vehicle), dtype=bool)
+        given = np.full(len(per_vehicle), -1, dtype=np.int64)  # each vehicle's trip at its last ping
         cfg = self.config
         for row in np.argsort(t, kind="stable"):
             v = int(vid[row])
@@ -396,6 +411,7 @@ class TripAssigner:
             total = totals[v]
             if i and t[row] - t[rows[i - 1]] > cfg.stale_after_s:
                 total[:] = 0.0
+                given[v] = -1
             r = self._index.get(str(rep[row]), -1)
             reported_ok = r >= 0 and bool(c.plausible[i, r])
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
@@ -409,10 +425,11 @@ class TripAssigner:
             elif c.started[i]:
                 chosen = self._joint_choice(v, totals, (t[row] - last_seen <= cfg.stale_after_s)
                                             & is_active, block_order, unit_cuts)
-                chosen = chosen if chosen >= 0 and c.plausible[i, chosen] else -1
+                fits = chosen >= 0 and (c.reportable[i, chosen] or (chosen == given[v] and c.keeps[i, chosen]))
+                chosen = chosen if fits else -1
             else:
                 chosen = -1
-            out[row] = chosen
+            out[row] = given[v] = chosen
         return out
 
     def assign_retrospective(self, vehicle: npt.ArrayLike, times_s: npt.ArrayLike, xy: npt.ArrayLike,
@@ -457,10 +474,15 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            cost, delay, early, plausible, *_ = self._costs(t[rows], p[rows], b[rows])
+            c = self._costs(t[rows], p[rows], b[rows])
+            cost, delay, early, plausible, reportable, keeps = (c.cost, c.delay, c.early_scale, c.plausible,
+                                                                 c.reportable, c.keeps)
             named = np.isin(route[rows], self.route)
             if named.any():
-                plausible[named] &= self.route[None, :] == route[rows][named][:, None]
+                same_route = self.route[None, :] == route[rows][named][:, None]
+                plausible[named] &= same_route
+                reportable[named] &= same_route
+                keeps[named] &= same_route
             gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
             for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
                 given = causal[rows[lo:hi]]
@@ -476,7 +498,8 @@ class TripAssigner:
                 path = keep[self._viterbi(cost[lo:hi][:, keep], delay[lo:hi][:, keep], early[lo:hi][:, keep],
                                           plausible[lo:hi][:, keep], switch_cost[keep], order, sub_cuts,
                                           blocks[sub_cuts] != "")]
-                fits = plausible[np.arange(lo, hi), path]
+                at = np.arange(lo, hi)
+                fits = _kept_runs(reportable[at, path], keeps[at, path], path)
                 out[rows[lo:hi][fits]] = path[fits]
         return out
 
@@ -590,6 +613,19 @@ class TripAssigner:
         out = np.minimum.accumulate(np.minimum(shifted, 1e8) + big) - big
         blockless = np.repeat(~has_block, np.diff(np.r_[cuts, len(values)]))
         return np.where(blockless, 1e8, out)
+
+
+def _kept_runs(fits: npt.NDArray[np.bool_], keeps: npt.NDArray[np.bool_], path: npt.NDArray[np.int64]
+               ) -> npt.NDArray[np.bool_]:
+    """Pings of a Viterbi path given their trip: where it fits, and where it ``keeps`` in a run of
+    the same trip next to a ping where it fits (before or after: hindsight)."""
+    out = fits.copy()
+    for order in (range(1, len(path)), range(len(path) - 2, -1, -1)):
+        for j in order:
+            k = j - 1 if order.step == 1 else j + 1
+            if not out[j] and keeps[j] and out[k] and path[k] == path[j]:
+                out[j] = True
+    return out
 
 
 class PositionAssignment(NamedTuple):

@@ -34,7 +34,9 @@ class _Vehicle:
     first_xy: tuple[float, float]  # its first ping (m), for the "has moved" test
     last_seen_s: float
     started: bool = False
-    plausible: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip, last ping
+    reportable: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip, last ping
+    keeps: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip: kept if already its
+    given: int = -1  # candidate given at its own last ping (-1 none)
     ready: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip: at its first stop
     last_xy: FloatArray | None = None  # the last ping (m)
     along: FloatArray = field(default_factory=lambda: np.zeros(0))  # per trip, distance along its path at the last ping
@@ -102,8 +104,9 @@ class LiveAssigner:
             self.vehicles[vehicle_id] = v
         elif t_s - v.last_seen_s > cfg.stale_after_s:
             self.totals[v.row] = 0.0
+            v.given = -1
         previous = None if v.last_xy is None or t_s - v.last_seen_s > cfg.stale_after_s else (v.last_xy, v.along)
-        cost, delay, early, plausible, en_route, along, ready = a._costs(
+        cost, delay, early, plausible, en_route, along, ready, reportable, keeps = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
             np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous)
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
@@ -113,9 +116,10 @@ class LiveAssigner:
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = (v.started or bool(en_route[0])
                      or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m)
-        v.plausible, v.ready = plausible[0], ready[0]
+        v.reportable, v.keeps, v.ready = reportable[0], keeps[0], ready[0]
         self.revised = {}
         if not v.started:  # no trip before it moves; waiting at a first stop, it holds a block for the others' sake
+            v.given = -1
             self.trips[vehicle_id] = ""
             self.days.pop(vehicle_id, None)
             return ""
@@ -136,13 +140,17 @@ class LiveAssigner:
             unit = got.get(n, -1)
             trip = ""
             day = None
+            pick = -1
             if unit >= 0 and cost[n, unit] < TAKEN_COST:
                 lo = unit_cuts[unit]
                 hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
                 members = block_order[lo:hi]
                 best = int(members[np.argmin(self.totals[rows[n], members])])
-                if self.vehicles[vid].plausible[best]:
-                    trip, day = str(a.trip_ids[best]), a.service_day[best]
+                o = self.vehicles[vid]
+                if o.reportable[best] or (best == o.given and o.keeps[best]):
+                    trip, day, pick = str(a.trip_ids[best]), a.service_day[best], best
+            if vid == vehicle_id:
+                v.given = pick
             if vid != vehicle_id and (trip != self.trips.get(vid, "") or day != self.days.get(vid)):
                 self.revised[vid] = trip
             self.trips[vid] = trip

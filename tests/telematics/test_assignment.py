@@ -137,7 +137,7 @@ def test_a_bus_stopped_en_route_is_assigned_before_it_moves(wmata: Feed, wmata_p
         ping = run.sort_values("time_s").iloc[len(run) // 2]
         xy = wmata_paths.projection.to_xy([ping["lat"]], [ping["lon"]])
         c = assigner._costs(np.array([ping["time_s"]]), xy, np.array([np.nan]))
-        j = assigner._index[trip]
+        j = assigner._index[str(trip)]
         cfg = assigner.config
         if not (cfg.end_margin_m <= c.along[0, j] < assigner.last_stop_m[j] - cfg.end_margin_m):
             continue  # this test wants a ping well away from both terminals
@@ -272,3 +272,54 @@ def test_buses_on_winding_roads_are_assigned_without_shapes(cairns: Feed, tmp_pa
     assert avl["vehicle_id"].nunique() > 50
     accuracy = assignment_accuracy(bare, paths, avl)
     assert accuracy is not None and accuracy >= 0.85
+
+
+@pytest.mark.parametrize(("trip", "then"), [("PAIR", "PAIR"), ("SHAPED", "BACK")])
+def test_a_bus_waiting_at_its_last_stop_keeps_its_trip_until_the_next_fits(edge: Feed, edge_paths: TripPaths,
+                                                                           trip: str, then: str) -> None:
+    """A bus that ends a trip at a terminal and waits there stays on that trip (``PAIR``: no block,
+    nothing else fits there), unless its block's next trip starts there (``SHAPED`` -> ``BACK``):
+    not unassigned while it waits. Batch and live alike."""
+    day0 = service_day_start(DEGENERATE_DAY, edge.timezone)
+    stops = TRIPS[trip][3]
+    start = day0 + sum(x * f for x, f in zip(map(int, stops[0][1].split(":")), (3600, 60, 1), strict=True))
+    end = day0 + sum(x * f for x, f in zip(map(int, stops[-1][1].split(":")), (3600, 60, 1), strict=True))
+    running = np.arange(start, end, 30.0)
+    waiting = np.arange(end, end + 300.0, 30.0)  # 5 min at the last stop
+    t = np.r_[running, waiting]
+    share = np.r_[(running - start) / (end - start), np.ones(len(waiting))]
+    lat_lon = np.array([ping_latlon(trip, s) for s in share])
+    xy = edge_paths.projection.to_xy(lat_lon[:, 0], lat_lon[:, 1])
+    assigner = TripAssigner(edge, edge_paths, DEGENERATE_DAY, day0)
+    batch = assigner.assign_vehicle(t, xy)
+    live = LiveAssigner(TripAssigner(edge, edge_paths, DEGENERATE_DAY, day0))
+    observed = np.array([live.observe("bus", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None)
+                         for k in range(len(t))])
+    assert batch.tolist() == observed.tolist()
+    on_the_way = batch[1:len(running)]  # from the second ping (the first: not yet moved)
+    assert (on_the_way == trip).mean() >= 0.8
+    assert (batch[len(running) + 2:] == then).all(), batch[len(running):]
+
+
+def test_a_bus_keeps_its_trip_a_little_off_its_path_but_is_not_given_one_there(edge: Feed,
+                                                                                 edge_paths: TripPaths) -> None:
+    """Off its trip's path by more than a trip is chosen at (60 m) but within twice that (GPS
+    noise, a loop a path of straight lines cuts), a bus keeps its trip; a bus first seen there
+    is given none. Batch, live and the retrospective pass alike."""
+    day0 = service_day_start(DEGENERATE_DAY, edge.timezone)
+    start = day0 + 8 * 3600.0  # SHAPED runs S0 -> S4, 08:00-08:08, along shape LINE
+    t = start + np.arange(0.0, 480.0, 30.0)
+    east = np.where((t - start >= 150) & (t - start <= 300), 100.0, 0.0)  # 100 m off for 2.5 min mid-trip
+    lat_lon = np.array([ping_latlon("SHAPED", (s - start) / 480.0, e) for s, e in zip(t, east, strict=True)])
+    xy = edge_paths.projection.to_xy(lat_lon[:, 0], lat_lon[:, 1])
+    assigner = TripAssigner(edge, edge_paths, DEGENERATE_DAY, day0)
+    batch = assigner.assign_vehicle(t, xy)
+    live = LiveAssigner(TripAssigner(edge, edge_paths, DEGENERATE_DAY, day0))
+    observed = [live.observe("bus", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
+    assert batch.tolist() == observed
+    assert (batch[1:] == "SHAPED").all(), batch  # from the second ping (the first: not yet moved)
+    retro = assigner.assign_retrospective(np.zeros(len(t), dtype=np.int64), t, xy)  # hindsight too
+    assert (retro >= 0).all() and set(assigner.trip_ids[retro].tolist()) == {"SHAPED"}
+    off = east > 0
+    stranger = assigner.assign_vehicle(t[off], xy[off])  # seen only off the path: never given the trip
+    assert (stranger == "").all(), stranger
