@@ -217,6 +217,6 @@ def test_whole_matrix_on_wmata(wmata: Dataset, real_wmata_dir: Path) -> None:
         _check_cell(result)
         assign = result["positions_assignment"]
         assert isinstance(assign, dict)
-        assert assign["live"] >= 0.91, cell
+        assert assign["live"] >= 0.93, cell  # 0.9369 the least (120 s, no shapes, 15 m noise, no motion, midnight)
         assert assign["retrospective"] >= assign["live"] + 0.01, cell
         assert isinstance(result["within_windows"], float) and result["within_windows"] >= 0.87, cell
