@@ -87,7 +87,8 @@ class AssignmentConfig:
         Within this distance of the path's start (m) a vehicle is at the trip's origin,
         where waiting early for the departure is normal.
     origin_offset_m : float
-        Largest distance from the path (m) at the origin (layover spots lie off the path).
+        Largest distance from the path (m) at the origin, and at the end of a finished trip
+        (layover spots lie off the path).
     """
 
     max_offset_m: float = 60.0
@@ -300,7 +301,10 @@ class TripAssigner:
         # waiting near a trip's end means the block's next trip is about to start
         cost += np.where(along >= self.last_stop_m[None, :] - cfg.end_margin_m, ENDING_COST, 0.0)
         at_terminal = (plausible & ((along <= READY_ALONG_M) | finished)).any(axis=1)  # a trip's first or last stop
-        ended_here = plausible & finished & (offset <= cfg.origin_offset_m * loose)
+        # at the end as at the origin, layover spots lie off the path (beyond its last stop a path of
+        # straight lines cuts no corner: no looser there); on time as a plausible trip
+        ended_here = finished & (offset <= cfg.origin_offset_m) & (delay >= -cfg.max_early_s) & (
+            delay <= cfg.max_late_s)
         keeps = (offset <= KEEP_FACTOR * cfg.max_offset_m * loose) & (delay >= -cfg.max_early_s) & (
             delay <= cfg.max_late_s) & ~finished
         plausible &= ~finished
