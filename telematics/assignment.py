@@ -17,7 +17,10 @@ trip's path away from both terminals and at no trip's first or last stop (in ser
 a stop or a light), but while it waits at
 a trip's first stop, at most ``READY_S`` before the departure, it takes part in the joint
 assignment (it is about to run a block, which no moving vehicle should be given); after a silence
-longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew.
+longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew. Where no
+trip fits, a vehicle keeps the one it has: waiting at the last stop of the trip it finished (until
+the block's next trip fits), or a little off its trip's path (up to ``KEEP_FACTOR`` times the
+offset a trip is chosen at; a vehicle first seen there is given none).
 
 Degraded feeds: from paths made of straight lines between stops (no ``shapes.txt``) the offset
 is the detour a ping implies (`telematics.matching.detour_offsets`: a road bends away from the
