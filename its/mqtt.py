@@ -215,7 +215,6 @@ def _connect(
     raise ConnectionError(f"MQTT connect to {host}:{port} failed: {rc}")
 
 
-
 def _install_callbacks(client: mqtt.Client, conn: MqttConnection) -> dict[str, object]:
     """Connection, disconnection and SUBACK callbacks keeping ``conn`` up to date; returns the
     dict in which the first CONNACK's outcome (``rc``, ``failed``) is written."""
