@@ -282,8 +282,8 @@ class TripAssigner:
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
         loose = np.where(self._unshaped, UNSHAPED_TOLERANCE, 1.0)[None, :]
-        plausible = (offset <= cfg.max_offset_m * loose) & (delay >= -cfg.max_early_s) & (
-            delay <= cfg.max_late_s)
+        on_time = (delay >= -cfg.max_early_s) & (delay <= cfg.max_late_s)
+        plausible = (offset <= cfg.max_offset_m * loose) & on_time
         at_origin = along < cfg.end_margin_m
         # layover at the origin terminal: being early there is normal
         plausible |= (offset <= cfg.origin_offset_m * loose) & at_origin & (delay >= -2 * cfg.max_late_s) & (
@@ -306,10 +306,8 @@ class TripAssigner:
         at_terminal = (plausible & ((along <= READY_ALONG_M) | finished)).any(axis=1)  # a trip's first or last stop
         # at the end as at the origin, layover spots lie off the path (beyond its last stop a path of
         # straight lines cuts no corner: no looser there); on time as a plausible trip
-        ended_here = finished & (offset <= cfg.origin_offset_m) & (delay >= -cfg.max_early_s) & (
-            delay <= cfg.max_late_s)
-        keeps = (offset <= KEEP_FACTOR * cfg.max_offset_m * loose) & (delay >= -cfg.max_early_s) & (
-            delay <= cfg.max_late_s) & ~finished
+        ended_here = finished & (offset <= cfg.origin_offset_m) & on_time
+        keeps = (offset <= KEEP_FACTOR * cfg.max_offset_m * loose) & on_time & ~finished
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
         # seen on a trip's path away from both its terminals, and at no trip's first or last stop
@@ -320,6 +318,17 @@ class TripAssigner:
         ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
         return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready,
                          plausible | ended_here, keeps)
+
+    def _vehicle_costs(self, t: FloatArray, p: FloatArray, b: FloatArray, routes: npt.NDArray[np.str_]) -> PingCosts:
+        """`_costs` of one vehicle's pings, where a ping reports a route the day's trips run
+        restricted to that route's trips (a route they do not run is ignored)."""
+        costs = self._costs(t, p, b)
+        named = np.isin(routes, self.route)
+        if named.any():
+            same_route = self.route[None, :] == routes[named][:, None]
+            for fits in (costs.plausible, costs.ready, costs.reportable, costs.keeps):
+                fits[named] &= same_route
+        return costs
 
     def assign_vehicle(self, times_s: npt.ArrayLike, xy: npt.ArrayLike,
                        bearing: npt.ArrayLike | None = None,
@@ -393,15 +402,7 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1 if len(vid) else 0):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            costs = self._costs(t[rows], p[rows], b[rows])
-            named = np.isin(route[rows], self.route)  # a route the day's trips do not run is ignored
-            if named.any():  # a reported route rules out the other routes' trips
-                same_route = self.route[None, :] == route[rows][named][:, None]
-                costs.plausible[named] &= same_route
-                costs.ready[named] &= same_route
-                costs.reportable[named] &= same_route
-                costs.keeps[named] &= same_route
-            per_vehicle.append((rows, costs))
+            per_vehicle.append((rows, self._vehicle_costs(t[rows], p[rows], b[rows], route[rows])))
         position = np.zeros(len(t), dtype=np.int64)
         for rows, _ in per_vehicle:
             position[rows] = np.arange(len(rows))
@@ -481,15 +482,9 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            c = self._costs(t[rows], p[rows], b[rows])
+            c = self._vehicle_costs(t[rows], p[rows], b[rows], route[rows])
             cost, delay, early, plausible, reportable, keeps = (c.cost, c.delay, c.early_scale, c.plausible,
                                                                  c.reportable, c.keeps)
-            named = np.isin(route[rows], self.route)
-            if named.any():
-                same_route = self.route[None, :] == route[rows][named][:, None]
-                plausible[named] &= same_route
-                reportable[named] &= same_route
-                keeps[named] &= same_route
             gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
             for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
                 given = causal[rows[lo:hi]]
