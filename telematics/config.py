@@ -68,6 +68,10 @@ class TelematicsSettings(BaseSettings):
         default=5000.0, ge=0, description="Margin around an agency's stops (m) of its default service area (depots, detours).")
     recent_positions_min: int = Field(
         default=30, ge=0, description="Minutes of stored positions replayed into the live state at start.")
+    road_paths: bool = Field(
+        default=True, description="Build the paths of trips without a shape on a stored road network (`its maps import`) when one is stored; else straight lines between the stops.")
+    road_network: str = Field(
+        default="", description="Name of the stored road network for trips without a shape (empty: the first stored, as the traffic service does).")
     holding_advice: bool = Field(
         default=True, description="Compute holding advice at control stops and publish it to dispatchers and vehicles.")
     holding_gain: float = Field(

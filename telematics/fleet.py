@@ -34,6 +34,7 @@ from telematics.downstream import MOVED_M, in_layover, motion_state
 from telematics.fleet_models import FleetModels
 from telematics.frequencies import expand_frequencies, parse_start_time
 from telematics.gtfs import Feed, service_day_start
+from telematics.gtfs.paths import StopPathFn
 from telematics.ingest import PositionRow, as_position_row
 from telematics.live_assignment import LiveAssigner
 from telematics.matching import projection_candidates
@@ -60,11 +61,16 @@ class Fleet(FleetModels):
         The agency's active feed (frequency-based trips are expanded into instances).
     config : TelematicsSettings
         Thresholds.
+    stop_path : callable, optional
+        Builds the paths of trips without a shape: a stored road network's
+        (`telematics.road_paths.RoadStopPaths`), else straight lines between the stops.
     """
 
-    def __init__(self, agency: str, feed: Feed, config: TelematicsSettings | None = None) -> None:
+    def __init__(self, agency: str, feed: Feed, config: TelematicsSettings | None = None,
+                 stop_path: StopPathFn | None = None) -> None:
         self.agency = agency
-        super().__init__(expand_frequencies(feed))  # frequency-based trips become concrete instances
+        # frequency-based trips become concrete instances
+        super().__init__(expand_frequencies(feed), stop_path)
         self.config = config or TelematicsSettings()
         self.vehicles: dict[str, VehicleTrack] = {}
         self._assigners: dict[date, LiveAssigner] = {}

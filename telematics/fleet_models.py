@@ -34,6 +34,7 @@ from telematics.downstream import (
     predict_downstream,
 )
 from telematics.gtfs import Feed, service_day_start
+from telematics.gtfs.paths import StopPathFn
 from telematics.guard import isolate, vehicle_failed
 from telematics.predict import (
     PaceFilter,
@@ -73,6 +74,8 @@ class FleetModels(Timetable):
     ----------
     feed : Feed
         The agency's feed, frequency-based trips already expanded into instances.
+    stop_path : callable, optional
+        Builds the paths of trips without a shape (`telematics.timetable.Timetable`).
 
     Attributes
     ----------
@@ -92,8 +95,8 @@ class FleetModels(Timetable):
 
     agency = ""  # platform agency id, for failure reports (`telematics.fleet.Fleet` sets it)
 
-    def __init__(self, feed: Feed) -> None:
-        super().__init__(feed)
+    def __init__(self, feed: Feed, stop_path: StopPathFn | None = None) -> None:
+        super().__init__(feed, stop_path)
         self.segments = SegmentTimes()
         self.pace = PaceFilter()
         self.corrector = ResidualCorrector()

@@ -14,6 +14,7 @@ distance (plus 200 m: a one-way loop around a block); the path then says ``road+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,9 +25,13 @@ from maps.geometry import haversine_m
 from maps.network import RoadNetwork
 from maps.routing import NoRouteError, Route, Router
 from maps.spatial import EdgeSnapper
+from telematics.gtfs.model import Feed
 from telematics.gtfs.paths import StopPath
 
-__all__ = ["RoadStopPaths", "load_roads"]
+if TYPE_CHECKING:
+    from its.db import Database
+
+__all__ = ["RoadStopPaths", "load_roads", "shapeless_trips", "stored_roads"]
 
 FloatArray = npt.NDArray[np.float64]
 DETOUR_SLACK_M = 200.0
@@ -192,3 +197,29 @@ def load_roads(path: str | Path) -> RoadNetwork:
     from maps.osm import import_osm
 
     return import_osm(p)
+
+
+def shapeless_trips(feed: Feed) -> int:
+    """Number of ``feed``'s trips without a shape (no ``shape_id``, or one ``shapes.txt`` lacks)."""
+    known = set() if feed.shapes is None else set(feed.shapes["shape_id"].astype(str))
+    shape = feed.trips["shape_id"].fillna("").astype(str) if "shape_id" in feed.trips else None
+    return len(feed.trips) if shape is None else int((~shape.isin(known)).sum())
+
+
+def stored_roads(db: Database, name: str = "") -> RoadNetwork | None:
+    """The road network ``name`` stored by ``its maps import`` (empty: the first stored, by
+    name, as the traffic service takes it); None when no network is stored.
+
+    Raises
+    ------
+    maps.store.NetworkNotFoundError
+        ``name`` is given and no network of that name is stored.
+    """
+    from maps.store import list_networks, load_network
+
+    if not name:
+        names = [n for n, *_ in list_networks(db)]
+        if not names:
+            return None
+        name = names[0]
+    return load_network(db, name)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter
+from prometheus_client import Gauge
 from scipy.spatial import cKDTree
 
 from its.errors import ApiError, not_found
@@ -45,6 +46,7 @@ from telematics.dispatch import AlertSpec
 from telematics.fleet import Fleet
 from telematics.gate import PositionGate, service_area
 from telematics.gtfs import database as gtfs_db
+from telematics.gtfs.paths import StopPathFn
 from telematics.guard import CLAMPED_POSITIONS, IGNORED_POSITIONS, vehicle_failed
 from telematics.holding_live import HoldAdvice, HoldingAdvisor
 from telematics.ingest import (
@@ -56,6 +58,7 @@ from telematics.ingest import (
     parse_json_position,
 )
 from telematics.plausibility import flag_names
+from telematics.road_paths import RoadStopPaths, shapeless_trips, stored_roads
 from telematics.samples import PredictionSampler
 
 __all__ = ["ArrivalsService", "Snapshot", "StopIndex", "create_service"]
@@ -65,6 +68,9 @@ FULL_REFRESH_S = 15.0
 MAX_PENDING = 100_000  # rows of each kind held while the database is unreachable
 RUN_FILL_RETRY_S = 120.0  # a run is written back to its position for this long (s) after the ping
 RETAINED_WINDOW_S = 10.0  # advice left retained by an earlier process is collected this long (s) after start
+TRIP_PATHS = Gauge("its_telematics_trip_paths",
+                   "Trips of each agency's live feed by where their path comes from (shape: shapes.txt; road: the "
+                   "stored road network; road+straight: partly; straight: lines between the stops)", ["agency", "source"])
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ class ArrivalsService(Service):
         self._retained_until = 0.0  # monotonic s: until then, retained advice found on the broker is collected
         self.gate = PositionGate(self.config)
         self._flagged_logged: set[tuple[str, str, str]] = set()  # (agency, vehicle, flag) logged once
+        self._road_paths: RoadStopPaths | None = None  # built on the first feed with trips without a shape
+        self._road_paths_read = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -173,7 +181,8 @@ class ArrivalsService(Service):
         """
         self.ctx = ctx
         for agency in gtfs_db.agencies(ctx.read_db):
-            self.add_agency(agency, gtfs_db.load_feed(ctx.read_db, agency))
+            feed = gtfs_db.load_feed(ctx.read_db, agency)
+            self.add_agency(agency, feed, self._stop_paths(ctx, feed))
             now = datetime.fromtimestamp(self.clock(), UTC)
             if self.config.history_days:
                 try:
@@ -221,9 +230,33 @@ class ArrivalsService(Service):
 
     # ------------------------------------------------------------------ state
 
-    def add_agency(self, agency: str, feed: Any) -> None:
-        """Serve ``agency`` with ``feed`` (a `telematics.gtfs.Feed`)."""
-        fleet = Fleet(agency, feed, self.config)
+    def _stop_paths(self, ctx: Context, feed: Any) -> StopPathFn | None:
+        """The stored road network's path builder when ``feed`` has trips without a shape
+        (``road_paths`` setting; one network, ``road_network``, loaded once for every agency);
+        None otherwise, or when none is stored or it cannot be read (logged: straight lines)."""
+        if not self.config.road_paths or not shapeless_trips(feed):
+            return None
+        if not self._road_paths_read:
+            self._road_paths_read = True
+            try:
+                network = stored_roads(ctx.read_db, self.config.road_network)
+            except Exception as exc:
+                log.warning("telematics: road network %r not read (%s); trips without a shape run on "
+                            "straight lines", self.config.road_network, exc)
+                network = None
+            self._road_paths = RoadStopPaths(network) if network is not None else None
+        return self._road_paths
+
+    def add_agency(self, agency: str, feed: Any, stop_path: StopPathFn | None = None) -> None:
+        """Serve ``agency`` with ``feed`` (a `telematics.gtfs.Feed`); trips without a shape get
+        ``stop_path``'s paths (`telematics.road_paths.RoadStopPaths`), else straight lines.
+        Where each trip's path comes from is logged and in ``its_telematics_trip_paths``."""
+        fleet = Fleet(agency, feed, self.config, stop_path)
+        sources = fleet.paths.source_counts()
+        for source, trips in sources.items():
+            TRIP_PATHS.labels(agency, source).set(trips)
+        log.info("telematics: agency %s trip paths %s", agency,
+                 ", ".join(f"{n} {s}" for s, n in sources.items() if n) or "none")
         stops = feed.stops
         served: dict[str, set[str]] = {}
         st_routes = np.array([fleet.trip_route[t] for t in fleet.st_trip], dtype=object)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from telematics.gtfs import Feed, TripPaths, service_day_start, service_ids_on, trip_paths
+from telematics.gtfs.paths import StopPathFn
 
 __all__ = ["INSTANCE_MATCH_S", "Timetable"]
 
@@ -35,6 +36,9 @@ class Timetable:
     feed : Feed
         The agency's feed, frequency-based trips already expanded into instances
         (`telematics.frequencies.expand_frequencies`); stop times sorted by trip then sequence.
+    stop_path : callable, optional
+        Builds the path of a trip without a shape from its stops (a stored road network's,
+        `telematics.road_paths.RoadStopPaths`); default straight lines between the stops.
 
     Attributes
     ----------
@@ -43,7 +47,8 @@ class Timetable:
     timezone : str
         The feed's timezone.
     paths : TripPaths
-        Trip paths and the distance (m) of each trip's stops along its path.
+        Trip paths and the distance (m) of each trip's stops along its path (``paths.source``
+        says which were built on the road network).
     trip_rows : dict of str to (int, int)
         Trip -> its rows ``[lo, hi)`` of the flat stop-time arrays.
     st_stop, st_stop_list, st_seq, st_trip : arrays / list
@@ -64,10 +69,10 @@ class Timetable:
         Trip -> the next trip of its block on the same service.
     """
 
-    def __init__(self, feed: Feed) -> None:
+    def __init__(self, feed: Feed, stop_path: StopPathFn | None = None) -> None:
         self.feed = feed
         self.timezone = feed.timezone
-        self.paths: TripPaths = trip_paths(feed)
+        self.paths: TripPaths = trip_paths(feed, stop_path)
         st = feed.stop_times
         trip_ids = st["trip_id"].to_numpy(dtype=object)
         cuts = np.flatnonzero(np.r_[True, trip_ids[1:] != trip_ids[:-1], True])

@@ -20,14 +20,25 @@ import shapely
 import typer
 from typer.testing import CliRunner
 
+from prometheus_client import REGISTRY
+
+from its.alerts import AlertSink
+from its.db import Database
+from its.service import Context
+from its.settings import load_settings
 from maps.network import RoadNetwork
 from maps.osm import import_osm
 from maps.routing import Router
+from maps.store import save_network
 from maps.synthetic import grid_network
+from telematics.config import TelematicsSettings
 from telematics.eval_cli import eval_arrivals
 from telematics.evaluate import evaluate_arrivals
 from telematics.gtfs import read_feed, trip_paths
+from telematics.gtfs.database import import_feed_file
+from telematics.ingest import PositionRow
 from telematics.road_paths import RoadStopPaths
+from telematics.service import ArrivalsService
 
 DAY = date(2026, 3, 2)
 TZ = "Europe/Helsinki"
@@ -183,3 +194,67 @@ def test_stops_off_the_network_are_joined_straight() -> None:
     nowhere = builder(np.array([61.0, 61.01]), np.array([25.5, 25.5]))
     assert nowhere is not None and nowhere.source == "straight" and len(nowhere.lat) == 2
     assert builder(np.array([60.15]), np.array([24.9])) is None  # one stop: no path to build
+
+
+def _live(db: Database, clock_s: float, **settings: object) -> ArrivalsService:
+    """The arrivals service started from ``db`` as in production (no replay, no advice)."""
+    ctx = Context(settings=load_settings(database_url=db.url, mqtt_url=None), db=db, read_db=db,
+                  alerts=AlertSink(db))
+    service = ArrivalsService(TelematicsSettings(recent_positions_min=0, history_days=0, holding_advice=False,
+                                                 **settings), clock=lambda: clock_s, background=False)
+    service.start(ctx)
+    return service
+
+
+def _placed(service: ArrivalsService, rows: list[PositionRow], stop_at_m: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each ping of bus V0 (trip T0, 7 m/s from the first stop) applied live: its distance
+    from the path of the trip it was given and the error of its distance along it (m)."""
+    offsets, errors = [], []
+    for k, row in enumerate(rows):
+        service.observe([row])
+        track = service.fleets["hel"].vehicles["V0"]
+        if track.trip_id is not None:
+            assert track.trip_id == "T0"
+            along = track.along_m - service.fleets["hel"].paths.stop_dist_m["T0"][0]
+            offsets.append(track.offset_m)
+            errors.append(abs(along - (k * 30.0 * SPEED_MPS - stop_at_m[0])))
+    return np.array(offsets), np.array(errors)
+
+
+def test_the_live_service_runs_trips_without_shapes_on_the_stored_road_network(
+        db: Database, helsinki: RoadNetwork, line: dict[str, object], tmp_path: Path) -> None:
+    lat, lon, at, road = line["lat"], line["lon"], line["stop_at_m"], line["path"]
+    assert isinstance(lat, np.ndarray) and isinstance(lon, np.ndarray) and isinstance(at, np.ndarray)
+    assert isinstance(road, shapely.LineString)
+    import_feed_file(db, _feed(tmp_path / "gtfs", lat, lon, at), "hel")
+    pings = pd.read_csv(_avl(tmp_path / "avl.csv", helsinki, road))
+    bus = pings[(pings["vehicle_id"] == "V0")].iloc[:int(at[-1] / SPEED_MPS / 30.0) + 1]  # up to its last stop
+    rows = [PositionRow("hel", "V0", datetime.fromisoformat(r.timestamp), r.lat, r.lon, r.speed_mps, None,
+                        None, None, None, None, None, None) for r in bus.itertuples()]  # trip ids hidden
+    clock_s = rows[-1].time.timestamp()
+    straight = _live(db, clock_s)  # no network stored: straight lines, and it says so
+    assert straight.fleets["hel"].paths.source_counts()["straight"] == 3
+    assert REGISTRY.get_sample_value("its_telematics_trip_paths", {"agency": "hel", "source": "straight"}) == 3
+    straight_offsets, _ = _placed(straight, rows, at)
+    straight.stop()
+    save_network(db, helsinki)
+    off = _live(db, clock_s, road_paths=False)
+    assert off.fleets["hel"].paths.source_counts()["straight"] == 3
+    off.stop()
+    live = _live(db, clock_s)
+    assert live.fleets["hel"].paths.source_counts() == {"shape": 0, "road": 3, "road+straight": 0, "straight": 0}
+    assert REGISTRY.get_sample_value("its_telematics_trip_paths", {"agency": "hel", "source": "road"}) == 3
+    assert REGISTRY.get_sample_value("its_telematics_trip_paths", {"agency": "hel", "source": "straight"}) == 0
+    # the bus, its trip id hidden, is placed on the road the network gives: on its path and where it is along it
+    offsets, errors = _placed(live, rows, at)
+    assert len(offsets) >= len(rows) - 3  # assigned once it has moved
+    assert np.quantile(offsets, 0.9) < 5.0 and np.quantile(errors, 0.9) < 0.01 * at[-1] + 20.0
+    assert np.quantile(straight_offsets, 0.9) > 2 * np.quantile(offsets, 0.9)  # straight lines cut the corners
+    live.stop()
+    with pytest.raises(Exception, match="no road network named"):
+        from telematics.road_paths import stored_roads
+        stored_roads(db, "nowhere")
+    named = _live(db, clock_s, road_network="nowhere")  # a missing network: logged, straight lines
+    assert named.fleets["hel"].paths.source_counts()["straight"] == 3
+    named.stop()
