@@ -15,6 +15,7 @@ from telematics.avl import read_avl
 from telematics.degrade import DegradeSpec, SpecError, parse_spec
 from telematics.evaluate import evaluate_arrivals
 from telematics.gtfs import read_feed
+from telematics.positions_eval import evaluate_positions_only, has_recorded_trips
 
 __all__ = ["COMMANDS", "eval_arrivals", "eval_arrivals_matrix"]
 
@@ -46,6 +47,10 @@ def eval_arrivals(
 
         specs = _specs(degrade)
         dataset = Dataset(avl.stem, read_feed(gtfs), read_avl(avl))
+        if not has_recorded_trips(dataset.avl):
+            raise typer.BadParameter(f"{avl.name} records no trip ids: a degraded copy has no truth to be "
+                                     "scored against (without --degrade it is scored against its retrospective "
+                                     "assignment)", param_hint="--degrade")
         cache: dict[tuple[int, bool, float], object] = {}
         results = []
         for spec in specs:
@@ -61,7 +66,23 @@ def eval_arrivals(
             stop_path = RoadStopPaths(load_roads(roads))
         except (OSError, ValueError) as exc:
             raise typer.BadParameter(str(exc), param_hint="--roads") from None
-    result = evaluate_arrivals(gtfs, avl, history or (), stop_path=stop_path)
+    positions = read_avl(avl)
+    if not has_recorded_trips(positions):  # a positions-only file: scored against its retrospective assignment
+        if history:
+            raise typer.BadParameter("other days' profile is not used for a file without trip ids",
+                                     param_hint="--history")
+        result = evaluate_positions_only(read_feed(gtfs), positions, name=avl.stem, stop_path=stop_path)
+        typer.echo(f"no trip ids in {avl.name}: truth = {result['truth']} "
+                   f"({result['truth_pings']} of the pings given a trip by it)")
+    else:
+        result = evaluate_arrivals(gtfs, avl, history or (), stop_path=stop_path)
+    _print_arrivals(result)
+    if as_json:
+        typer.echo(json.dumps(result))
+
+
+def _print_arrivals(result: dict[str, object]) -> None:
+    """The text summary of an arrivals evaluation."""
     mae = result["mae_s"]
     within = result["within_by_bucket"]
     base = result["baselines"]
@@ -81,13 +102,12 @@ def eval_arrivals(
                + f"; delay propagation {base['delay_propagation']['eta_benchmark']['score']})")
     typer.echo("trip paths: " + ", ".join(f"{n} {k}" for k, n in result["path_sources"].items()  # type: ignore[attr-defined]
                                           if n))
-    typer.echo(f"trip assignment accuracy (ids hidden): {result['assigned_trip_accuracy']}")
+    live = "live vs retrospective" if "truth" in result else "ids hidden"
+    typer.echo(f"trip assignment accuracy ({live}): {result['assigned_trip_accuracy']}")
     typer.echo("delay propagation weight served (mean, 0.2 = the model as usual): " + ", ".join(
         f"{b} min {w}" for b, w in result["delay_weight"].items()))  # type: ignore[attr-defined]
     typer.echo(f"prediction completeness: {result['prediction_completeness']} of (ping, stop) pairs, "
                f"{result['trip_minute_completeness']} of in-service trip-minutes")
-    if as_json:
-        typer.echo(json.dumps(result))
 
 
 def eval_arrivals_matrix(

@@ -386,7 +386,8 @@ def evaluate_arrivals(gtfs: str | Path | Feed, avl_path: str | Path,
     avl = read_avl(avl_path)
     if "trip_id" not in pd.read_csv(avl_path, nrows=0).columns:
         raise AvlError(f"{Path(avl_path).name} line 1 field trip_id: no recorded trip to score against"
-                       " (predictions are scored on the trips the file records)")
+                       " (predictions are scored on the trips the file records; a positions-only file is"
+                       " scored against its retrospective assignment: telematics.positions_eval)")
     if vehicles is not None:
         avl = avl[avl["vehicle_id"].isin(list(vehicles))].reset_index(drop=True)
     avl, *left_out = plausible_positions(avl, feed)

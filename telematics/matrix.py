@@ -51,6 +51,7 @@ from telematics.evaluate import (
 )
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, TripPaths, busiest_day, read_feed, trip_paths
+from telematics.gtfs.paths import StopPathFn
 from telematics.gtfs.reader import ZipOrFolder
 from telematics.gtfs.validate import build_feed
 from telematics.ingest import parse_gtfsrt_position
@@ -271,8 +272,8 @@ def _split_scores(mask_pred: npt.NDArray[np.bool_], horizon: FloatArray, truth: 
 
 
 def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequence[str] | None = None,
-                  held_out_share: float = 0.2, paths_cache: dict[tuple[int, bool, float], TripPaths] | None = None
-                  ) -> dict[str, object]:
+                  held_out_share: float = 0.2, paths_cache: dict[tuple[int, bool, float], TripPaths] | None = None,
+                  stop_path: StopPathFn | None = None) -> dict[str, object]:
     """Score one matrix cell on one recorded day.
 
     Parameters
@@ -287,6 +288,9 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
         Share of the recorded time span, at its end, scored apart as held out.
     paths_cache : dict, optional
         Reused paths per (feed, shapes, shift) between cells of one dataset.
+    stop_path : callable, optional
+        Builds the paths of trips without a shape (a road network's,
+        `telematics.road_paths.RoadStopPaths`); default straight lines.
 
     Returns
     -------
@@ -316,7 +320,7 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
     def paths_of(f: Feed, shapes: bool) -> TripPaths:
         key = (id(dataset.feed), shapes, shift)
         if key not in cache:
-            cache[key] = trip_paths(f)
+            cache[key] = trip_paths(f, stop_path)
         return cache[key]
 
     truth_paths = paths_of(truth_feed, True)
