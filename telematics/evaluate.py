@@ -41,7 +41,7 @@ from telematics.assignment import assignment_accuracy
 from telematics.avl import AvlError, plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
 from telematics.delay_blend import LABEL_EVERY_S as BLEND_LABEL_EVERY_S
-from telematics.delay_blend import delay_weights
+from telematics.delay_blend import alone_on_route, delay_weights
 from telematics.downstream import (
     HOLD_S,
     StopTable,
@@ -97,6 +97,21 @@ class _Run:
     day0: float
     online_along: FloatArray
     truth: FloatArray
+
+
+def _alone(feed: Feed, avl: pd.DataFrame, runs: Sequence[_Run], ping: npt.NDArray[np.int64],
+           at_s: FloatArray) -> npt.NDArray[np.bool_]:
+    """Whether the vehicle of each prediction (made at ``avl`` row ``ping``, time ``at_s``) is
+    alone on its trip's route (`telematics.delay_blend.alone_on_route`), the routes of the
+    pings being those of the runs they are on."""
+    route_of = feed.trips.set_index("trip_id")["route_id"].astype(str)
+    codes = {r: k for k, r in enumerate(pd.unique(route_of))}
+    ping_route = np.full(len(avl), -1, dtype=np.int64)
+    for run in runs:
+        ping_route[run.rows] = codes.get(str(route_of.get(run.trip, "")), -1)
+    vehicle = pd.factorize(avl["vehicle_id"].to_numpy(dtype=str))[0]
+    return alone_on_route(ping_route, vehicle, avl["time_s"].to_numpy(dtype=np.float64),
+                          ping_route[ping], vehicle[ping], at_s)
 
 
 def _trip_bounds(feed: Feed) -> dict[str, tuple[int, int]]:
@@ -308,9 +323,10 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
         slot = np.floor(cols["now"] / BLEND_LABEL_EVERY_S)
         first = pd.Series(cols["now"]).groupby([vehicle, slot]).transform("min").to_numpy() == cols["now"]
         matured = np.isfinite(cols["label"]) & (served - cols["now"] <= HORIZON_S) & first
+        alone = _alone(feed, avl, runs, cols["ping"].astype(np.int64), cols["now"])
         cols["delay_weight"] = delay_weights(
             served - cols["now"], cols["now"], (served - cols["now"])[matured], cols["label_known"][matured],
-            (served - cols["label"])[matured], (cols["delayprop"] - cols["label"])[matured])
+            (served - cols["label"])[matured], (cols["delayprop"] - cols["label"])[matured], alone)
         cols["pred"], cols["p10"], cols["p90"] = monotone_along(cols["group"], *blend_with_delay(
             cols["pred"], cols["p10"], cols["p90"], cols["delayprop"], fix, cols["now"], cols["delay_weight"]))
     return cols, runs

@@ -72,7 +72,6 @@ class Fleet(FleetModels):
         # frequency-based trips become concrete instances
         super().__init__(expand_frequencies(feed), stop_path)
         self.config = config or TelematicsSettings()
-        self.vehicles: dict[str, VehicleTrack] = {}
         self._assigners: dict[date, LiveAssigner] = {}
         self._reported: dict[str, tuple[str, date, float]] = {}  # vehicle -> reported trip, day, ping s
         self.version = 0

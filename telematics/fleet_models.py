@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from telematics.delay_blend import ALONE_S, alone_on_route, delay_weights
 from telematics.delay_blend import LABEL_EVERY_S as BLEND_LABEL_EVERY_S
-from telematics.delay_blend import delay_weights
 from telematics.downstream import (
     StopTable,
     VehicleStates,
@@ -97,6 +97,8 @@ class FleetModels(Timetable):
 
     def __init__(self, feed: Feed, stop_path: StopPathFn | None = None) -> None:
         super().__init__(feed, stop_path)
+        self.vehicles: dict[str, VehicleTrack] = {}  # the live vehicles (`telematics.fleet.Fleet` keeps them)
+        self._route_seen: dict[str, dict[str, float]] = {}  # route -> vehicle -> last seen on it (epoch s)
         self.segments = SegmentTimes()
         self.pace = PaceFilter()
         self.corrector = ResidualCorrector()
@@ -231,7 +233,9 @@ class FleetModels(Timetable):
         remaining, departures = self._remaining_times(), self._departure_model()
         labels = self._labels[:min(self._n_labels, MAX_LABELS)] if self._n_labels else None
         blend = self._blend[:min(self._n_blend, MAX_LABELS)]
-        parts, failed = isolate(live, lambda vs: self._predict_batch(now_s, vs, remaining, departures, labels, blend))
+        alone = self._alone(now_s, live)
+        parts, failed = isolate(live, lambda vs: self._predict_batch(now_s, vs, remaining, departures, labels, blend,
+                                                                     alone))
         for v, exc in failed:
             self.vehicle_failed(v.vehicle_id, "predict", exc)
         out: Predictions = {}
@@ -259,10 +263,37 @@ class FleetModels(Timetable):
         """Report a vehicle whose ``stage`` computation failed (`telematics.guard.vehicle_failed`)."""
         vehicle_failed(self.agency, vehicle_id, stage, exc)
 
+    def _alone(self, now_s: float, live: Sequence[VehicleTrack]) -> dict[str, bool]:
+        """Vehicle -> alone on its trip's route (`telematics.delay_blend.alone_on_route`: no
+        other vehicle seen on a trip of that route within ``ALONE_S`` before ``now_s``), for the
+        ``live`` vehicles. Who was seen on which route is remembered (``_route_seen``, from
+        every vehicle the fleet knows at each call), so a vehicle that fell silent or lost its
+        trip a minute ago still keeps its route-mates company, as its pings do in the eval."""
+        for v in self.vehicles.values():
+            if v.trip_id is not None:
+                seen = self._route_seen.setdefault(self.trip_route.get(str(v.trip_id), ""), {})
+                seen[v.vehicle_id] = max(seen.get(v.vehicle_id, -math.inf), v.observed_s)
+        for route in list(self._route_seen):  # forget what no query can count any more
+            seen = {vid: t for vid, t in self._route_seen[route].items() if t >= now_s - ALONE_S}
+            if seen:
+                self._route_seen[route] = seen
+            else:
+                del self._route_seen[route]
+        rows = [(r, vid, t) for r, seen in self._route_seen.items() for vid, t in seen.items()]
+        routes = {r: k for k, r in enumerate(self._route_seen)}
+        vehicles = {vid: k for k, vid in enumerate({vid for _, vid, _ in rows} | {v.vehicle_id for v in live})}
+        flags = alone_on_route([routes[r] for r, _, _ in rows], [vehicles[vid] for _, vid, _ in rows],
+                               [min(t, now_s) for _, _, t in rows],
+                               [routes.get(self.trip_route.get(str(v.trip_id), ""), -1) for v in live],
+                               [vehicles[v.vehicle_id] for v in live], np.full(len(live), now_s))
+        return {v.vehicle_id: bool(f) for v, f in zip(live, flags.tolist(), strict=True)}
+
     def _predict_batch(self, now_s: float, live: Sequence[VehicleTrack], remaining: RemainingTimes | None,
-                       departures: RecencyMean | None, labels: FloatArray | None, blend: FloatArray) -> _Batch:
+                       departures: RecencyMean | None, labels: FloatArray | None, blend: FloatArray,
+                       alone: dict[str, bool]) -> _Batch:
         """`predict` of a batch of vehicles, without touching the models (raises when any
-        prediction is not finite)."""
+        prediction is not finite); ``alone`` (vehicle -> alone on its route) serves those
+        vehicles delay propagation."""
         pace, pace_var = self._paces(list(live))
         trips = [str(v.trip_id) for v in live]
         days = [v.service_date for v in live if v.service_date is not None]
@@ -281,7 +312,8 @@ class FleetModels(Timetable):
                                             labels[:, 2])
             fix = np.where(situation >= 0, fix, 0.0)
         model = pred.arrival_s + fix
-        weight = delay_weights(model - at, at, blend[:, 0], blend[:, 1], blend[:, 2], blend[:, 3])
+        lone = np.array([alone.get(v.vehicle_id, False) for v in live], dtype=bool)[pred.state]
+        weight = delay_weights(model - at, at, blend[:, 0], blend[:, 1], blend[:, 2], blend[:, 3], lone)
         arrival, p10, p90 = monotone_along(pred.state, *blend_with_delay(pred.arrival_s, pred.p10_s, pred.p90_s,
                                                                          pred.delayprop_s, fix, at, weight))
         arrival = np.maximum(arrival, now_s)

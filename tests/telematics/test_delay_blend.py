@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from telematics.delay_blend import DEFAULT_WEIGHT, MIN_LABELS, WEIGHTS, delay_weights
+from telematics.avl import read_avl
+from telematics.delay_blend import ALONE_S, DEFAULT_WEIGHT, MIN_LABELS, WEIGHTS, alone_on_route, delay_weights
+from telematics.evaluate import evaluate_arrivals
 from telematics.gtfs import Feed
 from tests.telematics.core_fixtures import cairns_fixture  # noqa: F401  (fixture by name)
+from tests.telematics.core_fixtures import pick
 
 T0 = 1_700_000_000.0
 
@@ -83,3 +88,71 @@ def test_the_live_fleet_learns_the_weight_where_delays_wander(cairns: Feed) -> N
     assert np.abs(late[:, 3]).mean() < 0.9 * np.abs(late[:, 2]).mean()  # delay propagation was better there
     weights = delay_weights(np.array([1200.0]), np.array([start + 4 * 3600]), *blend.T)
     assert weights[0] > DEFAULT_WEIGHT
+
+
+def test_a_vehicle_is_alone_without_another_on_its_route_within_the_hour() -> None:
+    # pings: vehicle 0 on route 1 at T0 and T0+600; vehicle 1 on route 1 at T0+300; vehicle 2 on route 2 at T0+900
+    route, vehicle = np.array([1, 1, 1, 2]), np.array([0, 0, 1, 2])
+    ping_s = T0 + np.array([0.0, 600.0, 300.0, 900.0])
+    queries = [  # (route, vehicle, at s after T0, alone)
+        (1, 0, 700.0, False),  # vehicle 1 was on route 1 400 s earlier
+        (1, 0, 200.0, True),  # vehicle 1 is not seen yet: pings after the query are unknown
+        (1, 0, 300.0 + ALONE_S + 1.0, True),  # its ping is more than ALONE_S old
+        (1, 1, 700.0, False),  # vehicle 0's latest ping before, behind its own
+        (2, 2, 1000.0, True),  # the only vehicle on route 2
+        (3, 5, 1000.0, True),  # a route nobody reported on
+        (1, 0, -10.0, True),  # before every ping
+    ]
+    r, v, at, want = (np.array(c) for c in zip(*queries, strict=True))
+    assert alone_on_route(route, vehicle, ping_s, r, v, T0 + at).tolist() == want.tolist()
+    assert alone_on_route([], [], [], [1], [0], [T0]).tolist() == [True]
+    got = delay_weights(np.array([60.0, 60.0]), np.array([T0, T0]), [], [], [], [], np.array([True, False]))
+    assert got.tolist() == [1.0, DEFAULT_WEIGHT]
+
+
+def test_a_bus_alone_on_its_route_is_served_delay_propagation(wmata_dir: Path) -> None:
+    """One bus of a route replayed alone gets delay propagation itself (never worse than it);
+    with the other buses of its route the model is served as usual."""
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    route = pick(avl["route_id"], "D96")
+    buses = pd.unique(avl.loc[avl["route_id"] == route, "vehicle_id"]).tolist()
+    busiest = str(avl.loc[avl["vehicle_id"].isin(buses), "vehicle_id"].value_counts().index[0])
+    gtfs = wmata_dir / "wmata_gtfs.zip"
+    alone = evaluate_arrivals(gtfs, wmata_dir / "wmata_avl.csv", vehicles=[busiest], assign=False)
+    weights, mae = alone["delay_weight"], alone["mae_s"]
+    delay = alone["baselines"]["delay_propagation"]["mae_s"]  # type: ignore[index]
+    assert isinstance(weights, dict) and isinstance(mae, dict) and isinstance(delay, dict)
+    assert alone["predictions"] > 100 and set(weights.values()) == {1.0}
+    assert mae == delay
+    together = evaluate_arrivals(gtfs, wmata_dir / "wmata_avl.csv", vehicles=buses, assign=False)
+    served = together["delay_weight"]
+    assert len(buses) >= 2 and isinstance(served, dict)
+    # in company the model is served (WMATA: 0.2 everywhere; the stand-in's random-walk delays learn more)
+    assert min(w for w in served.values() if w is not None) < 0.9
+
+
+def test_the_live_fleet_tells_a_bus_alone_on_its_route(cairns: Feed) -> None:
+    """The live fleet's rule is the eval's: no other vehicle seen on a trip of the route within
+    ALONE_S, remembered when that vehicle has lost its trip since."""
+    from telematics.fleet import Fleet
+
+    fleet = Fleet("cairns", cairns)
+    day = date(2014, 6, 4)
+    trips = cairns.trips.merge(cairns.stop_times.groupby("trip_id", as_index=False)["departure_time"].min(),
+                               on="trip_id").sort_values("departure_time")
+    route = str(trips["route_id"].value_counts().index[0])
+    first, second = trips.loc[trips["route_id"] == route, "trip_id"].astype(str).tolist()[:2]
+    other = str(trips.loc[trips["route_id"] != route, "trip_id"].iloc[0])
+    t0 = datetime(2014, 6, 4, 8, tzinfo=UTC).timestamp()
+    for vid, trip, at in (("a", first, t0), ("b", second, t0 - 600.0), ("c", other, t0)):
+        stop = cairns.stops.set_index("stop_id").loc[
+            cairns.stop_times.loc[cairns.stop_times["trip_id"] == trip, "stop_id"].iloc[1]]
+        trip_route = str(trips.loc[trips["trip_id"].astype(str) == trip, "route_id"].iloc[0])
+        fleet.observe(("cairns", vid, datetime.fromtimestamp(at, UTC), float(stop["stop_lat"]),
+                       float(stop["stop_lon"]), None, None, trip, trip_route, day, None, None))
+    known = [fleet.vehicles[v] for v in ("a", "b", "c") if fleet.vehicles[v].trip_id is not None]
+    assert {v.vehicle_id for v in known} == {"a", "b", "c"}
+    assert fleet._alone(t0, known) == {"a": False, "b": False, "c": True}  # c's route has nobody else
+    fleet.vehicles["b"].trip_id = None  # b loses its trip (a failure, a deadhead): still seen 10 min ago
+    assert fleet._alone(t0 + 60.0, [fleet.vehicles["a"]]) == {"a": False}
+    assert fleet._alone(t0 - 600.0 + ALONE_S + 1.0, [fleet.vehicles["a"]]) == {"a": True}  # b's hour is over

@@ -99,8 +99,9 @@ def test_cli_prints_one_json_object_last(wmata_dir: Path, tmp_path: Path) -> Non
     assert set(last) == {"predictions", "within_windows", "mae_s", "within_by_bucket",
                          "baselines", "assigned_trip_accuracy", "prediction_completeness", "eta_benchmark",
                          "trip_minute_completeness", "path_sources", "positions_left_out", "delay_weight"}
-    # two buses teach too little to step away from the model: the default weight everywhere
-    assert set(last["delay_weight"].values()) <= {0.2, None}
+    # two buses teach too little to step away from the model: the default weight, but for the
+    # first pings of the file, before the second bus has reported (one bus alone on its route)
+    assert all(w is None or 0.2 <= w < 0.25 for w in last["delay_weight"].values())
     assert last["path_sources"]["shape"] > 0 and last["path_sources"]["road"] == 0  # the feed's shapes, no roads
     assert 0.0 < last["prediction_completeness"] <= 1.0
     assert set(last["baselines"]) == {"schedule", "delay_propagation"}
