@@ -9,11 +9,20 @@ import numpy as np
 import pandas as pd
 
 from telematics.avl import read_avl
-from telematics.delay_blend import ALONE_S, DEFAULT_WEIGHT, MIN_LABELS, WEIGHTS, alone_on_route, delay_weights
+from telematics.delay_blend import (
+    ALONE_S,
+    DEFAULT_WEIGHT,
+    MIN_LABELS,
+    WEIGHTS,
+    alone_on_route,
+    delay_weights,
+)
 from telematics.evaluate import evaluate_arrivals
 from telematics.gtfs import Feed
-from tests.telematics.core_fixtures import cairns_fixture  # noqa: F401  (fixture by name)
-from tests.telematics.core_fixtures import pick
+from tests.telematics.core_fixtures import (
+    cairns_fixture,  # noqa: F401  (fixture by name)
+    pick,
+)
 
 T0 = 1_700_000_000.0
 

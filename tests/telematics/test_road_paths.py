@@ -18,9 +18,8 @@ import pandas as pd
 import pytest
 import shapely
 import typer
-from typer.testing import CliRunner
-
 from prometheus_client import REGISTRY
+from typer.testing import CliRunner
 
 from its.alerts import AlertSink
 from its.db import Database
