@@ -12,7 +12,7 @@ import shapely
 from its.db import Database, copy_rows
 from maps.network import RoadNetwork
 
-__all__ = ["NetworkNotFoundError", "list_networks", "load_network", "save_network"]
+__all__ = ["NetworkNotFoundError", "list_networks", "load_network", "load_stored_network", "save_network"]
 
 _EDGE_COLUMNS = (
     "network", "edge", "u", "v", "way_id", "road_class", "name", "lanes", "oneway",
@@ -88,3 +88,19 @@ def load_network(db: Database, name: str) -> RoadNetwork:
     )
     net.validate()
     return net
+
+
+def load_stored_network(db: Database, name: str = "") -> RoadNetwork | None:
+    """The stored network ``name`` (empty: the first stored, by name); None when none is stored.
+
+    Raises
+    ------
+    NetworkNotFoundError
+        ``name`` is given and no network of that name is stored.
+    """
+    if not name:
+        names = [n for n, *_ in list_networks(db)]
+        if not names:
+            return None
+        name = names[0]
+    return load_network(db, name)

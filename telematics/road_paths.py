@@ -14,7 +14,6 @@ distance (plus 200 m: a one-way loop around a block); the path then says ``road+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -28,10 +27,7 @@ from maps.spatial import EdgeSnapper
 from telematics.gtfs.model import Feed
 from telematics.gtfs.paths import StopPath
 
-if TYPE_CHECKING:
-    from its.db import Database
-
-__all__ = ["RoadStopPaths", "load_roads", "shapeless_trips", "stored_roads"]
+__all__ = ["RoadStopPaths", "load_roads", "shapeless_trips"]
 
 FloatArray = npt.NDArray[np.float64]
 DETOUR_SLACK_M = 200.0
@@ -205,21 +201,3 @@ def shapeless_trips(feed: Feed) -> int:
     shape = feed.trips["shape_id"].fillna("").astype(str) if "shape_id" in feed.trips else None
     return len(feed.trips) if shape is None else int((~shape.isin(known)).sum())
 
-
-def stored_roads(db: Database, name: str = "") -> RoadNetwork | None:
-    """The road network ``name`` stored by ``its maps import`` (empty: the first stored, by
-    name, as the traffic service takes it); None when no network is stored.
-
-    Raises
-    ------
-    maps.store.NetworkNotFoundError
-        ``name`` is given and no network of that name is stored.
-    """
-    from maps.store import list_networks, load_network
-
-    if not name:
-        names = [n for n, *_ in list_networks(db)]
-        if not names:
-            return None
-        name = names[0]
-    return load_network(db, name)

@@ -37,6 +37,7 @@ from its.errors import ApiError, not_found
 from its.ingest import PayloadError
 from its.playbook import Action, Situation
 from its.service import Context, Service
+from maps.store import load_stored_network
 from telematics import gtfsrt, store
 from telematics.advice import ADVICE_TOPIC, AdviceBoard, Message
 from telematics.advice_store import write_decision
@@ -58,7 +59,7 @@ from telematics.ingest import (
     parse_json_position,
 )
 from telematics.plausibility import flag_names
-from telematics.road_paths import RoadStopPaths, shapeless_trips, stored_roads
+from telematics.road_paths import RoadStopPaths, shapeless_trips
 from telematics.samples import PredictionSampler
 
 __all__ = ["ArrivalsService", "Snapshot", "StopIndex", "create_service"]
@@ -239,7 +240,7 @@ class ArrivalsService(Service):
         if not self._road_paths_read:
             self._road_paths_read = True
             try:
-                network = stored_roads(ctx.read_db, self.config.road_network)
+                network = load_stored_network(ctx.read_db, self.config.road_network)
             except Exception as exc:
                 log.warning("telematics: road network %r not read (%s); trips without a shape run on "
                             "straight lines", self.config.road_network, exc)

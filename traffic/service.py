@@ -124,7 +124,7 @@ class TrafficService(Service):
         self.area_index = area_ids(network, AREA_CELL_M)
 
     def start(self, ctx: Context) -> None:
-        from maps.store import NetworkNotFoundError, list_networks, load_network
+        from maps.store import NetworkNotFoundError, load_stored_network
         from traffic.store import (
             load_camera_links,
             load_probe_observations,
@@ -136,13 +136,12 @@ class TrafficService(Service):
         self.ctx = ctx
         s = self.settings
         if self.network is None:
-            names = [n for n, *_ in list_networks(ctx.read_db)]
-            name = s.network or (names[0] if names else "")
             try:
-                if name:
-                    self.use_network(load_network(ctx.read_db, name))
+                network = load_stored_network(ctx.read_db, s.network)
+                if network is not None:
+                    self.use_network(network)
             except NetworkNotFoundError:
-                log.warning("traffic: road network %r not stored; congestion disabled", name)
+                log.warning("traffic: road network %r not stored; congestion disabled", s.network)
         if self.network is not None and self.estimator is not None:
             now = datetime.now(UTC)
             self.estimator.profile = load_profile(ctx.read_db, self.network.name, self.network.n_edges,

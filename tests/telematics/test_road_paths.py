@@ -28,7 +28,7 @@ from its.settings import load_settings
 from maps.network import RoadNetwork
 from maps.osm import import_osm
 from maps.routing import Router
-from maps.store import save_network
+from maps.store import load_stored_network, save_network
 from maps.synthetic import grid_network
 from telematics.config import TelematicsSettings
 from telematics.eval_cli import eval_arrivals
@@ -252,8 +252,7 @@ def test_the_live_service_runs_trips_without_shapes_on_the_stored_road_network(
     assert np.quantile(straight_offsets, 0.9) > 2 * np.quantile(offsets, 0.9)  # straight lines cut the corners
     live.stop()
     with pytest.raises(Exception, match="no road network named"):
-        from telematics.road_paths import stored_roads
-        stored_roads(db, "nowhere")
+        load_stored_network(db, "nowhere")
     named = _live(db, clock_s, road_network="nowhere")  # a missing network: logged, straight lines
     assert named.fleets["hel"].paths.source_counts()["straight"] == 3
     named.stop()
