@@ -11,7 +11,10 @@ on a trip's last stretch favours the block's next trip, and a finished trip no l
 fits. Since one block is run by one vehicle, each ping's choice is the vehicle's share
 of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
 their accumulated costs), which separates vehicles a few minutes off schedule on
-close headways. A reported trip is
+close headways. A ping's costs count by the time since the vehicle's previous ping
+(`evidence_weights`: in full from ``EVIDENCE_INTERVAL_S``), so the evidence a vehicle
+accumulates per minute, and with it when it changes trip, does not depend on how often the
+feed reports. A reported trip is
 used when plausible; a vehicle that has not moved yet is not assigned unless it is seen on a
 trip's path away from both terminals and at no trip's first or last stop (in service, stopped at
 a stop or a light), but while it waits at
@@ -30,7 +33,8 @@ along a trip's path between two pings costs as a heading 90 degrees off. Day-awa
 candidates are (trip, service day) pairs, so the previous day's trips past 24:00 and the
 next day's compete in one pass across midnight (`assign_positions`). For stored days,
 `TripAssigner.assign_retrospective` explains each ping by the vehicle's whole history
-(Viterbi path within the blocks the causal joint pass gave it).
+(Viterbi path within the blocks the causal joint pass gave it, less any another vehicle was
+given for more pings over the same span).
 """
 
 from __future__ import annotations
@@ -64,10 +68,11 @@ REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction
 REVERSE_SHARE = 0.5  # backwards by this share of the move (m/m) is the wrong way
 READY_ALONG_M = 100.0  # this close (m along the path) to a trip's start a vehicle is at its first stop
 KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (m) a trip is chosen at
+EVIDENCE_INTERVAL_S = 30.0  # a ping this long (s) after the vehicle's previous one counts in full; closer ones in proportion
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 
 __all__ = ["AssignmentConfig", "PingCosts", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
-           "is_stale"]
+           "evidence_weights", "is_stale"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -135,6 +140,23 @@ class PingCosts(NamedTuple):
 def is_stale(last_seen_s: npt.ArrayLike, now_s: float, stale_after_s: float) -> npt.NDArray[np.bool_]:
     """True where a vehicle's last ping (epoch s) is older than ``stale_after_s`` at ``now_s``."""
     return np.asarray(now_s - np.asarray(last_seen_s, dtype=np.float64) > stale_after_s)
+
+
+def evidence_weights(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray:
+    """How much each of one vehicle's pings (sorted times, epoch s) counts in trip assignment.
+
+    A ping ``EVIDENCE_INTERVAL_S`` or more after the previous one (or the first, or the first
+    after a silence longer than ``stale_after_s``) counts 1; a closer one the share of that
+    interval it follows. Consecutive positions of one vehicle say nearly the same thing, so
+    a feed reporting every 10 s must not accumulate three times the evidence of one reporting
+    every 30 s against the fixed cost of changing trips (measured on the simulated Cairns
+    weekday: live assignment with ids hidden 0.968 at 30 s, 0.959 at 17 s, 0.945 at 10 s
+    when every ping counted 1). Pings farther apart are not counted more: the costs were set
+    at 30 s and hold up to 120 s.
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    gap = np.diff(t, prepend=-np.inf)
+    return np.where(gap > stale_after_s, 1.0, np.clip(gap / EVIDENCE_INTERVAL_S, 0.0, 1.0))
 
 
 class TripAssigner:
@@ -422,8 +444,10 @@ class TripAssigner:
                 given[v] = -1
             r = self._index.get(str(rep[row]), -1)
             reported_ok = r >= 0 and bool(c.plausible[i, r])
+            weight = evidence_weights(t[rows[i - 1:i + 1]], cfg.stale_after_s)[-1] if i else 1.0
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
-                                      r if reported_ok else -1, switch_cost, block_order, cuts, has_block)
+                                      r if reported_ok else -1, switch_cost, block_order, cuts, has_block,
+                                      float(weight))
             last_seen[v] = t[row]
             # in the joint assignment: moving, or waiting at a first stop before its departure (no
             # trip until it moves, but its block is not given to another vehicle)
@@ -451,7 +475,9 @@ class TripAssigner:
         sequence of trips over all of them (backtracked), so a ping is explained by what
         came after it too: the first pings of a run, a wrong block taken on an ambiguous
         start. The joint assignment of blocks to vehicles comes from the causal pass: each
-        stretch may use only the blocks (assignment units) the causal choices gave it.
+        stretch may use only the blocks (assignment units) the causal choices gave it, and
+        of those not one that another vehicle was given for more pings over the stretch's
+        span (`_own_units`).
 
         Parameters
         ----------
@@ -488,7 +514,7 @@ class TripAssigner:
             gaps = np.flatnonzero(np.diff(t[rows]) > self.config.stale_after_s) + 1
             for lo, hi in zip(np.r_[0, gaps], np.r_[gaps, len(rows)], strict=True):
                 given = causal[rows[lo:hi]]
-                allowed = np.isin(unit, unit[given[given >= 0]])
+                allowed = np.isin(unit, self._own_units(unit, given, vid, causal, t, t[rows[lo]], t[rows[hi - 1]], v))
                 if not allowed.any():  # the causal pass never placed this stretch
                     continue
                 keep = np.flatnonzero(allowed)  # solve over the allowed candidates only
@@ -499,16 +525,40 @@ class TripAssigner:
                 sub_cuts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
                 path = keep[self._viterbi(cost[lo:hi][:, keep], delay[lo:hi][:, keep], early[lo:hi][:, keep],
                                           plausible[lo:hi][:, keep], switch_cost[keep], order, sub_cuts,
-                                          blocks[sub_cuts] != "")]
+                                          blocks[sub_cuts] != "",
+                                          evidence_weights(t[rows[lo:hi]], self.config.stale_after_s))]
                 at = np.arange(lo, hi)
                 fits = _kept_runs(reportable[at, path], keeps[at, path], path)
                 out[rows[lo:hi][fits]] = path[fits]
         return out
 
+    @staticmethod
+    def _own_units(unit: npt.NDArray[np.int64], given: npt.NDArray[np.int64], vid: npt.NDArray[np.int64],
+                   causal: npt.NDArray[np.int64], t: FloatArray, t0: float, t1: float, v: int
+                   ) -> npt.NDArray[np.int64]:
+        """The assignment units a vehicle's stretch (``t0``-``t1``, epoch s) may use in the
+        retrospective pass: those the causal pass gave it (``given``), except one another
+        vehicle was given for more pings over the same span (a block it held only for a
+        moment belongs to the other vehicle; taking it would make two vehicles run one block)."""
+        mine = unit[given[given >= 0]]
+        if not len(mine):
+            return mine
+        own_units, own_n = np.unique(mine, return_counts=True)
+        span = (t >= t0) & (t <= t1) & (vid != v) & (causal >= 0)
+        other_units = unit[causal[span]]
+        other_vid = vid[span]
+        keep = np.ones(len(own_units), dtype=bool)
+        for k, u in enumerate(own_units):
+            hit = other_units == u
+            if hit.any() and np.bincount(other_vid[hit]).max() > own_n[k]:
+                keep[k] = False
+        return own_units[keep] if keep.any() else own_units[[int(np.argmax(own_n))]]
+
     def _viterbi(self, cost: FloatArray, delay: FloatArray, early: FloatArray, plausible: npt.NDArray[np.bool_],
                  switch_cost: FloatArray, block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
-                 has_block: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
-        """Least-cost candidate sequence of one vehicle's pings (the `_forward` recursion, backtracked)."""
+                 has_block: npt.NDArray[np.bool_], weight: FloatArray) -> npt.NDArray[np.int64]:
+        """Least-cost candidate sequence of one vehicle's pings (the `_forward` recursion, backtracked;
+        ping ``i``'s costs count ``weight[i]`` times)."""
         m, n = cost.shape
         back = np.empty((m, n), dtype=np.int32)
         total = np.zeros(n)
@@ -517,7 +567,7 @@ class TripAssigner:
         stride = np.arange(n)
         for i in range(m):
             step = cost[i] + np.where(delay[i] >= 0, delay[i] / LATE_SCALE_S, -delay[i] / early[i])
-            step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST)
+            step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST) * weight[i]
             best = int(np.argmin(total))
             switch = total[best] + switch_cost
             ordered = total[block_order]
@@ -561,13 +611,15 @@ class TripAssigner:
     def _forward(self, total: FloatArray, cost: FloatArray, delay: FloatArray, early_scale: FloatArray,
                  plausible: npt.NDArray[np.bool_], reported: int, switch_cost: FloatArray,
                  block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
-                 has_block: npt.NDArray[np.bool_]) -> FloatArray:
-        """One ping's step of a vehicle's forward pass: its accumulated cost per trip (regret)."""
+                 has_block: npt.NDArray[np.bool_], weight: float = 1.0) -> FloatArray:
+        """One ping's step of a vehicle's forward pass: its accumulated cost per trip (regret);
+        the ping's costs count ``weight`` times (`evidence_weights`)."""
         step = cost + np.where(delay >= 0, delay / LATE_SCALE_S, -delay / early_scale)
         step = np.where(plausible, np.minimum(step, OFF_COST), OFF_COST)
         if reported >= 0:
             step += OFF_COST
             step[reported] = 0.0
+        step *= weight
         switch = total.min() + switch_cost
         via_block = np.empty_like(total)
         via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + BLOCK_SWITCH_COST

