@@ -424,9 +424,10 @@ class TripAssigner:
         for v in range(int(vid.max()) + 1 if len(vid) else 0):
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
-            per_vehicle.append((rows, self._vehicle_costs(t[rows], p[rows], b[rows], route[rows])))
+            per_vehicle.append((rows, self._vehicle_costs(t[rows], p[rows], b[rows], route[rows]),
+                                evidence_weights(t[rows], self.config.stale_after_s)))
         position = np.zeros(len(t), dtype=np.int64)
-        for rows, _ in per_vehicle:
+        for rows, _, _ in per_vehicle:
             position[rows] = np.arange(len(rows))
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks()
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
@@ -437,17 +438,16 @@ class TripAssigner:
         for row in np.argsort(t, kind="stable"):
             v = int(vid[row])
             i = int(position[row])
-            rows, c = per_vehicle[v]
+            rows, c, weights = per_vehicle[v]
             total = totals[v]
             if i and t[row] - t[rows[i - 1]] > cfg.stale_after_s:
                 total[:] = 0.0
                 given[v] = -1
             r = self._index.get(str(rep[row]), -1)
             reported_ok = r >= 0 and bool(c.plausible[i, r])
-            weight = evidence_weights(t[rows[i - 1:i + 1]], cfg.stale_after_s)[-1] if i else 1.0
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
                                       r if reported_ok else -1, switch_cost, block_order, cuts, has_block,
-                                      float(weight))
+                                      float(weights[i]))
             last_seen[v] = t[row]
             # in the joint assignment: moving, or waiting at a first stop before its departure (no
             # trip until it moves, but its block is not given to another vehicle)

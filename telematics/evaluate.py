@@ -99,19 +99,25 @@ class _Run:
     truth: FloatArray
 
 
-def _alone(feed: Feed, avl: pd.DataFrame, runs: Sequence[_Run], ping: npt.NDArray[np.int64],
-           at_s: FloatArray) -> npt.NDArray[np.bool_]:
+def _alone(feed: Feed, avl: pd.DataFrame, runs: Sequence[_Run], observed: Sequence[FloatArray],
+           ping: npt.NDArray[np.int64], at_s: FloatArray) -> npt.NDArray[np.bool_]:
     """Whether the vehicle of each prediction (made at ``avl`` row ``ping``, time ``at_s``) is
-    alone on its trip's route (`telematics.delay_blend.alone_on_route`), the routes of the
-    pings being those of the runs they are on."""
+    alone on its trip's route (`telematics.delay_blend.alone_on_route`): no other vehicle's
+    running time on a segment of that route known within ``ALONE_S`` before it. ``observed``
+    holds, per run, when each of its segment times became known (epoch s), as the segment
+    model learnt them; the route of a ping is that of the run it is on."""
     route_of = feed.trips.set_index("trip_id")["route_id"].astype(str)
     codes = {r: k for k, r in enumerate(pd.unique(route_of))}
-    ping_route = np.full(len(avl), -1, dtype=np.int64)
-    for run in runs:
-        ping_route[run.rows] = codes.get(str(route_of.get(run.trip, "")), -1)
     vehicle = pd.factorize(avl["vehicle_id"].to_numpy(dtype=str))[0]
-    return alone_on_route(ping_route, vehicle, avl["time_s"].to_numpy(dtype=np.float64),
-                          ping_route[ping], vehicle[ping], at_s)
+    ping_route = np.full(len(avl), -1, dtype=np.int64)
+    run_route = np.array([codes.get(str(route_of.get(run.trip, "")), -1) for run in runs], dtype=np.int64)
+    for run, route in zip(runs, run_route, strict=True):
+        ping_route[run.rows] = route
+    sizes = [len(k) for k in observed]
+    seen_route = np.repeat(run_route, sizes)
+    seen_vehicle = np.repeat(np.array([vehicle[run.rows[0]] for run in runs], dtype=np.int64), sizes)
+    seen_s = np.concatenate(observed) if observed else np.zeros(0)
+    return alone_on_route(seen_route, seen_vehicle, seen_s, ping_route[ping], vehicle[ping], at_s)
 
 
 def _trip_bounds(feed: Feed) -> dict[str, tuple[int, int]]:
@@ -284,6 +290,7 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
     runs = _match_runs(feed, paths, avl, bounds, trips, day0)
     t_all = avl["time_s"].to_numpy()
     # causal observations: passings from the online match, known when the next ping arrived
+    observed = []  # per run, when each of its segment times became known (epoch s)
     for run in runs:
         lo, hi = bounds[run.trip]
         online = passing_times(t_all[run.rows], run.online_along, paths.stop_dist_m[run.trip])
@@ -291,6 +298,7 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
         ok = np.isfinite(dur) & (np.arange(len(dur)) > 0)  # skip the layover-prone first segment
         model.update(seg_code[lo:hi - 1][ok], online.known_at_s[1:][ok], dur[ok],
                      np.diff(sched_all[lo:hi])[ok])
+        observed.append(online.known_at_s[1:][ok])
 
     speed_all = avl["speed_mps"].to_numpy(dtype=np.float64)  # NaN when not reported
     remaining = _remaining_times(runs, t_all, speed_all, paths, bounds, seg_code)
@@ -323,7 +331,7 @@ def _replay(feed: Feed, paths: TripPaths, avl: pd.DataFrame, history: Sequence[p
         slot = np.floor(cols["now"] / BLEND_LABEL_EVERY_S)
         first = pd.Series(cols["now"]).groupby([vehicle, slot]).transform("min").to_numpy() == cols["now"]
         matured = np.isfinite(cols["label"]) & (served - cols["now"] <= HORIZON_S) & first
-        alone = _alone(feed, avl, runs, cols["ping"].astype(np.int64), cols["now"])
+        alone = _alone(feed, avl, runs, observed, cols["ping"].astype(np.int64), cols["now"])
         cols["delay_weight"] = delay_weights(
             served - cols["now"], cols["now"], (served - cols["now"])[matured], cols["label_known"][matured],
             (served - cols["label"])[matured], (cols["delayprop"] - cols["label"])[matured], alone)

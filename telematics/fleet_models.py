@@ -98,7 +98,7 @@ class FleetModels(Timetable):
     def __init__(self, feed: Feed, stop_path: StopPathFn | None = None) -> None:
         super().__init__(feed, stop_path)
         self.vehicles: dict[str, VehicleTrack] = {}  # the live vehicles (`telematics.fleet.Fleet` keeps them)
-        self._route_seen: dict[str, dict[str, float]] = {}  # route -> vehicle -> last seen on it (epoch s)
+        self._route_seen: dict[str, dict[str, float]] = {}  # route -> vehicle -> its latest segment time learnt (epoch s)
         self.segments = SegmentTimes()
         self.pace = PaceFilter()
         self.corrector = ResidualCorrector()
@@ -130,6 +130,8 @@ class FleetModels(Timetable):
         scheduled = max(self.st_arr[k1] - self.st_arr[k0], 1.0)
         code = int(self.seg_code[k1])
         self.segments.update(np.array([code]), [known_s], [t1 - t0], [scheduled])
+        seen = self._route_seen.setdefault(self.trip_route.get(str(v.trip_id), ""), {})
+        seen[v.vehicle_id] = max(seen.get(v.vehicle_id, -math.inf), known_s)
         v.segments.append((code, t0, t1, scheduled, v.day0_s))
         del v.segments[:-PACE_SEGMENTS]
 
@@ -265,14 +267,10 @@ class FleetModels(Timetable):
 
     def _alone(self, now_s: float, live: Sequence[VehicleTrack]) -> dict[str, bool]:
         """Vehicle -> alone on its trip's route (`telematics.delay_blend.alone_on_route`: no
-        other vehicle seen on a trip of that route within ``ALONE_S`` before ``now_s``), for the
-        ``live`` vehicles. Who was seen on which route is remembered (``_route_seen``, from
-        every vehicle the fleet knows at each call), so a vehicle that fell silent or lost its
-        trip a minute ago still keeps its route-mates company, as its pings do in the eval."""
-        for v in self.vehicles.values():
-            if v.trip_id is not None:
-                seen = self._route_seen.setdefault(self.trip_route.get(str(v.trip_id), ""), {})
-                seen[v.vehicle_id] = max(seen.get(v.vehicle_id, -math.inf), v.observed_s)
+        other vehicle's running time on a segment of that route learnt within ``ALONE_S``
+        before ``now_s``), for the ``live`` vehicles. Who ran which route is remembered
+        (``_route_seen``, from every segment time learnt, `_learn`), so a vehicle that fell
+        silent or lost its trip a minute ago still keeps its route-mates company, as in the eval."""
         for route in list(self._route_seen):  # forget what no query can count any more
             seen = {vid: t for vid, t in self._route_seen[route].items() if t >= now_s - ALONE_S}
             if seen:

@@ -141,8 +141,9 @@ def test_a_bus_alone_on_its_route_is_served_delay_propagation(wmata_dir: Path) -
 
 
 def test_the_live_fleet_tells_a_bus_alone_on_its_route(cairns: Feed) -> None:
-    """The live fleet's rule is the eval's: no other vehicle seen on a trip of the route within
-    ALONE_S, remembered when that vehicle has lost its trip since."""
+    """The live fleet's rule is the eval's: no other vehicle's running time on a segment of the
+    route learnt within ALONE_S (a route whose buses have only just reported, as the three
+    Minneapolis snapshots, has none yet), remembered when that vehicle has lost its trip since."""
     from telematics.fleet import Fleet
 
     fleet = Fleet("cairns", cairns)
@@ -153,15 +154,24 @@ def test_the_live_fleet_tells_a_bus_alone_on_its_route(cairns: Feed) -> None:
     first, second = trips.loc[trips["route_id"] == route, "trip_id"].astype(str).tolist()[:2]
     other = str(trips.loc[trips["route_id"] != route, "trip_id"].iloc[0])
     t0 = datetime(2014, 6, 4, 8, tzinfo=UTC).timestamp()
-    for vid, trip, at in (("a", first, t0), ("b", second, t0 - 600.0), ("c", other, t0)):
-        stop = cairns.stops.set_index("stop_id").loc[
-            cairns.stop_times.loc[cairns.stop_times["trip_id"] == trip, "stop_id"].iloc[1]]
+    stops = cairns.stops.set_index("stop_id")
+
+    def ping(vid: str, trip: str, k: int, at: float) -> None:
+        stop = stops.loc[cairns.stop_times.loc[cairns.stop_times["trip_id"] == trip, "stop_id"].iloc[k]]
         trip_route = str(trips.loc[trips["trip_id"].astype(str) == trip, "route_id"].iloc[0])
         fleet.observe(("cairns", vid, datetime.fromtimestamp(at, UTC), float(stop["stop_lat"]),
                        float(stop["stop_lon"]), None, None, trip, trip_route, day, None, None))
-    known = [fleet.vehicles[v] for v in ("a", "b", "c") if fleet.vehicles[v].trip_id is not None]
-    assert {v.vehicle_id for v in known} == {"a", "b", "c"}
+
+    for vid, trip, at in (("a", first, t0 - 900.0), ("b", second, t0 - 1500.0), ("c", other, t0 - 900.0)):
+        ping(vid, trip, 1, at)
+    known = [fleet.vehicles[v] for v in ("a", "b", "c")]
+    assert all(v.trip_id is not None for v in known)
+    # reported, but no running time learnt on any segment yet: nothing beyond the schedule
+    assert fleet._alone(t0 - 900.0, known) == {"a": True, "b": True, "c": True}
+    for vid, trip, at in (("a", first, t0 - 900.0), ("b", second, t0 - 1500.0), ("c", other, t0 - 900.0)):
+        for k in (2, 3, 4):  # at the next stops, a minute apart: the segment 1 -> 2 is learnt
+            ping(vid, trip, k, at + 60.0 * (k - 1))
     assert fleet._alone(t0, known) == {"a": False, "b": False, "c": True}  # c's route has nobody else
-    fleet.vehicles["b"].trip_id = None  # b loses its trip (a failure, a deadhead): still seen 10 min ago
+    fleet.vehicles["b"].trip_id = None  # b loses its trip (a failure, a deadhead): still learnt from 20 min ago
     assert fleet._alone(t0 + 60.0, [fleet.vehicles["a"]]) == {"a": False}
-    assert fleet._alone(t0 - 600.0 + ALONE_S + 1.0, [fleet.vehicles["a"]]) == {"a": True}  # b's hour is over
+    assert fleet._alone(t0 - 1500.0 + 180.0 + ALONE_S + 1.0, [fleet.vehicles["a"]]) == {"a": True}  # b's hour is over

@@ -207,6 +207,7 @@ def test_completeness_pairs() -> None:
 
 @pytest.mark.slow
 @pytest.mark.eval
+@pytest.mark.timeout(2400)  # 24 cells of about 25 s each alone; the default 600 s is cut on a busy machine
 def test_whole_matrix_on_wmata(wmata: Dataset, real_wmata_dir: Path) -> None:
     """Every default cell on the whole (real) WMATA day: never worse than delay propagation, and
     the assignment targets that hold today (see the README's matrix). An accuracy evaluation:
