@@ -31,7 +31,8 @@ straight line more the farther apart its stops are), tolerated up to ``UNSHAPED_
 times the offsets from a shape; without a reported bearing, moving backwards
 along a trip's path between two pings costs as a heading 90 degrees off. Day-aware: the
 candidates are (trip, service day) pairs, so the previous day's trips past 24:00 and the
-next day's compete in one pass across midnight (`assign_positions`). For stored days,
+next day's compete in one pass across midnight
+(`telematics.position_assignment.assign_positions`). For stored days,
 `TripAssigner.assign_retrospective` explains each ping by the vehicle's whole history
 (Viterbi path within the blocks the causal joint pass gave it, less any another vehicle was
 given for more pings over the same span).
@@ -49,7 +50,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from telematics.gtfs import Feed, TripPaths, service_day_start, service_ids_on
+from telematics.gtfs import Feed, TripPaths, service_ids_on
 from telematics.matching import detour_offsets, project_points
 
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
@@ -71,8 +72,7 @@ KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (
 EVIDENCE_INTERVAL_S = 30.0  # a ping this long (s) after the vehicle's previous one counts in full; closer ones in proportion
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 
-__all__ = ["AssignmentConfig", "PingCosts", "PositionAssignment", "TripAssigner", "assign_positions", "assignment_accuracy",
-           "evidence_weights", "is_stale"]
+__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -680,98 +680,3 @@ def _kept_runs(fits: npt.NDArray[np.bool_], keeps: npt.NDArray[np.bool_], path: 
             if not out[j] and keeps[j] and out[k] and path[k] == path[j]:
                 out[j] = True
     return out
-
-
-class PositionAssignment(NamedTuple):
-    """Trips inferred for positions (`assign_positions`), per row.
-
-    ``trips`` (``""`` unassigned) and ``day_start_s`` (epoch s of the trip's service day
-    start, NaN unassigned) are the causal live choices; ``retro_trips`` and
-    ``retro_day_start_s`` the retrospective ones (None unless asked for).
-    """
-
-    trips: npt.NDArray[np.str_]
-    day_start_s: FloatArray
-    retro_trips: npt.NDArray[np.str_] | None = None
-    retro_day_start_s: FloatArray | None = None
-
-
-def assign_positions(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
-                     config: AssignmentConfig | None = None, *, retrospective: bool = False
-                     ) -> PositionAssignment:
-    """Trip and service day of every position from vehicle ids and positions.
-
-    The ``trip_id`` and ``start_date`` columns are not read; a ``route_id`` of a route
-    running that day restricts the ping to that route's trips. One forward pass runs over
-    each two consecutive local dates of the pings, whose candidates are the trips of those
-    service days and the previous day's still running, so a vehicle keeps its block across
-    midnight and a ping after midnight may belong to the previous service day.
-
-    Parameters
-    ----------
-    feed, paths : Feed, TripPaths
-        The schedule and its paths.
-    avl : DataFrame
-        Positions from `telematics.avl.read_avl`.
-    config : AssignmentConfig, optional
-        Thresholds.
-    retrospective : bool
-        Also explain each ping by each vehicle's whole history
-        (`TripAssigner.assign_retrospective`, for stored days and reports).
-
-    Returns
-    -------
-    PositionAssignment
-    """
-    n = len(avl)
-    out = [np.full(n, "", dtype=object), np.full(n, np.nan), np.full(n, "", dtype=object), np.full(n, np.nan)]
-    if n:
-        xy = paths.projection.to_xy(avl["lat"].to_numpy(), avl["lon"].to_numpy())
-        times = avl["time_s"].to_numpy(dtype=np.float64)
-        local = pd.to_datetime(times, unit="s", utc=True).tz_convert(feed.timezone)
-        dates = np.array([d.date() for d in local], dtype=object)
-        vehicles = avl["vehicle_id"].to_numpy(dtype=str)
-        routes = avl["route_id"].to_numpy(dtype=str) if "route_id" in avl else None
-        bearing = avl["bearing"].to_numpy(dtype=np.float64)
-        chunks: list[list[dt.date]] = []
-        for d in sorted(set(dates.tolist())):  # consecutive dates two by two: one pass across their midnight
-            if chunks and len(chunks[-1]) == 1 and (d - chunks[-1][0]).days == 1:
-                chunks[-1].append(d)
-            else:
-                chunks.append([d])
-        for chunk in chunks:
-            main = chunk[0]
-            start = service_day_start(main, feed.timezone)
-            rows = np.flatnonzero(np.isin(dates, np.array(chunk, dtype=object)))
-            others = [(d, service_day_start(d, feed.timezone)) for d in (main - dt.timedelta(days=1), *chunk[1:])]
-            assigner = TripAssigner(feed, paths, main, start, config, others,
-                                    (float(times[rows].min() - start), float(times[rows].max() - start)))
-            args = (vehicles[rows], times[rows], xy[rows], bearing[rows], None if routes is None else routes[rows])
-            chosen = assigner.assign_candidates(*args[:4], routes=args[4])
-            results = [chosen]
-            if retrospective:
-                results.append(assigner.assign_retrospective(*args, causal=chosen))
-            for k, result in enumerate(results):
-                got = result >= 0
-                out[2 * k][rows[got]] = assigner.trip_ids[result[got]]
-                out[2 * k + 1][rows[got]] = assigner.day_starts_s[result[got]]
-    return PositionAssignment(out[0].astype(str), out[1], out[2].astype(str) if retrospective else None,
-                              out[3] if retrospective else None)
-
-
-def assignment_accuracy(feed: Feed, paths: TripPaths, avl: pd.DataFrame,
-                        config: AssignmentConfig | None = None) -> float | None:
-    """Share of positions assigned to their recorded trip when the trip ids are hidden.
-
-    Parameters
-    ----------
-    avl : DataFrame
-        From `telematics.avl.read_avl`; its ``trip_id`` is the ground truth and is
-        not shown to the assigner (nor ``route_id``); the service day is the ping's local date.
-    """
-    truth = avl["trip_id"].to_numpy(dtype=str)
-    if len(avl) == 0 or (truth == "").any():
-        return None
-    hidden = avl.assign(trip_id="", route_id="", start_date="")
-    got = assign_positions(feed, paths, hidden, config).trips
-    return round(int((got == truth).sum()) / len(avl), 4)

@@ -37,7 +37,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from telematics.arrivals import passing_times
-from telematics.assignment import assignment_accuracy
 from telematics.avl import AvlError, plausible_positions, read_avl
 from telematics.completeness import expected_pairs, pair_coverage
 from telematics.delay_blend import LABEL_EVERY_S as BLEND_LABEL_EVERY_S
@@ -61,6 +60,7 @@ from telematics.gtfs.paths import StopPathFn
 from telematics.kpi import MBTA_WINDOWS, prediction_accuracy
 from telematics.matching import Polyline, match_monotone, projection_candidates
 from telematics.passing import locate_along
+from telematics.position_assignment import assignment_accuracy
 from telematics.predict import (
     PaceFilter,
     RecencyMean,

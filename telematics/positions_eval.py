@@ -20,12 +20,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from telematics.assignment import assign_positions
 from telematics.avl import plausible_positions
 from telematics.frequencies import expand_frequencies
 from telematics.gtfs import Feed, trip_paths
 from telematics.gtfs.paths import StopPathFn
 from telematics.matrix import Dataset, evaluate_cell
+from telematics.position_assignment import assign_positions
 
 __all__ = ["TRUTH", "evaluate_positions_only", "has_recorded_trips"]
 

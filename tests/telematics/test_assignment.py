@@ -17,13 +17,13 @@ from hypothesis import strategies as st
 from telematics.assignment import (
     AssignmentConfig,
     TripAssigner,
-    assignment_accuracy,
     evidence_weights,
     is_stale,
 )
 from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths, service_day_start
 from telematics.live_assignment import LiveAssigner
+from telematics.position_assignment import assignment_accuracy
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
     exception_services,

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from telematics.assignment import TripAssigner, assign_positions
+from telematics.assignment import TripAssigner
 from telematics.avl import read_avl
 from telematics.degrade import hide_trip_ids, midnight_shift_s, shift_service
 from telematics.evaluate import _service_start
 from telematics.fleet import Fleet
 from telematics.gtfs import Feed, TripPaths, service_day_start, trip_paths
+from telematics.position_assignment import assign_positions
 from tests.telematics.core_fixtures import pick, wmata_fixture, wmata_paths_fixture  # noqa: F401  (fixtures by name)
 from tests.telematics.degenerate import (  # noqa: F401  (fixtures by name)
     DAY,
