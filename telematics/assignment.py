@@ -6,7 +6,8 @@ the schedule deviation at the projected position and the heading mismatch. A cau
 forward pass over the day's trips (one cost vector per vehicle, pings replayed in time
 order across the fleet by `TripAssigner.assign_fleet`) then picks each ping's trip:
 a vehicle keeps its block (changing block costs far more than moving on to the block's
-next trip), lateness costs less than earliness (buses run late, rarely early), waiting
+next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
+leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than earliness (buses run late, rarely early), waiting
 on a trip's last stretch favours the block's next trip, and a finished trip no longer
 fits. Since one block is run by one vehicle, each ping's choice is the vehicle's share
 of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
@@ -56,6 +57,7 @@ from telematics.matching import detour_offsets, project_points
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
 SWITCH_COST = 1000.0  # cost of changing to another block (a vehicle keeps its block)
 LOOSE_SWITCH_COST = 12.0  # cost of changing to a trip without a block
+LEAVE_FITTING_COST = 24.0  # added to changing trip while the vehicle's trip still fits (buses do not change route mid-trip)
 BLOCK_SWITCH_COST = 4.0  # cost of moving on to a later trip of the same block
 FINISHED_M = 60.0  # a trip is finished this close (m) to its last stop (GPS error and terminal stop placement)
 LATE_SCALE_S = 480.0  # lateness (s) costing one unit
@@ -72,7 +74,7 @@ KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (
 EVIDENCE_INTERVAL_S = 30.0  # a ping this long (s) after the vehicle's previous one counts in full; closer ones in proportion
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 
-__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale"]
+__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale", "leave_scales"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -157,6 +159,21 @@ def evidence_weights(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray
     t = np.asarray(times_s, dtype=np.float64)
     gap = np.diff(t, prepend=-np.inf)
     return np.where(gap > stale_after_s, 1.0, np.clip(gap / EVIDENCE_INTERVAL_S, 0.0, 1.0))
+
+
+def leave_scales(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray:
+    """Share of `TripAssigner.leave_costs` charged at each of one vehicle's pings (sorted times,
+    epoch s): 1 up to ``EVIDENCE_INTERVAL_S`` after the previous ping (and at the first, or the
+    first after a silence longer than ``stale_after_s``), ``EVIDENCE_INTERVAL_S / gap`` beyond.
+
+    A ping counts at most 1 (`evidence_weights`), so the contrary evidence that overcomes a fixed
+    cost takes longer to gather the sparser the pings: scaled so, leaving a trip that still fits
+    asks for about as many minutes of contrary evidence at 120 s as at 30 s.
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    gap = np.diff(t, prepend=-np.inf)
+    with np.errstate(divide="ignore"):
+        return np.where(gap > stale_after_s, 1.0, np.clip(EVIDENCE_INTERVAL_S / gap, 0.0, 1.0))
 
 
 class TripAssigner:
@@ -425,9 +442,10 @@ class TripAssigner:
             rows = np.flatnonzero(vid == v)
             rows = rows[np.argsort(t[rows], kind="stable")]
             per_vehicle.append((rows, self._vehicle_costs(t[rows], p[rows], b[rows], route[rows]),
-                                evidence_weights(t[rows], self.config.stale_after_s)))
+                                evidence_weights(t[rows], self.config.stale_after_s),
+                                leave_scales(t[rows], self.config.stale_after_s)))
         position = np.zeros(len(t), dtype=np.int64)
-        for rows, _, _ in per_vehicle:
+        for rows, _, _, _ in per_vehicle:
             position[rows] = np.arange(len(rows))
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks()
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
@@ -438,7 +456,7 @@ class TripAssigner:
         for row in np.argsort(t, kind="stable"):
             v = int(vid[row])
             i = int(position[row])
-            rows, c, weights = per_vehicle[v]
+            rows, c, weights, scales = per_vehicle[v]
             total = totals[v]
             if i and t[row] - t[rows[i - 1]] > cfg.stale_after_s:
                 total[:] = 0.0
@@ -447,7 +465,7 @@ class TripAssigner:
             reported_ok = r >= 0 and bool(c.plausible[i, r])
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
                                       r if reported_ok else -1, switch_cost, block_order, cuts, has_block,
-                                      float(weights[i]))
+                                      float(weights[i]), float(scales[i]))
             last_seen[v] = t[row]
             # in the joint assignment: moving, or waiting at a first stop before its departure (no
             # trip until it moves, but its block is not given to another vehicle)
@@ -526,7 +544,9 @@ class TripAssigner:
                 path = keep[self._viterbi(cost[lo:hi][:, keep], delay[lo:hi][:, keep], early[lo:hi][:, keep],
                                           plausible[lo:hi][:, keep], switch_cost[keep], order, sub_cuts,
                                           blocks[sub_cuts] != "",
-                                          evidence_weights(t[rows[lo:hi]], self.config.stale_after_s))]
+                                          evidence_weights(t[rows[lo:hi]], self.config.stale_after_s),
+                                          self.leave_costs()[keep],
+                                          leave_scales(t[rows[lo:hi]], self.config.stale_after_s))]
                 at = np.arange(lo, hi)
                 fits = _kept_runs(reportable[at, path], keeps[at, path], path)
                 out[rows[lo:hi][fits]] = path[fits]
@@ -556,9 +576,11 @@ class TripAssigner:
 
     def _viterbi(self, cost: FloatArray, delay: FloatArray, early: FloatArray, plausible: npt.NDArray[np.bool_],
                  switch_cost: FloatArray, block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
-                 has_block: npt.NDArray[np.bool_], weight: FloatArray) -> npt.NDArray[np.int64]:
+                 has_block: npt.NDArray[np.bool_], weight: FloatArray, leave_cost: FloatArray,
+                 leave_scale: FloatArray) -> npt.NDArray[np.int64]:
         """Least-cost candidate sequence of one vehicle's pings (the `_forward` recursion, backtracked;
-        ping ``i``'s costs count ``weight[i]`` times)."""
+        ping ``i``'s costs count ``weight[i]`` times; leaving a candidate that still fits costs its
+        ``leave_cost`` (`leave_costs`) times ``leave_scale[i]`` (`leave_scales`) more)."""
         m, n = cost.shape
         back = np.empty((m, n), dtype=np.int32)
         total = np.zeros(n)
@@ -569,7 +591,7 @@ class TripAssigner:
             step = cost[i] + np.where(delay[i] >= 0, delay[i] / LATE_SCALE_S, -delay[i] / early[i])
             step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST) * weight[i]
             best = int(np.argmin(total))
-            switch = total[best] + switch_cost
+            switch = total[best] + switch_cost + (leave_cost[best] * leave_scale[i] if plausible[i, best] else 0.0)
             ordered = total[block_order]
             prefix = self._block_prefix_min(ordered, cuts, has_block)
             shifted = np.r_[np.inf, ordered[:-1]]
@@ -608,19 +630,29 @@ class TripAssigner:
         switch_cost = np.where(self.block != "", SWITCH_COST, LOOSE_SWITCH_COST)
         return block_order, cuts, has_block, unit_cuts, switch_cost
 
+    def leave_costs(self) -> FloatArray:
+        """What changing trip costs on top of the switch while the vehicle's trip still fits, per
+        candidate it leaves: ``LEAVE_FITTING_COST`` on a shape (the bus is on that trip's road, and
+        buses do not change route mid-trip: without it a trip the bus runs a little early lost a
+        shared corridor to another route's trip it would run a little late, earliness costing more),
+        0 on straight lines between stops (which loosely fit many trips' roads)."""
+        return np.where(self._unshaped, 0.0, LEAVE_FITTING_COST)
+
     def _forward(self, total: FloatArray, cost: FloatArray, delay: FloatArray, early_scale: FloatArray,
                  plausible: npt.NDArray[np.bool_], reported: int, switch_cost: FloatArray,
                  block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
-                 has_block: npt.NDArray[np.bool_], weight: float = 1.0) -> FloatArray:
+                 has_block: npt.NDArray[np.bool_], weight: float = 1.0, leave_scale: float = 1.0) -> FloatArray:
         """One ping's step of a vehicle's forward pass: its accumulated cost per trip (regret);
-        the ping's costs count ``weight`` times (`evidence_weights`)."""
+        the ping's costs count ``weight`` times (`evidence_weights`), and leaving a trip that still
+        fits costs `leave_costs` times ``leave_scale`` (`leave_scales`) more."""
         step = cost + np.where(delay >= 0, delay / LATE_SCALE_S, -delay / early_scale)
         step = np.where(plausible, np.minimum(step, OFF_COST), OFF_COST)
         if reported >= 0:
             step += OFF_COST
             step[reported] = 0.0
         step *= weight
-        switch = total.min() + switch_cost
+        best = int(np.argmin(total))
+        switch = total[best] + switch_cost + (self.leave_costs()[best] * leave_scale if plausible[best] else 0.0)
         via_block = np.empty_like(total)
         via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + BLOCK_SWITCH_COST
         total = np.minimum(np.minimum(total, switch), via_block) + step

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from telematics.assignment import TAKEN_COST, TripAssigner, evidence_weights
+from telematics.assignment import TAKEN_COST, TripAssigner, evidence_weights, leave_scales
 
 __all__ = ["LiveAssigner"]
 
@@ -108,12 +108,13 @@ class LiveAssigner:
         fresh = v.last_xy is not None and t_s - v.last_seen_s <= cfg.stale_after_s
         previous = (v.last_xy, v.along) if v.last_xy is not None and fresh else None
         weight = float(evidence_weights([v.last_seen_s, t_s], cfg.stale_after_s)[-1]) if fresh else 1.0
+        scale = float(leave_scales([v.last_seen_s, t_s], cfg.stale_after_s)[-1]) if fresh else 1.0
         cost, delay, early, plausible, en_route, along, ready, reportable, keeps = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
             np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous)
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
         self.totals[v.row] = a._forward(self.totals[v.row], cost[0], delay[0], early[0], plausible[0], -1,
-                                        switch_cost, block_order, cuts, has_block, weight)
+                                        switch_cost, block_order, cuts, has_block, weight, scale)
         v.last_seen_s = t_s
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = (v.started or bool(en_route[0])

@@ -19,6 +19,7 @@ from telematics.assignment import (
     TripAssigner,
     evidence_weights,
     is_stale,
+    leave_scales,
 )
 from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths, service_day_start
@@ -334,6 +335,15 @@ def test_evidence_weights_count_time_not_pings() -> None:
     assert evidence_weights([], 600.0).shape == (0,)
 
 
+def test_leaving_a_fitting_trip_asks_for_minutes_not_pings() -> None:
+    """The cost of leaving a trip that still fits is charged in full up to 30 s after the previous
+    ping (and at the first, and after a silence), in proportion to 30 s over the gap beyond: a
+    ping counts at most 1, so at 120 s four times fewer pings must overcome it."""
+    s = leave_scales([0.0, 10.0, 30.0, 90.0, 210.0, 210.0, 1000.0], stale_after_s=600.0)
+    assert np.allclose(s, [1.0, 1.0, 1.0, 0.5, 0.25, 1.0, 1.0])
+    assert leave_scales([], 600.0).shape == (0,)
+
+
 def test_trip_assignment_does_not_fall_with_a_faster_feed(cairns: Feed, tmp_path: Path) -> None:
     """The same buses reported every 10 s are assigned at least as well as every 30 s.
 
@@ -378,3 +388,36 @@ def test_the_retrospective_pass_leaves_a_block_to_the_vehicle_that_held_it() -> 
     assert TripAssigner._own_units(unit, causal[:1], vid, causal, t, 0.0, 0.5, 0).tolist() == [2]
     # nothing given, nothing allowed
     assert TripAssigner._own_units(unit, np.array([-1, -1]), vid, causal, t, 0.0, 9.0, 0).tolist() == []
+
+
+@pytest.mark.parametrize("early_s", [60.0, 90.0, 120.0])
+def test_a_bus_a_little_early_keeps_its_route_on_a_shared_corridor(cairns: Feed, early_s: float) -> None:
+    """Cairns' route 142 trip of 14:58 and route 143's of 15:04 end on one road. A bus on the
+    142 trip running a minute or two early fits the 143 trip there too, a minute or two late,
+    and lateness costs less than earliness: without a cost of leaving a trip that still fits,
+    it was given the 143 trip for 7 of its last 10 minutes (the simulated bus sim-0277).
+    Buses do not change route mid-trip: it keeps its trip to the end, batch and live alike."""
+    from telematics.gtfs import trip_paths
+
+    mine, other = "CNS2014-CNS_MUL-Weekday-00-4180086", "CNS2014-CNS_MUL-Weekday-00-4180602"
+    paths = trip_paths(cairns)
+    day = dt.date(2014, 6, 4)
+    day0 = service_day_start(day, cairns.timezone)
+    rows = cairns.stop_times[cairns.stop_times["trip_id"] == mine].sort_values("stop_sequence")
+    sched = rows["arrival_time"].to_numpy(dtype=np.float64)
+    dist = paths.stop_dist_m[mine]
+    line = paths.paths[paths.trip_path[mine]]
+    clock = np.arange(sched[0], sched[-1] - early_s, 30.0)
+    along = np.interp(clock + early_s, sched, dist)  # where the schedule has the bus early_s later
+    xy, bearing = line.point_at(along), line.heading_at(along)
+    other_rows = cairns.stop_times[cairns.stop_times["trip_id"] == other]
+    assert other_rows["arrival_time"].max() > sched[-1]  # the other trip runs later on the same road
+    assigner = TripAssigner(cairns, paths, day, day0)
+    got = assigner.assign_vehicle(day0 + clock, xy, bearing)
+    first = int(np.argmax(got == mine))
+    assert got[first] == mine and first <= 4, got[:8]  # given its trip within its first two minutes
+    assert set(got[first:]) == {mine}, set(got)  # and never another after that
+    live = LiveAssigner(assigner)
+    served = [live.observe("bus", float(day0 + c), (float(p[0]), float(p[1])), float(b))
+              for c, p, b in zip(clock, xy, bearing, strict=True)]
+    assert served == got.tolist()
