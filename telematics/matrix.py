@@ -5,7 +5,7 @@ shapes, trip ids hidden, GPS noise, no speed or bearing, service across midnight
 replays it as the platform would get it:
 
 * the trips come from the feed when it reports them, else from positions
-  (`telematics.assignment.assign_positions`, causal as the live service, route-restricted
+  (`telematics.position_assignment.assign_positions`, causal as the live service, route-restricted
   when the route is reported), and the predictions follow the trip each ping was given
   (`telematics.evaluate.replay_runs`); the retrospective assignment (each vehicle's whole
   history) is scored beside it;

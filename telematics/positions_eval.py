@@ -4,7 +4,7 @@ A regional fleet's navigation terminals report a vehicle id and a position, no t
 file has no recorded truth, so `telematics.evaluate.evaluate_arrivals` refuses it. A new city
 still wants to know how good its arrivals are before it goes live. `evaluate_positions_only`
 scores it against the best truth the file allows: the **retrospective assignment** (each
-vehicle's Viterbi path over its whole history, `telematics.assignment.assign_positions` with
+vehicle's Viterbi path over its whole history, `telematics.position_assignment.assign_positions` with
 ``retrospective=True``, the pass reports use), whose trips give the stop passings, while the
 predictions follow the **live causal assignment** (what `its serve` would have served, trip
 ids hidden: `telematics.matrix.evaluate_cell` with ``ids=hidden``, or ``ids=route`` when the
