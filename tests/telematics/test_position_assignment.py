@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from telematics.avl import read_avl
 from telematics.evaluate import _service_start
@@ -86,3 +88,25 @@ def test_only_the_block_neighbour_at_the_shared_terminal_counts(wmata: Feed, wma
                                                            end_mid["stop_lon"].to_numpy())).T) > 2 * TURNAROUND_M
     assert far.any() and not flagged[far].any()
 
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(0, 6), data=st.data())
+def test_turnaround_scoring_survives_any_input(wmata: Feed, wmata_paths: TripPaths, n: int, data: st.DataObject) -> None:
+    """Unknown or blank trips, NaN or mismatched service days, pings anywhere: a boolean per ping,
+    never an error, and never True where the trips are not two of one block."""
+    ids = [*wmata.trips["trip_id"].head(20).tolist(), "", "no-such-trip"]
+    trip = st.sampled_from(ids)
+    truth = np.array(data.draw(st.lists(trip, min_size=n, max_size=n)), dtype=str)
+    got = np.array(data.draw(st.lists(trip, min_size=n, max_size=n)), dtype=str)
+    day = st.sampled_from([0.0, 86400.0, float("nan")])
+    truth_day = np.array(data.draw(st.lists(day, min_size=n, max_size=n)), dtype=np.float64)
+    got_day = np.array(data.draw(st.lists(day, min_size=n, max_size=n)), dtype=np.float64)
+    stops = wmata.stops.sample(max(n, 1), replace=True, random_state=n)
+    avl = pd.DataFrame({"lat": stops["stop_lat"].to_numpy()[:n], "lon": stops["stop_lon"].to_numpy()[:n]})
+    out = turnaround_neighbours(wmata, wmata_paths, avl, truth, truth_day, got, got_day)
+    assert out.dtype == bool and out.shape == (n,)
+    blocks = wmata.trips.set_index("trip_id")["block_id"]
+    for k in np.flatnonzero(out):
+        assert truth[k] != got[k] and truth_day[k] == got_day[k]
+        assert blocks.get(truth[k], "") == blocks.get(got[k], "") != ""
