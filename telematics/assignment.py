@@ -7,9 +7,9 @@ forward pass over the day's trips (one cost vector per vehicle, pings replayed i
 order across the fleet by `TripAssigner.assign_fleet`) then picks each ping's trip:
 a vehicle keeps its block (changing block costs far more than moving on to the block's
 next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
-leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than earliness (buses run late, rarely early), waiting
-on a trip's last stretch favours the block's next trip, and a finished trip no longer
-fits. Since one block is run by one vehicle, each ping's choice is the vehicle's share
+leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than
+earliness (buses run late, rarely early), waiting on a trip's last stretch favours the
+block's next trip, and a finished trip no longer fits. Since one block is run by one vehicle, each ping's choice is the vehicle's share
 of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
 their accumulated costs), which separates vehicles a few minutes off schedule on
 close headways. A ping's costs count by the time since the vehicle's previous ping
