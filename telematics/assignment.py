@@ -9,10 +9,10 @@ a vehicle keeps its block (changing block costs far more than moving on to the b
 next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
 leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than
 earliness (buses run late, rarely early), waiting on a trip's last stretch favours the
-block's next trip, and a finished trip no longer fits. Since one block is run by one vehicle, each ping's choice is the vehicle's share
-of the least-cost assignment of blocks to all active vehicles (Hungarian algorithm over
-their accumulated costs), which separates vehicles a few minutes off schedule on
-close headways. A ping's costs count by the time since the vehicle's previous ping
+block's next trip, and a finished trip no longer fits. Since one block is run by one
+vehicle, each ping's choice is the vehicle's share of the least-cost assignment of blocks
+to all active vehicles (Hungarian algorithm over their accumulated costs), which separates
+vehicles a few minutes off schedule on close headways. A ping's costs count by the time since the vehicle's previous ping
 (`evidence_weights`: in full from ``EVIDENCE_INTERVAL_S``), so the evidence a vehicle
 accumulates per minute, and with it when it changes trip, does not depend on how often the
 feed reports. A reported trip is
@@ -57,7 +57,7 @@ from telematics.matching import detour_offsets, project_points
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
 SWITCH_COST = 1000.0  # cost of changing to another block (a vehicle keeps its block)
 LOOSE_SWITCH_COST = 12.0  # cost of changing to a trip without a block
-LEAVE_FITTING_COST = 24.0  # added to changing trip while the vehicle's trip still fits (buses do not change route mid-trip)
+LEAVE_FITTING_COST = 24.0  # added to changing trip while its trip's shape still fits (no mid-trip route change)
 BLOCK_SWITCH_COST = 4.0  # cost of moving on to a later trip of the same block
 FINISHED_M = 60.0  # a trip is finished this close (m) to its last stop (GPS error and terminal stop placement)
 LATE_SCALE_S = 480.0  # lateness (s) costing one unit
@@ -239,6 +239,7 @@ class TripAssigner:
         # straight lines between stops cut the road's corners (a road network's path does not)
         self._unshaped = np.array([paths.source.get(k, "shape") in ("straight", "road+straight")
                                    for k in self.path_key.tolist()], dtype=bool)
+        self._leave_cost = np.where(self._unshaped, 0.0, LEAVE_FITTING_COST)
         used = feed.stop_times[feed.stop_times["trip_id"].isin(self.trip_ids)]
         times: pd.Series = used.groupby("trip_id", sort=False)["arrival_time"].agg(list)
         self._sched = [np.asarray(times[t], dtype=np.float64) + off
@@ -636,7 +637,7 @@ class TripAssigner:
         buses do not change route mid-trip: without it a trip the bus runs a little early lost a
         shared corridor to another route's trip it would run a little late, earliness costing more),
         0 on straight lines between stops (which loosely fit many trips' roads)."""
-        return np.where(self._unshaped, 0.0, LEAVE_FITTING_COST)
+        return self._leave_cost
 
     def _forward(self, total: FloatArray, cost: FloatArray, delay: FloatArray, early_scale: FloatArray,
                  plausible: npt.NDArray[np.bool_], reported: int, switch_cost: FloatArray,
@@ -652,7 +653,7 @@ class TripAssigner:
             step[reported] = 0.0
         step *= weight
         best = int(np.argmin(total))
-        switch = total[best] + switch_cost + (self.leave_costs()[best] * leave_scale if plausible[best] else 0.0)
+        switch = total[best] + switch_cost + (self._leave_cost[best] * leave_scale if plausible[best] else 0.0)
         via_block = np.empty_like(total)
         via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + BLOCK_SWITCH_COST
         total = np.minimum(np.minimum(total, switch), via_block) + step

@@ -388,7 +388,8 @@ def evaluate_cell(dataset: Dataset, spec: DegradeSpec | str, *, vehicles: Sequen
     result["split"] = {
         "held_out_from": pd.Timestamp(round(cutoff - shift), unit="s", tz="UTC").isoformat(),
         **{        part: {**_split_scores(keep_pred, horizon, truth, cols, assigned_ok, keep_ping, covered, keep_exp),
-               "positions_assignment": {"live": _share(live_ok[keep_ping]), "retrospective": _share(retro_ok[keep_ping]),
+               "positions_assignment": {"live": _share(live_ok[keep_ping]),
+                                        "retrospective": _share(retro_ok[keep_ping]),
                                         "live_turnaround_either": _share(live_either[keep_ping])}}
         for part, keep_pred, keep_ping, keep_exp in (
             ("dev", cols["now"] < cutoff, ping_t < cutoff, exp_t < cutoff),
@@ -460,7 +461,8 @@ def matrix_table(results: Sequence[dict[str, object]]) -> str:
             f"| {r['dataset']} | {_cell_label(str(r['cell']))} | {r['median_interval_s']} | {r['trips_from']} "
             f"| {r['within_windows']} ({held['within_windows']}) "
             f"| {_bench(r)} / {_bench(base['delay_propagation'])} ({_bench(held)}) "
-            f"| {assign['live']} ({held['positions_assignment']['live']}) | {assign.get('live_turnaround_either', '-')} "
+            f"| {assign['live']} ({held['positions_assignment']['live']}) "
+            f"| {assign.get('live_turnaround_either', '-')} "
             f"| {assign['retrospective']} ({held['positions_assignment']['retrospective']}) "
             f"| {r['prediction_completeness']} ({held['prediction_completeness']}) | {buckets} | {worse} |")
     return head + "\n".join(lines) + "\n"

@@ -149,8 +149,8 @@ def turnaround_neighbours(feed: Feed, paths: TripPaths, avl: pd.DataFrame, truth
     -------
     ndarray of bool
         True where the given trip is the recorded trip's predecessor or successor in its block
-        (same service day, among the block's trips running that day) and the ping lies within ``radius_m`` of the stop
-        where the earlier of the two ends or the later begins.
+        (same service day, among the block's trips running that day) and the ping lies within
+        ``radius_m`` of the stop where the earlier of the two ends or the later begins.
     """
     truth = np.asarray(truth_trip, dtype=str)
     got = np.asarray(got_trip, dtype=str)
