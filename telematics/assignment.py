@@ -8,7 +8,9 @@ order across the fleet by `TripAssigner.assign_fleet`) then picks each ping's tr
 a vehicle keeps its block (changing block costs far more than moving on to the block's
 next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
 leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than
-earliness (buses run late, rarely early), waiting on a trip's last stretch favours the
+earliness (buses run late, rarely early) except for a bus still standing at a trip's first
+stop well after the departure although it stood there before it (`still_since`: it would have
+left on time, so it runs another trip), waiting on a trip's last stretch favours the
 block's next trip, and a finished trip no longer fits. Since one block is run by one
 vehicle, each ping's choice is the vehicle's share of the least-cost assignment of blocks
 to all active vehicles (Hungarian algorithm over their accumulated costs), which separates
@@ -73,8 +75,11 @@ READY_ALONG_M = 100.0  # this close (m along the path) to a trip's start a vehic
 KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (m) a trip is chosen at
 EVIDENCE_INTERVAL_S = 30.0  # a ping this long (s) after the vehicle's previous one counts in full; closer ones in proportion
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
+LAYOVER_GRACE_S = 120.0  # a bus that waited at its trip's first stop through the departure leaves within this long (s)
+STILL_STEP_M = 15.0  # a move shorter than this (m) between two pings is standing still (GPS noise at a terminal)
 
-__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale", "leave_scales"]
+__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale", "leave_scales",
+           "still_since"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -159,6 +164,44 @@ def evidence_weights(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray
     t = np.asarray(times_s, dtype=np.float64)
     gap = np.diff(t, prepend=-np.inf)
     return np.where(gap > stale_after_s, 1.0, np.clip(gap / EVIDENCE_INTERVAL_S, 0.0, 1.0))
+
+
+def still_since(times_s: npt.ArrayLike, xy: npt.ArrayLike, stale_after_s: float,
+                previous: tuple[float, FloatArray, float] | None = None) -> FloatArray:
+    """Since when (epoch s) the vehicle has stood where each ping finds it: the time of the
+    first ping of the run of moves shorter than ``STILL_STEP_M`` (m) that ends there (a
+    silence longer than ``stale_after_s``, s, ends a run).
+
+    Parameters
+    ----------
+    times_s : array_like, shape (n,)
+        One vehicle's ping times (epoch s), increasing.
+    xy : array_like, shape (n, 2)
+        Its positions (m).
+    stale_after_s : float
+        A gap longer than this (s) starts a new run.
+    previous : tuple, optional
+        The ping before the first: its time (epoch s), position (2,) and value.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    t = np.asarray(times_s, dtype=np.float64)
+    p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if len(t) == 0:
+        return np.zeros(0)
+    step = np.r_[np.inf, np.hypot(*np.diff(p, axis=0).T)]
+    gap = np.r_[np.inf, np.diff(t)]
+    start = t.copy()
+    if previous is not None:
+        t0, xy0, since0 = previous
+        step[0] = float(np.hypot(*(p[0] - np.asarray(xy0, dtype=np.float64))))
+        gap[0] = t[0] - t0
+        start[0] = since0
+    breaks = (step >= STILL_STEP_M) | (gap > stale_after_s)
+    start[0] = t[0] if breaks[0] else start[0]
+    return start[np.maximum.accumulate(np.where(breaks, np.arange(len(t)), 0))]
 
 
 def leave_scales(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray:
@@ -315,10 +358,12 @@ class TripAssigner:
         return offset, along, delay, heading
 
     def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray,
-               previous: tuple[FloatArray, FloatArray] | None = None) -> PingCosts:
+               previous: tuple[FloatArray, FloatArray] | None = None,
+               since_s: FloatArray | None = None) -> PingCosts:
         """The `PingCosts` of one vehicle's pings ``t`` (epoch s) at ``p`` (m) with bearings
         ``b`` (degrees, NaN unknown). ``previous`` is the vehicle's ping before ``t[0]``: its
-        position (2,) and distances along (n_trips,)."""
+        position (2,) and distances along (n_trips,); ``since_s`` since when (epoch s) the
+        vehicle has stood at each ping (`still_since`, computed from ``t`` and ``p`` without)."""
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
         loose = np.where(self._unshaped, UNSHAPED_TOLERANCE, 1.0)[None, :]
@@ -331,6 +376,12 @@ class TripAssigner:
         early_scale = np.where(at_origin, 900.0, EARLY_SCALE_S)
         cost = np.minimum(offset / (np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0) * loose), 3.0) ** 2
         cost += np.minimum(np.nan_to_num(heading / 45.0), 3.0) ** 2
+        # a bus standing at a trip's first stop since before its departure leaves on time: still
+        # there well after it, it is not on that trip (late arrivals leave late, but they came late)
+        since = still_since(t, p, cfg.stale_after_s) if since_s is None else np.asarray(since_s, dtype=np.float64)
+        waited = ((along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay > LAYOVER_GRACE_S)
+                  & (delay <= (t - since)[:, None]))
+        cost += np.where(waited, (delay - LAYOVER_GRACE_S) / EARLY_SCALE_S, 0.0)
         if len(t):  # no reported bearing: moving backwards along a trip's path is moving the wrong way
             prev_xy = np.vstack([np.full((1, 2), np.nan) if previous is None else previous[0][None, :], p[:-1]])
             prev_along = np.vstack([np.full((1, along.shape[1]), np.nan) if previous is None

@@ -121,6 +121,9 @@ def eval_arrivals_matrix(
     route: Annotated[str | None, typer.Option(
         "--route", help="Only the vehicles seen on this route (fast subsets).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the JSON lines here.")] = None,
+    one_bus: Annotated[int | None, typer.Option(
+        "--one-bus", min=1, help="Score this many sampled vehicles one at a time against the whole schedule "
+        "(a feed of one bus) instead of the fleet: one pooled JSON line per cell.")] = None,
 ) -> None:
     """Degraded-feed matrix: each cell degrades each recorded day and scores it (one JSON line per cell),
     then prints the Markdown table."""
@@ -131,6 +134,7 @@ def eval_arrivals_matrix(
         load_datasets,
         matrix_table,
     )
+    from telematics.one_bus import evaluate_one_bus, one_bus_table
 
     if cell:
         texts = list(cell)
@@ -153,7 +157,10 @@ def eval_arrivals_matrix(
                 vehicles = sorted(pd.unique(seen))
             cache: dict[tuple[int, bool, float], object] = {}
             for spec in specs:
-                result = evaluate_cell(ds, spec, vehicles=vehicles, paths_cache=cache)  # type: ignore[arg-type]
+                if one_bus:
+                    result = evaluate_one_bus(ds, spec, one_bus, paths_cache=cache)  # type: ignore[arg-type]
+                else:
+                    result = evaluate_cell(ds, spec, vehicles=vehicles, paths_cache=cache)  # type: ignore[arg-type]
                 results.append(result)
                 line = json.dumps(result)
                 typer.echo(line)
@@ -163,7 +170,7 @@ def eval_arrivals_matrix(
     finally:
         if sink:
             sink.close()
-    typer.echo(matrix_table(results))
+    typer.echo(one_bus_table(results) if one_bus else matrix_table(results))
 
 
 COMMANDS: list[tuple[str, str, Callable[..., None]]] = [

@@ -63,6 +63,7 @@ __all__ = [
     "SUBSET_CELLS",
     "Dataset",
     "avl_from_gtfsrt",
+    "cell_label",
     "evaluate_cell",
     "load_datasets",
     "matrix_table",
@@ -428,7 +429,7 @@ def _bench(scores: dict[str, object]) -> object:
     return "-" if score is None else score
 
 
-def _cell_label(cell: str) -> str:
+def cell_label(cell: str) -> str:
     """Short column text of a `DegradeSpec.label`: only what differs from the undegraded feed."""
     base = parse_spec("").label.split(",")
     parts = [p for p, b in zip(cell.split(","), base, strict=True) if p != b]
@@ -458,7 +459,7 @@ def matrix_table(results: Sequence[dict[str, object]]) -> str:
         buckets = " | ".join(f"{mae[b]} / {dmae[b]}" for b in mae)
         worse = ", ".join(r["worse_than_delay_propagation"]) or "none"  # type: ignore[arg-type]
         lines.append(
-            f"| {r['dataset']} | {_cell_label(str(r['cell']))} | {r['median_interval_s']} | {r['trips_from']} "
+            f"| {r['dataset']} | {cell_label(str(r['cell']))} | {r['median_interval_s']} | {r['trips_from']} "
             f"| {r['within_windows']} ({held['within_windows']}) "
             f"| {_bench(r)} / {_bench(base['delay_propagation'])} ({_bench(held)}) "
             f"| {assign['live']} ({held['positions_assignment']['live']}) "

@@ -20,6 +20,7 @@ from telematics.assignment import (
     evidence_weights,
     is_stale,
     leave_scales,
+    still_since,
 )
 from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths, service_day_start
@@ -342,6 +343,49 @@ def test_leaving_a_fitting_trip_asks_for_minutes_not_pings() -> None:
     s = leave_scales([0.0, 10.0, 30.0, 90.0, 210.0, 210.0, 1000.0], stale_after_s=600.0)
     assert np.allclose(s, [1.0, 1.0, 1.0, 0.5, 0.25, 1.0, 1.0])
     assert leave_scales([], 600.0).shape == (0,)
+
+
+def test_still_since_is_where_the_run_of_short_moves_began() -> None:
+    """Moves shorter than 15 m (GPS noise at a stand) continue a run, a longer move or a
+    silence starts one; ping by ping with the previous ping's value gives the same."""
+    t = np.array([0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 900.0, 930.0])
+    xy = np.array([[0.0, 0.0], [5.0, 0.0], [9.0, 3.0], [100.0, 0.0], [104.0, 0.0], [110.0, 0.0],
+                   [110.0, 0.0], [110.0, 2.0]])
+    got = still_since(t, xy, stale_after_s=600.0)
+    assert got.tolist() == [0.0, 0.0, 0.0, 90.0, 90.0, 90.0, 900.0, 900.0]
+    one_by_one = [float(still_since(t[:1], xy[:1], 600.0)[0])]
+    for k in range(1, len(t)):
+        one_by_one.append(float(still_since(t[k:k + 1], xy[k:k + 1], 600.0, (t[k - 1], xy[k - 1], one_by_one[-1]))[0]))
+    assert one_by_one == got.tolist()
+    assert still_since([], np.zeros((0, 2)), 600.0).shape == (0,)
+
+
+@pytest.mark.eval
+def test_a_bus_that_waited_through_a_departure_is_not_on_that_trip(wmata: Feed, wmata_paths: TripPaths,
+                                                                     real_wmata_dir: Path) -> None:
+    """WMATA bus 5509 alone (no other bus to hold the other block): it reaches the D40 terminal
+    at 12:11, stands there through 12:15, when block M612's trip leaves, and leaves at 12:29 for
+    its own block M600's 12:30 trip. A bus standing at a first stop since before the departure
+    leaves on time, so once it is still there minutes after 12:15 it is given the 12:30 trip, live
+    from 12:23 and retrospectively throughout. Without that rule the lateness prior (late is
+    common, early rare) kept it on the 12:15 trip, running 14 min late, live and retrospectively."""
+    avl = read_avl(real_wmata_dir / "wmata_avl.csv")
+    lo, hi = pd.Timestamp("2026-02-16T17:05:00Z").timestamp(), pd.Timestamp("2026-02-16T17:45:00Z").timestamp()
+    bus = avl[(avl["vehicle_id"] == "5509") & avl["time_s"].between(lo, hi)].reset_index(drop=True)
+    t = bus["time_s"].to_numpy(dtype=np.float64)
+    xy = wmata_paths.projection.to_xy(bus["lat"].to_numpy(), bus["lon"].to_numpy())
+    assigner = _assigner(wmata, wmata_paths)
+    batch = assigner.assign_vehicle(t, xy)
+    live = LiveAssigner(_assigner(wmata, wmata_paths))
+    observed = [live.observe("5509", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
+    assert batch.tolist() == observed
+    after = t >= pd.Timestamp("2026-02-16T17:24:00Z").timestamp()
+    assert set(batch[after].tolist()) == {"8983100"}  # block M600's 12:30 trip, as recorded
+    chosen = assigner.assign_retrospective(np.zeros(len(t), dtype=np.int64), t, xy)
+    retro = np.where(chosen >= 0, assigner.trip_ids[np.maximum(chosen, 0)], "")
+    recorded = bus["trip_id"].to_numpy(dtype=str)
+    assert (retro[t >= pd.Timestamp("2026-02-16T17:12:00Z").timestamp()] == recorded[
+        t >= pd.Timestamp("2026-02-16T17:12:00Z").timestamp()]).all()
 
 
 def test_trip_assignment_does_not_fall_with_a_faster_feed(cairns: Feed, tmp_path: Path) -> None:
