@@ -76,10 +76,9 @@ KEEP_FACTOR = 2.0  # a vehicle keeps its trip up to this many times the offset (
 EVIDENCE_INTERVAL_S = 30.0  # a ping this long (s) after the vehicle's previous one counts in full; closer ones in proportion
 READY_S = 900.0  # a vehicle waiting at a trip's first stop up to this long (s) before its departure is about to run it
 LAYOVER_GRACE_S = 120.0  # a bus that waited at its trip's first stop through the departure leaves within this long (s)
-STILL_STEP_M = 15.0  # a move shorter than this (m) between two pings is standing still (GPS noise at a terminal)
 
-__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "is_stale", "leave_scales",
-           "still_since"]
+__all__ = ["AssignmentConfig", "PingCosts", "TripAssigner", "evidence_weights", "first_stop_since", "is_stale",
+           "leave_scales"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -130,7 +129,9 @@ class PingCosts(NamedTuple):
     last stop having finished it (the trip a vehicle ends at a terminal stays its own until the
     block's next trip fits); ``keeps``: the trip may stay the vehicle's if it was already, though
     it does not fit: within ``KEEP_FACTOR`` times the offset a trip is chosen at, on time as
-    plausible (a bus on a loop a path without a shape cuts, or off it for a moment).
+    plausible (a bus on a loop a path without a shape cuts, or off it for a moment);
+    ``first_since``: since when (epoch s) the vehicle has been at the trip's first stop (NaN
+    where it is not there, `first_stop_since`).
     """
 
     cost: FloatArray
@@ -142,6 +143,7 @@ class PingCosts(NamedTuple):
     ready: npt.NDArray[np.bool_]
     reportable: npt.NDArray[np.bool_]
     keeps: npt.NDArray[np.bool_]
+    first_since: FloatArray
 
 
 def is_stale(last_seen_s: npt.ArrayLike, now_s: float, stale_after_s: float) -> npt.NDArray[np.bool_]:
@@ -166,42 +168,44 @@ def evidence_weights(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray
     return np.where(gap > stale_after_s, 1.0, np.clip(gap / EVIDENCE_INTERVAL_S, 0.0, 1.0))
 
 
-def still_since(times_s: npt.ArrayLike, xy: npt.ArrayLike, stale_after_s: float,
-                previous: tuple[float, FloatArray, float] | None = None) -> FloatArray:
-    """Since when (epoch s) the vehicle has stood where each ping finds it: the time of the
-    first ping of the run of moves shorter than ``STILL_STEP_M`` (m) that ends there (a
-    silence longer than ``stale_after_s``, s, ends a run).
+def first_stop_since(times_s: npt.ArrayLike, at_first: npt.ArrayLike, stale_after_s: float,
+                     previous: tuple[float, FloatArray] | None = None) -> FloatArray:
+    """Since when (epoch s) the vehicle has been at each trip's first stop, per ping: the time
+    of the first ping of the run of pings there that ends at it (NaN where it is not there; a
+    silence longer than ``stale_after_s``, s, ends a run). GPS noise at a stand does not end
+    a run, as long as the fixes stay at the stop.
 
     Parameters
     ----------
     times_s : array_like, shape (n,)
         One vehicle's ping times (epoch s), increasing.
-    xy : array_like, shape (n, 2)
-        Its positions (m).
+    at_first : array_like of bool, shape (n, m)
+        Whether each ping is at each trip's first stop.
     stale_after_s : float
         A gap longer than this (s) starts a new run.
     previous : tuple, optional
-        The ping before the first: its time (epoch s), position (2,) and value.
+        The ping before the first: its time (epoch s) and its values, shape (m,).
 
     Returns
     -------
-    ndarray, shape (n,)
+    ndarray, shape (n, m)
     """
     t = np.asarray(times_s, dtype=np.float64)
-    p = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    at = np.asarray(at_first, dtype=bool)
     if len(t) == 0:
-        return np.zeros(0)
-    step = np.r_[np.inf, np.hypot(*np.diff(p, axis=0).T)]
+        return np.zeros(at.shape)
     gap = np.r_[np.inf, np.diff(t)]
-    start = t.copy()
+    before = np.zeros(at.shape[1], dtype=bool)
     if previous is not None:
-        t0, xy0, since0 = previous
-        step[0] = float(np.hypot(*(p[0] - np.asarray(xy0, dtype=np.float64))))
-        gap[0] = t[0] - t0
-        start[0] = since0
-    breaks = (step >= STILL_STEP_M) | (gap > stale_after_s)
-    start[0] = t[0] if breaks[0] else start[0]
-    return start[np.maximum.accumulate(np.where(breaks, np.arange(len(t)), 0))]
+        gap[0] = t[0] - previous[0]
+        before = np.isfinite(np.asarray(previous[1], dtype=np.float64))
+    was = np.vstack([before[None, :], at[:-1]]) & (gap <= stale_after_s)[:, None]
+    begins = at & ~was
+    first = np.maximum.accumulate(np.where(begins, np.arange(len(t))[:, None], -1), axis=0)
+    since = np.where(first >= 0, t[np.maximum(first, 0)], np.nan)
+    if previous is not None:  # runs that began before these pings
+        since = np.where(first < 0, np.asarray(previous[1], dtype=np.float64)[None, :], since)
+    return np.where(at, since, np.nan)
 
 
 def leave_scales(times_s: npt.ArrayLike, stale_after_s: float) -> FloatArray:
@@ -359,11 +363,11 @@ class TripAssigner:
 
     def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray,
                previous: tuple[FloatArray, FloatArray] | None = None,
-               since_s: FloatArray | None = None) -> PingCosts:
+               first_since: tuple[float, FloatArray] | None = None) -> PingCosts:
         """The `PingCosts` of one vehicle's pings ``t`` (epoch s) at ``p`` (m) with bearings
         ``b`` (degrees, NaN unknown). ``previous`` is the vehicle's ping before ``t[0]``: its
-        position (2,) and distances along (n_trips,); ``since_s`` since when (epoch s) the
-        vehicle has stood at each ping (`still_since`, computed from ``t`` and ``p`` without)."""
+        position (2,) and distances along (n_trips,); ``first_since`` its time (epoch s) and
+        since when it had been at each trip's first stop then (`first_stop_since`)."""
         cfg = self.config
         offset, along, delay, heading = self._features(t, p, b)
         loose = np.where(self._unshaped, UNSHAPED_TOLERANCE, 1.0)[None, :]
@@ -376,11 +380,13 @@ class TripAssigner:
         early_scale = np.where(at_origin, 900.0, EARLY_SCALE_S)
         cost = np.minimum(offset / (np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0) * loose), 3.0) ** 2
         cost += np.minimum(np.nan_to_num(heading / 45.0), 3.0) ** 2
-        # a bus standing at a trip's first stop since before its departure leaves on time: still
-        # there well after it, it is not on that trip (late arrivals leave late, but they came late)
-        since = still_since(t, p, cfg.stale_after_s) if since_s is None else np.asarray(since_s, dtype=np.float64)
-        waited = ((along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay > LAYOVER_GRACE_S)
-                  & (delay <= (t - since)[:, None]))
+        # a bus at a trip's first stop since before its departure leaves on time: still there well
+        # after it, it is not on that trip (late arrivals leave late, but they came late)
+        at_first = (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose)
+        since = first_stop_since(t, at_first, cfg.stale_after_s,
+                                 None if first_since is None else (first_since[0], first_since[1]))
+        with np.errstate(invalid="ignore"):
+            waited = at_first & (delay > LAYOVER_GRACE_S) & (since <= t[:, None] - delay)
         cost += np.where(waited, (delay - LAYOVER_GRACE_S) / EARLY_SCALE_S, 0.0)
         if len(t):  # no reported bearing: moving backwards along a trip's path is moving the wrong way
             prev_xy = np.vstack([np.full((1, 2), np.nan) if previous is None else previous[0][None, :], p[:-1]])
@@ -408,7 +414,7 @@ class TripAssigner:
         started = np.maximum.accumulate(moved | en_route) if len(p) else moved
         ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
         return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready,
-                         plausible | ended_here, keeps)
+                         plausible | ended_here, keeps, since)
 
     def _vehicle_costs(self, t: FloatArray, p: FloatArray, b: FloatArray, routes: npt.NDArray[np.str_]) -> PingCosts:
         """`_costs` of one vehicle's pings, where a ping reports a route the day's trips run

@@ -26,7 +26,6 @@ from telematics.assignment import (
     TripAssigner,
     evidence_weights,
     leave_scales,
-    still_since,
 )
 
 __all__ = ["LiveAssigner"]
@@ -46,7 +45,7 @@ class _Vehicle:
     ready: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per trip: at its first stop
     last_xy: FloatArray | None = None  # the last ping (m)
     along: FloatArray = field(default_factory=lambda: np.zeros(0))  # per trip, distance along its path at the last ping
-    still_since_s: float = math.nan  # since when it has stood at its last ping (epoch s, `still_since`)
+    first_since: FloatArray = field(default_factory=lambda: np.zeros(0))  # per trip, at its first stop since (epoch s)
 
 
 class LiveAssigner:
@@ -116,12 +115,11 @@ class LiveAssigner:
         previous = (v.last_xy, v.along) if v.last_xy is not None and fresh else None
         weight = float(evidence_weights([v.last_seen_s, t_s], cfg.stale_after_s)[-1]) if fresh else 1.0
         scale = float(leave_scales([v.last_seen_s, t_s], cfg.stale_after_s)[-1]) if fresh else 1.0
-        since = still_since([t_s], [xy], cfg.stale_after_s,
-                            (v.last_seen_s, previous[0], v.still_since_s) if previous is not None else None)
-        cost, delay, early, plausible, en_route, along, ready, reportable, keeps = a._costs(
+        cost, delay, early, plausible, en_route, along, ready, reportable, keeps, since = a._costs(
             np.array([t_s]), np.array([xy], dtype=np.float64),
-            np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous, since)
-        v.still_since_s = float(since[0])
+            np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous,
+            (v.last_seen_s, v.first_since) if previous is not None else None)
+        v.first_since = since[0]
         block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
         self.totals[v.row] = a._forward(self.totals[v.row], cost[0], delay[0], early[0], plausible[0], -1,
                                         switch_cost, block_order, cuts, has_block, weight, scale)

@@ -18,9 +18,9 @@ from telematics.assignment import (
     AssignmentConfig,
     TripAssigner,
     evidence_weights,
+    first_stop_since,
     is_stale,
     leave_scales,
-    still_since,
 )
 from telematics.avl import read_avl
 from telematics.gtfs import Feed, TripPaths, service_day_start
@@ -345,19 +345,20 @@ def test_leaving_a_fitting_trip_asks_for_minutes_not_pings() -> None:
     assert leave_scales([], 600.0).shape == (0,)
 
 
-def test_still_since_is_where_the_run_of_short_moves_began() -> None:
-    """Moves shorter than 15 m (GPS noise at a stand) continue a run, a longer move or a
-    silence starts one; ping by ping with the previous ping's value gives the same."""
-    t = np.array([0.0, 30.0, 60.0, 90.0, 120.0, 150.0, 900.0, 930.0])
-    xy = np.array([[0.0, 0.0], [5.0, 0.0], [9.0, 3.0], [100.0, 0.0], [104.0, 0.0], [110.0, 0.0],
-                   [110.0, 0.0], [110.0, 2.0]])
-    got = still_since(t, xy, stale_after_s=600.0)
-    assert got.tolist() == [0.0, 0.0, 0.0, 90.0, 90.0, 90.0, 900.0, 900.0]
-    one_by_one = [float(still_since(t[:1], xy[:1], 600.0)[0])]
+def test_first_stop_since_is_where_the_run_at_each_first_stop_began() -> None:
+    """Per trip, the time of the first ping of the run at its first stop (NaN away from it); a
+    silence starts a new run; ping by ping with the previous ping's values gives the same."""
+    t = np.array([0.0, 30.0, 60.0, 90.0, 900.0, 930.0])
+    at = np.array([[True, False], [True, True], [False, True], [True, True], [True, True], [True, False]])
+    got = first_stop_since(t, at, stale_after_s=600.0)
+    nan = np.nan
+    assert np.array_equal(got, [[0.0, nan], [0.0, 30.0], [nan, 30.0], [90.0, 30.0], [900.0, 900.0], [900.0, nan]],
+                          equal_nan=True)
+    rows = [first_stop_since(t[:1], at[:1], 600.0)[0]]
     for k in range(1, len(t)):
-        one_by_one.append(float(still_since(t[k:k + 1], xy[k:k + 1], 600.0, (t[k - 1], xy[k - 1], one_by_one[-1]))[0]))
-    assert one_by_one == got.tolist()
-    assert still_since([], np.zeros((0, 2)), 600.0).shape == (0,)
+        rows.append(first_stop_since(t[k:k + 1], at[k:k + 1], 600.0, (t[k - 1], rows[-1]))[0])
+    assert np.array_equal(np.vstack(rows), got, equal_nan=True)
+    assert first_stop_since([], np.zeros((0, 2), dtype=bool), 600.0).shape == (0, 2)
 
 
 @pytest.mark.eval
