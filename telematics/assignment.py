@@ -8,9 +8,9 @@ order across the fleet by `TripAssigner.assign_fleet`) then picks each ping's tr
 a vehicle keeps its block (changing block costs far more than moving on to the block's
 next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
 leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than
-earliness (buses run late, rarely early) except for a bus still standing at a trip's first
-stop well after the departure although it stood there before it (`still_since`: it would have
-left on time, so it runs another trip), waiting on a trip's last stretch favours the
+earliness (buses run late, rarely early) except for a bus still at a trip's first stop well
+after the departure although it was there before it (`first_stop_since`: it would have left on
+time, so it runs another trip), waiting on a trip's last stretch favours the
 block's next trip, and a finished trip no longer fits. Since one block is run by one
 vehicle, each ping's choice is the vehicle's share of the least-cost assignment of blocks
 to all active vehicles (Hungarian algorithm over their accumulated costs), which separates
@@ -383,8 +383,7 @@ class TripAssigner:
         # a bus at a trip's first stop since before its departure leaves on time: still there well
         # after it, it is not on that trip (late arrivals leave late, but they came late)
         at_first = (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose)
-        since = first_stop_since(t, at_first, cfg.stale_after_s,
-                                 None if first_since is None else (first_since[0], first_since[1]))
+        since = first_stop_since(t, at_first, cfg.stale_after_s, first_since)
         with np.errstate(invalid="ignore"):
             waited = at_first & (delay > LAYOVER_GRACE_S) & (since <= t[:, None] - delay)
         cost += np.where(waited, (delay - LAYOVER_GRACE_S) / EARLY_SCALE_S, 0.0)

@@ -21,12 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 
-from telematics.assignment import (
-    TAKEN_COST,
-    TripAssigner,
-    evidence_weights,
-    leave_scales,
-)
+from telematics.assignment import TAKEN_COST, TripAssigner, evidence_weights, leave_scales
 
 __all__ = ["LiveAssigner"]
 
