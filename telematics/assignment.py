@@ -411,7 +411,7 @@ class TripAssigner:
         en_route = (plausible & (along >= cfg.end_margin_m)
                     & (along < self.last_stop_m[None, :] - cfg.end_margin_m)).any(axis=1) & ~at_terminal
         started = np.maximum.accumulate(moved | en_route) if len(p) else moved
-        ready = plausible & (along <= READY_ALONG_M) & (offset <= cfg.origin_offset_m * loose) & (delay >= -READY_S)
+        ready = plausible & at_first & (delay >= -READY_S)
         return PingCosts(cost, np.where(np.isfinite(delay), delay, 1e6), early_scale, plausible, started, along, ready,
                          plausible | ended_here, keeps, since)
 
