@@ -291,11 +291,16 @@ def test_bad_input_gives_4xx_json(served: tuple[TestClient, ArrivalsService, Clo
 def test_advice_is_cleared_when_the_buses_fall_silent(served: tuple[TestClient, ArrivalsService, Clock],
                                                       mqtt: MosquittoBroker) -> None:
     _tc, service, clock = served
-    assert Retained(mqtt.url)(), "advice is retained before"
+    before = Retained(mqtt.url)()
+    assert before, "advice is retained before"
+    listener = Listener(mqtt.url)
     clock.now_s += 600.0  # no position for 10 min: every bus is stale, no prediction, no advice
     service.refresh()
     assert service.advice.entries(clock.now_s) == []
+    # the service publishes asynchronously: once each topic's clearing message is through, none is left
+    listener.wait(lambda m: set(before) <= {t for t, p in m if p == b""})
     assert Retained(mqtt.url)() == {}
+    listener.conn.close()
 
 
 def test_the_broker_acl_lets_the_api_write_advice_and_each_bus_read_its_own(
