@@ -80,6 +80,7 @@ DATA_FIXTURES = frozenset({"shared_data", "sample_data", "minneapolis_dir"})
 SPEC_FIXTURES = frozenset({"light_schema_dir"})
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the groups into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Marks ``shared`` the tests that use real data (see :data:`DATA_FIXTURES`). Under
     ``pytest -n N --dist loadgroup`` (``make test``) each test module is one unit of work (its
