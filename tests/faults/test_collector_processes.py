@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from its.broker import MosquittoBroker
@@ -29,10 +30,13 @@ def test_collector_sigkill_mid_batch_then_restart(tmp_path: Path, db_url: str, d
     col.start()
     try:
         wait_subscribed(db, publisher)
-        publish_statuses(publisher, 0, 20_000)
-        assert wait_count(db, 1000, 60)
-        col.kill()  # mid-stream: some rows committed, some received and not acknowledged
-        killed_at = _count(db)
+        # published while the collector runs, so the kill lands mid-stream however fast it stores
+        with ThreadPoolExecutor(1) as pool:
+            sending = pool.submit(publish_statuses, publisher, 0, 20_000, pace_s=0.0002)
+            assert wait_count(db, 1000, 60)
+            col.kill()  # mid-stream: some rows committed, some received and not acknowledged
+            killed_at = _count(db)
+            sending.result(timeout=180)  # every message acknowledged by the broker (queued for the collector)
         assert killed_at < 20_000, "collector finished before it could be killed"
         col.start()
         assert wait_count(db, 20_000, 120), col.log.read_text()[-2000:]
