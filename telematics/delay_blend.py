@@ -8,9 +8,8 @@ delay propagation is the better guess and the model should step aside. `delay_we
 chooses ``w`` per prediction, causally: for each horizon band, the recency-weighted mean
 absolute error that each candidate weight would have had on the predictions whose actual
 arrival is already known, and a heavier weight only once it is clearly better (by
-``MARGIN``) on enough of them (``MIN_LABELS``, effective count), or once delay propagation
-itself is no worse than the default there (the model has shown no edge over the honest
-baseline: the best weight is served); else the default ``DEFAULT_WEIGHT``. Pure functions: the live fleet and the evaluation feed them the same
+``MARGIN``) on enough of them (``MIN_LABELS``, effective count); else the default
+``DEFAULT_WEIGHT``. Pure functions: the live fleet and the evaluation feed them the same
 labels.
 
 A vehicle alone on its route (no other vehicle's running time on a segment of it learnt within
@@ -156,8 +155,6 @@ def delay_weights(horizon_s: npt.ArrayLike, at_s: npt.ArrayLike, label_horizon_s
         mean, count = mean.reshape(n, k), count.reshape(n, k)
         best = np.argmin(np.where(np.isfinite(mean), mean, np.inf), axis=1)
         rows = np.arange(n)
-        # the default holds only while clearly beaten by nothing, and no worse than delay propagation itself
-        better = (count[rows, 0] >= MIN_LABELS) & ((mean[rows, best] < (1.0 - MARGIN) * mean[rows, 0])
-                                                   | (mean[rows, k - 1] <= mean[rows, 0]))
+        better = (count[rows, 0] >= MIN_LABELS) & (mean[rows, best] < (1.0 - MARGIN) * mean[rows, 0])
         learnt = np.where(better, WEIGHTS[best], DEFAULT_WEIGHT)
     return learnt if alone is None else np.where(np.asarray(alone, dtype=bool), 1.0, learnt)

@@ -62,18 +62,8 @@ def test_a_better_model_or_a_small_edge_keeps_the_default() -> None:
     at = np.array([T0 + n])
     horizon, known, em, ed = _labels(n, 400.0, 20.0, 90.0)  # the model is better
     assert delay_weights(np.array([400.0]), at, horizon, known, em, ed)[0] == DEFAULT_WEIGHT
-    horizon, known, em, ed = _labels(n, 400.0, 56.0, 60.0)  # the model barely better
+    horizon, known, em, ed = _labels(n, 400.0, 60.0, 56.0)  # delay propagation barely better
     assert delay_weights(np.array([400.0]), at, horizon, known, em, ed)[0] == DEFAULT_WEIGHT
-
-
-def test_the_default_does_not_hold_against_delay_propagation_as_good() -> None:
-    """Delay propagation barely better than the model (less than ``MARGIN``): the model has shown
-    no edge over the honest baseline, so the band is served the best weight, not the default
-    (a random-walk network: the simulated Cairns day's 3-6 min bucket was above delay
-    propagation's with the default holding)."""
-    n = int(3 * MIN_LABELS)
-    horizon, known, em, ed = _labels(n, 400.0, 60.0, 56.0)
-    assert delay_weights(np.array([400.0]), np.array([T0 + n]), horizon, known, em, ed)[0] >= 0.8
 
 
 def test_a_blend_between_wins_where_the_two_err_in_opposite_directions() -> None:
