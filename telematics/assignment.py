@@ -8,7 +8,8 @@ order across the fleet by `TripAssigner.assign_fleet`) then picks each ping's tr
 a vehicle keeps its block (changing block costs far more than moving on to the block's
 next trip; without blocks, leaving a trip whose shape the vehicle is still on costs more than
 leaving one it no longer fits, `TripAssigner.leave_costs`), lateness costs less than
-earliness (buses run late, rarely early) except for a bus still at a trip's first stop well
+earliness (buses run late, rarely early; less rarely on a trip's last quarter, ``END_SHARE``, where
+schedules pad the run to the terminal: ``END_EARLY_SCALE_S``) except for a bus still at a trip's first stop well
 after the departure although it was there before it (`first_stop_since`: it would have left on
 time, so it runs another trip), waiting on a trip's last stretch favours the
 block's next trip, and a finished trip no longer fits. Since one block is run by one
@@ -66,6 +67,8 @@ LATE_SCALE_S = 480.0  # lateness (s) costing one unit
 ENDING_COST = 1.0  # cost per ping of a trip whose last stretch the vehicle is on
 ORIGIN_OFFSET_SCALE_M = 60.0  # offset (m) costing one unit at a trip's origin
 EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
+END_EARLY_SCALE_S = 180.0  # earliness (s) costing one unit on a trip's last stretch
+END_SHARE = 0.75  # a trip's last stretch begins at this share of its path (schedules pad the run to the terminal)
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
 UNSHAPED_TOLERANCE = 3.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
@@ -377,7 +380,8 @@ class TripAssigner:
         # layover at the origin terminal: being early there is normal
         plausible |= (offset <= cfg.origin_offset_m * loose) & at_origin & (delay >= -2 * cfg.max_late_s) & (
             delay <= cfg.max_late_s)
-        early_scale = np.where(at_origin, 900.0, EARLY_SCALE_S)
+        early_scale = np.where(at_origin, 900.0, np.where(along >= END_SHARE * self.last_stop_m[None, :],
+                                                           END_EARLY_SCALE_S, EARLY_SCALE_S))
         cost = np.minimum(offset / (np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0) * loose), 3.0) ** 2
         cost += np.minimum(np.nan_to_num(heading / 45.0), 3.0) ** 2
         # a bus at a trip's first stop since before its departure leaves on time: still there well

@@ -4,7 +4,7 @@ block-aware fleet assignment (`telematics.live_assignment.LiveAssigner`) behind
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def _row(vid: str, r: dict[str, Any], trip: str | None, dlat: float = 0.0, dt_s:
 
 def test_hidden_ids_assigned_live_like_the_fleet_assignment(wmata: tuple[Feed, pd.DataFrame]) -> None:
     """Ping by ping, the live path gives exactly the batch `TripAssigner.assign_fleet`
-    choice, and no two fresh vehicles ever hold trips of one block."""
+    choice over the same candidates, and no two fresh vehicles ever hold trips of one block."""
     feed, avl = wmata
     avl = avl[avl["timestamp"] < "2026-02-16T17:45:00Z"]
     fleet = Fleet("wmata", feed)
@@ -51,8 +51,11 @@ def test_hidden_ids_assigned_live_like_the_fleet_assignment(wmata: tuple[Feed, p
             assert len(held) == len(set(held)), held
     times = pd.to_datetime(avl["timestamp"], utc=True).map(lambda d: d.timestamp()).to_numpy()
     xy = fleet.paths.projection.to_xy(avl["lat"].astype(float).to_numpy(), avl["lon"].astype(float).to_numpy())
+    # the live service's candidates: the day's trips and the previous day's past 24:00 (`Fleet._assigner`)
+    before = DAY - timedelta(days=1)
     batch = TripAssigner(feed, fleet.paths, DAY, service_day_start(DAY, feed.timezone),
-                         AssignmentConfig(stale_after_s=fleet.config.stale_after_s * 5)).assign_fleet(
+                         AssignmentConfig(stale_after_s=fleet.config.stale_after_s * 5),
+                         [(before, service_day_start(before, feed.timezone))]).assign_fleet(
         avl["vehicle_id"].to_numpy(), times, xy)
     assert got == batch.tolist()
     truth = avl["trip_id"].to_numpy()
