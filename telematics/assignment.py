@@ -45,8 +45,10 @@ given for more pings over the same span).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -55,7 +57,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from telematics.gtfs import Feed, TripPaths, service_ids_on
-from telematics.matching import detour_offsets, project_points
+from telematics.matching import Polyline, detour_offsets, project_points
 
 OFF_COST = 12.0  # cost of a ping for a trip it does not fit
 SWITCH_COST = 1000.0  # cost of changing to another block (a vehicle keeps its block)
@@ -70,6 +72,7 @@ EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
 END_EARLY_SCALE_S = 180.0  # earliness (s) costing one unit on a trip's last stretch
 END_SHARE = 0.75  # a trip's last stretch begins at this share of its path (schedules pad the run to the terminal)
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
+FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost (at most 3 x 180 m)
 UNSHAPED_TOLERANCE = 3.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
@@ -290,6 +293,7 @@ class TripAssigner:
         self._unshaped = np.array([paths.source.get(k, "shape") in ("straight", "road+straight")
                                    for k in self.path_key.tolist()], dtype=bool)
         self._leave_cost = np.where(self._unshaped, 0.0, LEAVE_FITTING_COST)
+        self._reaches: dict[str, tuple[float, float, float, float]] = {}  # per path: `_reach`
         used = feed.stop_times[feed.stop_times["trip_id"].isin(self.trip_ids)]
         times: pd.Series = used.groupby("trip_id", sort=False)["arrival_time"].agg(list)
         self._sched = [np.asarray(times[t], dtype=np.float64) + off
@@ -344,9 +348,12 @@ class TripAssigner:
             window = (clock[:, None] >= self.start_s[cols][None, :] - self.config.max_late_s) & (
                 clock[:, None] <= self.end_s[cols][None, :] + self.config.max_late_s)
             rows = np.flatnonzero(window.any(axis=1))
+            line = self.paths.paths[str(key)]
+            # pings too far from the path to fit any of its trips: as pings outside their hours
+            x_lo, y_lo, x_hi, y_hi = self._reach(str(key), line)
+            rows = rows[(xy[rows, 0] >= x_lo) & (xy[rows, 0] <= x_hi) & (xy[rows, 1] >= y_lo) & (xy[rows, 1] <= y_hi)]
             if len(rows) == 0:
                 continue
-            line = self.paths.paths[str(key)]
             a, off = project_points(line, xy[rows])
             if self._unshaped[cols[0]]:  # straight lines between stops: how far off the way between them
                 off = detour_offsets(line, xy[rows])
@@ -363,6 +370,19 @@ class TripAssigner:
                 sched_at = sched[:, i0] * (1.0 - w) + sched[:, i1] * w
                 delay[np.ix_(rows, group)] = clock[rows][:, None] - sched_at.T
         return offset, along, delay, heading
+
+    def _reach(self, key: str, line: Polyline) -> tuple[float, float, float, float]:
+        """The box (m: x, y low, x, y high) outside which a point lies more than ``FAR_M`` off the
+        path ``key``: its bounding box widened by ``FAR_M``, or on straight lines between stops
+        (whose offsets are detours, `telematics.matching.detour_offsets`) by the half-width of the
+        ellipse of detour ``FAR_M`` around its longest chord, ``sqrt(FAR_M * L + FAR_M ** 2)``."""
+        if key not in self._reaches:
+            chord = float(np.hypot(*np.diff(line.xy, axis=0).T).max()) if len(line.xy) > 1 else 0.0
+            unshaped = self.paths.source.get(key, "shape") in ("straight", "road+straight")
+            margin = math.sqrt(FAR_M * chord + FAR_M**2) if unshaped else FAR_M
+            lo, hi = line.xy.min(axis=0) - margin, line.xy.max(axis=0) + margin
+            self._reaches[key] = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+        return self._reaches[key]
 
     def _costs(self, t: FloatArray, p: FloatArray, b: FloatArray,
                previous: tuple[FloatArray, FloatArray] | None = None,
@@ -508,8 +528,9 @@ class TripAssigner:
         position = np.zeros(len(t), dtype=np.int64)
         for rows, _, _, _ in per_vehicle:
             position[rows] = np.arange(len(rows))
-        block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks()
+        block_order, _cuts, _has_block, unit_cuts, switch_cost = self.blocks()
         totals = np.zeros((len(per_vehicle), len(self.trip_ids)))
+        unit_costs = np.zeros((len(per_vehicle), len(unit_cuts)))  # each vehicle's least total per unit
         last_seen = np.full(len(per_vehicle), -np.inf)
         is_active = np.zeros(len(per_vehicle), dtype=bool)
         given = np.full(len(per_vehicle), -1, dtype=np.int64)  # each vehicle's trip at its last ping
@@ -525,8 +546,9 @@ class TripAssigner:
             r = self._index.get(str(rep[row]), -1)
             reported_ok = r >= 0 and bool(c.plausible[i, r])
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
-                                      r if reported_ok else -1, switch_cost, block_order, cuts, has_block,
+                                      r if reported_ok else -1, switch_cost, block_order,
                                       float(weights[i]), float(scales[i]))
+            unit_costs[v] = self.unit_costs(totals[v], block_order, unit_cuts)
             last_seen[v] = t[row]
             # in the joint assignment: moving, or waiting at a first stop before its departure (no
             # trip until it moves, but its block is not given to another vehicle)
@@ -534,7 +556,7 @@ class TripAssigner:
             if reported_ok:
                 chosen = r
             elif c.started[i]:
-                chosen = self._joint_choice(v, totals, (t[row] - last_seen <= cfg.stale_after_s)
+                chosen = self._joint_choice(v, totals, unit_costs, (t[row] - last_seen <= cfg.stale_after_s)
                                             & is_active, block_order, unit_cuts)
                 fits = chosen >= 0 and (c.reportable[i, chosen] or (chosen == given[v] and c.keeps[i, chosen]))
                 chosen = chosen if fits else -1
@@ -648,13 +670,14 @@ class TripAssigner:
         position = np.empty(n, dtype=np.int64)
         position[block_order] = np.arange(n)
         stride = np.arange(n)
+        prefix_min = BlockPrefixMin(cuts, has_block, n)
         for i in range(m):
             step = cost[i] + np.where(delay[i] >= 0, delay[i] / LATE_SCALE_S, -delay[i] / early[i])
             step = np.where(plausible[i], np.minimum(step, OFF_COST), OFF_COST) * weight[i]
             best = int(np.argmin(total))
             switch = total[best] + switch_cost + (leave_cost[best] * leave_scale[i] if plausible[i, best] else 0.0)
             ordered = total[block_order]
-            prefix = self._block_prefix_min(ordered, cuts, has_block)
+            prefix = prefix_min(ordered)
             shifted = np.r_[np.inf, ordered[:-1]]
             shifted[cuts] = np.inf
             # the earlier trip of the block reaching the prefix minimum (ties: any is as good)
@@ -691,6 +714,12 @@ class TripAssigner:
         switch_cost = np.where(self.block != "", SWITCH_COST, LOOSE_SWITCH_COST)
         return block_order, cuts, has_block, unit_cuts, switch_cost
 
+    @cached_property
+    def _block_prefix(self) -> BlockPrefixMin:
+        """`BlockPrefixMin` of the day's blocks."""
+        _, cuts, has_block, _, _ = self.blocks()
+        return BlockPrefixMin(cuts, has_block, len(self.trip_ids))
+
     def leave_costs(self) -> FloatArray:
         """What changing trip costs on top of the switch while the vehicle's trip still fits, per
         candidate it leaves: ``LEAVE_FITTING_COST`` on a shape (the bus is on that trip's road, and
@@ -701,8 +730,7 @@ class TripAssigner:
 
     def _forward(self, total: FloatArray, cost: FloatArray, delay: FloatArray, early_scale: FloatArray,
                  plausible: npt.NDArray[np.bool_], reported: int, switch_cost: FloatArray,
-                 block_order: npt.NDArray[np.int64], cuts: npt.NDArray[np.int64],
-                 has_block: npt.NDArray[np.bool_], weight: float = 1.0, leave_scale: float = 1.0) -> FloatArray:
+                 block_order: npt.NDArray[np.int64], weight: float = 1.0, leave_scale: float = 1.0) -> FloatArray:
         """One ping's step of a vehicle's forward pass: its accumulated cost per trip (regret);
         the ping's costs count ``weight`` times (`evidence_weights`), and leaving a trip that still
         fits costs `leave_costs` times ``leave_scale`` (`leave_scales`) more."""
@@ -715,25 +743,33 @@ class TripAssigner:
         best = int(np.argmin(total))
         switch = total[best] + switch_cost + (self._leave_cost[best] * leave_scale if plausible[best] else 0.0)
         via_block = np.empty_like(total)
-        via_block[block_order] = self._block_prefix_min(total[block_order], cuts, has_block) + BLOCK_SWITCH_COST
+        via_block[block_order] = self._block_prefix(total[block_order]) + BLOCK_SWITCH_COST
         total = np.minimum(np.minimum(total, switch), via_block) + step
         return total - total.min()
 
     @staticmethod
-    def _joint_choice(v: int, totals: FloatArray, active: npt.NDArray[np.bool_],
+    def unit_costs(total: FloatArray, block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64]
+                   ) -> FloatArray:
+        """A vehicle's cost of each assignment unit (`blocks`): the least accumulated cost
+        (regret) ``total`` of the unit's trips. Kept per vehicle and renewed at its pings only,
+        since a vehicle's totals change at its own pings alone."""
+        return np.minimum.reduceat(total[block_order], unit_cuts)
+
+    @staticmethod
+    def _joint_choice(v: int, totals: FloatArray, unit_costs: FloatArray, active: npt.NDArray[np.bool_],
                       block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64],
                       taken: npt.NDArray[np.bool_] | None = None) -> int:
         """Trip of vehicle ``v`` in the least-cost assignment of blocks to the active vehicles.
 
         Each active vehicle's cost of a block is its accumulated cost (regret) of the
-        block's best trip; one block goes to at most one vehicle (Hungarian algorithm).
-        ``taken`` (per assignment unit) marks blocks already held by other vehicles.
+        block's best trip (``unit_costs``, per vehicle and unit: `unit_costs`); one block goes
+        to at most one vehicle (Hungarian algorithm). ``taken`` (per assignment unit) marks
+        blocks already held by other vehicles.
         """
         others = np.flatnonzero(active)
         if v not in others:
             others = np.r_[others, v]
-        sorted_totals = totals[np.ix_(others, block_order)]
-        block_cost = np.minimum.reduceat(sorted_totals, unit_cuts, axis=1)
+        block_cost = unit_costs[others]
         if taken is not None:
             block_cost[:, taken] += TAKEN_COST
         vehicles, blocks = linear_sum_assignment(block_cost)
@@ -748,18 +784,37 @@ class TripAssigner:
         members = block_order[lo:hi]
         return int(members[np.argmin(totals[v, members])])
 
-    @staticmethod
-    def _block_prefix_min(values: FloatArray, cuts: npt.NDArray[np.int64],
-                          has_block: npt.NDArray[np.bool_]) -> FloatArray:
-        """Minimum over the earlier trips of the same block (large for a block's first trip)."""
-        shifted = np.r_[np.inf, values[:-1]]
-        shifted[cuts] = np.inf
-        seg = np.repeat(np.arange(len(cuts)), np.diff(np.r_[cuts, len(values)]))
+
+class BlockPrefixMin:
+    """Minimum over the earlier trips of the same block, for values in block order (large for a
+    block's first trip and for trips without a block). The layout of the blocks is computed once
+    per day's assignment; each call is then two passes over the values.
+
+    Parameters
+    ----------
+    cuts : ndarray of int
+        First position of each block in block order (`TripAssigner.blocks`).
+    has_block : ndarray of bool
+        Whether each block is a real one (not a trip without a block).
+    n : int
+        Number of trips.
+    """
+
+    def __init__(self, cuts: npt.NDArray[np.int64], has_block: npt.NDArray[np.bool_], n: int) -> None:
+        self.cuts = cuts
+        sizes = np.diff(np.r_[cuts, n])
         # prefix minimum restarted at each block: offset blocks so one accumulate suffices
-        big = 1e9 * (len(cuts) - seg)
-        out = np.minimum.accumulate(np.minimum(shifted, 1e8) + big) - big
-        blockless = np.repeat(~has_block, np.diff(np.r_[cuts, len(values)]))
-        return np.where(blockless, 1e8, out)
+        self.big = 1e9 * (len(cuts) - np.repeat(np.arange(len(cuts)), sizes))
+        self.blockless = np.repeat(~has_block, sizes)
+
+    def __call__(self, values: FloatArray) -> FloatArray:
+        """The prefix minima of ``values`` (block order)."""
+        shifted = np.empty_like(values)
+        shifted[:1] = np.inf
+        shifted[1:] = values[:-1]
+        shifted[self.cuts] = np.inf
+        out = np.minimum.accumulate(np.minimum(shifted, 1e8) + self.big) - self.big
+        return np.where(self.blockless, 1e8, out)
 
 
 def _kept_runs(fits: npt.NDArray[np.bool_], keeps: npt.NDArray[np.bool_], path: npt.NDArray[np.int64]

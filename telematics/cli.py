@@ -1,4 +1,4 @@
-"""``its gtfs import``, ``its simulate fleet``, ``its eval holding`` and (from `telematics.eval_cli`) ``its eval arrivals``."""
+"""``its gtfs import``, ``its simulate fleet``, ``its eval holding``, ``its bench holding|assignment`` and (from `telematics.eval_cli`) ``its eval arrivals``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from telematics.eval_cli import COMMANDS as EVAL_COMMANDS
 
-__all__ = ["COMMANDS", "eval_holding", "gtfs_import", "simulate_fleet"]
+__all__ = ["COMMANDS", "bench_assignment", "eval_holding", "gtfs_import", "simulate_fleet"]
 
 
 def gtfs_import(
@@ -195,6 +195,15 @@ def eval_holding(
         typer.echo(json.dumps(result))
 
 
+def _result_or_exit(run: Callable[[], dict[str, Any]], errors: tuple[type[Exception], ...]) -> dict[str, Any]:
+    """``run()``'s result, or the error on stderr and exit status 2 when it raises one of ``errors``."""
+    try:
+        return run()
+    except errors as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def bench_holding(
     gtfs: Annotated[Path, typer.Option("--gtfs", help="GTFS zip or folder whose routes the fleet runs.")],
     day: Annotated[str, typer.Option(help="Service date YYYY-MM-DD whose trips are run.")],
@@ -209,12 +218,8 @@ def bench_holding(
     from telematics.gtfs import FeedError, read_feed
     from telematics.holding_bench import run_holding_bench
 
-    try:
-        result = run_holding_bench(read_feed(gtfs), date.fromisoformat(day), vehicles=vehicles, updates=updates,
-                                   seed=seed)
-    except (FeedError, ValueError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    result = _result_or_exit(lambda: run_holding_bench(read_feed(gtfs), date.fromisoformat(day), vehicles=vehicles,
+                                                       updates=updates, seed=seed), (FeedError, ValueError, OSError))
     typer.echo(f"holding bench: {result['vehicles']} buses on {result['routes']} routes ({result['copies']} copies of "
                f"the feed's routes), {result['predictions']:,} predictions ({result['control_predictions']:,} at "
                f"control stops), {result['advice']} advice per update; advice {result['advise_ms']:.1f} ms wall "
@@ -225,8 +230,30 @@ def bench_holding(
         print_json_line(result)
 
 
+def bench_assignment(
+    gtfs: Annotated[Path, typer.Option("--gtfs", help="GTFS zip or folder.")],
+    avl: Annotated[Path, typer.Option("--avl", help="AVL CSV (read_avl columns) of the feed's buses.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on the last line.")] = False,
+) -> None:
+    """Time trip assignment's projection of a day's pings onto every path (spatial index against a
+    bare broadcast doing the same work, in one run) and the day's assignment with the ids hidden."""
+    from its.console import print_json_line
+    from telematics.assignment_bench import run_assignment_bench
+    from telematics.avl import AvlError, read_avl
+    from telematics.gtfs import FeedError, read_feed
+
+    result = _result_or_exit(lambda: run_assignment_bench(read_feed(gtfs), read_avl(avl)), (FeedError, AvlError, OSError))
+    typer.echo(f"assignment bench: {result['pings']:,} pings onto {result['paths']} paths ({result['segments']:,} "
+               f"segments): index {result['index_s']:.2f} s, broadcast {result['broadcast_s']:.2f} s (x{result['ratio']}, "
+               f"identical: {result['identical']}); the day's assignment with ids hidden {result['assignment_s']:.1f} s "
+               f"({result['assignment_pings_per_s']:,.0f} pings/s)")
+    if as_json:
+        print_json_line(result)
+
+
 COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("bench", "holding", bench_holding),
+    ("bench", "assignment", bench_assignment),
     ("gtfsrt", "poll", gtfsrt_poll),
     ("gtfs", "import", gtfs_import),
     ("simulate", "fleet", simulate_fleet),

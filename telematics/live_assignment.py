@@ -60,6 +60,7 @@ class LiveAssigner:
         self.unit = np.empty(len(block_order), dtype=np.int64)  # assignment unit of each trip
         self.unit[block_order] = unit_of_sorted
         self.totals = np.zeros((0, len(assigner.trip_ids)))
+        self.unit_costs = np.zeros((0, len(unit_cuts)))  # per row: least total per assignment unit
         self.vehicles: dict[str, _Vehicle] = {}
         self.trips: dict[str, str] = {}  # vehicle -> its current trip ("" none)
         self.days: dict[str, date] = {}  # vehicle -> the service day of its current trip
@@ -72,6 +73,7 @@ class LiveAssigner:
         self.days.pop(vehicle_id, None)
         if v is not None:
             self.totals[v.row] = np.inf  # the row is no longer active; reused by no one
+            self.unit_costs[v.row] = np.inf
 
     def observe(self, vehicle_id: str, t_s: float, xy: tuple[float, float], bearing: float | None,
                 held: Collection[str] = ()) -> str:
@@ -102,6 +104,7 @@ class LiveAssigner:
         if v is None:
             v = _Vehicle(len(self.totals), (float(xy[0]), float(xy[1])), t_s)
             self.totals = np.vstack([self.totals, np.zeros((1, self.totals.shape[1]))])
+            self.unit_costs = np.vstack([self.unit_costs, np.zeros((1, self.unit_costs.shape[1]))])
             self.vehicles[vehicle_id] = v
         elif t_s - v.last_seen_s > cfg.stale_after_s:
             self.totals[v.row] = 0.0
@@ -115,9 +118,10 @@ class LiveAssigner:
             np.array([np.nan if bearing is None else bearing], dtype=np.float64), previous,
             (v.last_seen_s, v.first_since) if previous is not None else None)
         v.first_since = since[0]
-        block_order, cuts, has_block, unit_cuts, switch_cost = self.blocks
+        block_order, _cuts, _has_block, unit_cuts, switch_cost = self.blocks
         self.totals[v.row] = a._forward(self.totals[v.row], cost[0], delay[0], early[0], plausible[0], -1,
-                                        switch_cost, block_order, cuts, has_block, weight, scale)
+                                        switch_cost, block_order, weight, scale)
+        self.unit_costs[v.row] = a.unit_costs(self.totals[v.row], block_order, unit_cuts)
         v.last_seen_s = t_s
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = (v.started or bool(en_route[0])
@@ -138,7 +142,7 @@ class LiveAssigner:
         if vehicle_id not in ids:
             ids.append(vehicle_id)
         rows = np.array([self.vehicles[vid].row for vid in ids], dtype=np.int64)
-        cost = np.minimum.reduceat(self.totals[np.ix_(rows, block_order)], unit_cuts, axis=1)
+        cost = self.unit_costs[rows]
         idx = [a._index[h] for h in held if h in a._index]
         cost[:, self.unit[idx]] += TAKEN_COST
         got = dict(zip(*linear_sum_assignment(cost), strict=True))  # vehicle position -> unit

@@ -10,10 +10,13 @@ pass whose forward part is causal, so it also gives the online estimate).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 import pyproj
+
+from telematics.nearest import SegmentIndex, nearest_projection
 
 __all__ = [
     "LocalProjection",
@@ -31,6 +34,9 @@ IntArray = npt.NDArray[np.int64]
 
 #: Largest number of point x segment distances computed at once (memory bound).
 CHUNK_CELLS = 2_000_000
+#: From this many point x segment distances on, `project_points` asks the path's spatial
+#: index (`telematics.nearest`) for each point's few candidate segments instead (same result).
+INDEX_CELLS = 20_000
 
 
 class LocalProjection:
@@ -85,6 +91,11 @@ class Polyline:
         d = np.clip(np.asarray(along_m, dtype=np.float64), 0.0, self.length_m)
         return np.column_stack([np.interp(d, self.cum_m, self.xy[:, 0]),
                                 np.interp(d, self.cum_m, self.xy[:, 1])])
+
+    @cached_property
+    def index(self) -> SegmentIndex:
+        """The spatial index of the path's segments (built on first use, kept with the path)."""
+        return SegmentIndex(self)
 
     def heading_at(self, along_m: npt.ArrayLike) -> FloatArray:
         """Compass heading (degrees clockwise from north) of the segment at ``along_m``."""
@@ -184,6 +195,18 @@ def project_points(line: Polyline, pts: npt.ArrayLike) -> tuple[FloatArray, Floa
         Distance along the path of the nearest point on it, and the distance to it (m).
     """
     p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+    if len(p) * (len(line.cum_m) - 1) >= INDEX_CELLS:  # a long path and many points: a few candidates each
+        along, offset, found = nearest_projection(line.index, p)
+        if found.all():
+            return along, offset
+        rest = np.flatnonzero(~found)
+        along[rest], offset[rest] = _broadcast_projection(line, p[rest])
+        return along, offset
+    return _broadcast_projection(line, p)
+
+
+def _broadcast_projection(line: Polyline, p: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`project_points` by every point x segment distance (chunked)."""
     along = np.empty(len(p))
     offset = np.empty(len(p))
     step = max(1, CHUNK_CELLS // max(1, len(line.cum_m) - 1))

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from telematics.assignment import (
+    FAR_M,
     AssignmentConfig,
     TripAssigner,
     evidence_weights,
@@ -23,8 +24,10 @@ from telematics.assignment import (
     leave_scales,
 )
 from telematics.avl import read_avl
-from telematics.gtfs import Feed, TripPaths, service_day_start
+from telematics.degrade import drop_shapes
+from telematics.gtfs import Feed, TripPaths, service_day_start, trip_paths
 from telematics.live_assignment import LiveAssigner
+from telematics.matching import detour_offsets, project_points
 from telematics.position_assignment import assign_positions, assignment_accuracy
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     cairns_fixture,
@@ -485,3 +488,38 @@ def test_a_bus_a_little_early_keeps_its_route_on_a_shared_corridor(cairns: Feed,
     served = [live.observe("bus", float(day0 + c), (float(p[0]), float(p[1])), float(b))
               for c, p, b in zip(clock, xy, bearing, strict=True)]
     assert served == got.tolist()
+
+
+def test_a_ping_far_from_a_path_is_as_one_outside_its_trips_hours(wmata: Feed, wmata_paths: TripPaths) -> None:
+    """During a trip, a ping on its path is measured; one far beyond ``FAR_M`` of the path's box
+    gets what a ping outside the trip's hours gets (no offset, along 0, no delay): it fits none."""
+    assigner = _assigner(wmata, wmata_paths)
+    c = len(assigner.trip_ids) // 2
+    line = wmata_paths.paths[str(assigner.path_key[c])]
+    when = assigner.day_start_s + (assigner.start_s[c] + assigner.end_s[c]) / 2.0
+    on = line.point_at([line.length_m / 2.0])[0]
+    far = line.xy.max(axis=0) + FAR_M + 5_000.0
+    offset, along, delay, _ = assigner._features(np.array([when, when, when + 86_400.0]),
+                                                 np.array([on, far, on]), np.full(3, np.nan))
+    assert offset[0, c] < 1.0 and np.isfinite(delay[0, c])
+    assert offset[1, c] == offset[2, c] == np.inf and along[1, c] == along[2, c] == 0.0
+    assert delay[1, c] == delay[2, c] == np.inf
+
+
+@pytest.mark.parametrize("shapes", [True, False])
+def test_every_point_within_far_m_of_a_path_is_within_its_reach(wmata: Feed, shapes: bool) -> None:
+    """`TripAssigner._reach` never leaves out a point the offsets could count: on a shape, one
+    within ``FAR_M`` of it; on straight lines between stops, one within a detour of ``FAR_M``
+    (which lies much farther from a long chord than ``FAR_M``)."""
+    feed = wmata if shapes else drop_shapes(wmata)
+    paths = trip_paths(feed)
+    assigner = _assigner(feed, paths)
+    rng = np.random.default_rng(7)
+    for key in sorted(set(assigner.path_key.tolist()))[:6]:
+        line = paths.paths[key]
+        pts = line.point_at(rng.uniform(0, line.length_m, 4000)) + rng.normal(0, 900.0, (4000, 2))
+        offset = project_points(line, pts)[1] if shapes else detour_offsets(line, pts)
+        x_lo, y_lo, x_hi, y_hi = assigner._reach(key, line)
+        inside = (pts[:, 0] >= x_lo) & (pts[:, 0] <= x_hi) & (pts[:, 1] >= y_lo) & (pts[:, 1] <= y_hi)
+        assert inside[offset <= FAR_M].all(), key
+        assert (~inside).any() or line.length_m > 20_000.0  # the box does leave far points out
