@@ -350,7 +350,7 @@ class TripAssigner:
             rows = np.flatnonzero(window.any(axis=1))
             line = self.paths.paths[str(key)]
             # pings too far from the path to fit any of its trips: as pings outside their hours
-            x_lo, y_lo, x_hi, y_hi = self._reach(str(key), line)
+            x_lo, y_lo, x_hi, y_hi = self._reach(str(key), line, bool(self._unshaped[cols[0]]))
             rows = rows[(xy[rows, 0] >= x_lo) & (xy[rows, 0] <= x_hi) & (xy[rows, 1] >= y_lo) & (xy[rows, 1] <= y_hi)]
             if len(rows) == 0:
                 continue
@@ -371,14 +371,14 @@ class TripAssigner:
                 delay[np.ix_(rows, group)] = clock[rows][:, None] - sched_at.T
         return offset, along, delay, heading
 
-    def _reach(self, key: str, line: Polyline) -> tuple[float, float, float, float]:
+    def _reach(self, key: str, line: Polyline, unshaped: bool) -> tuple[float, float, float, float]:
         """The box (m: x, y low, x, y high) outside which a point lies more than ``FAR_M`` off the
-        path ``key``: its bounding box widened by ``FAR_M``, or on straight lines between stops
-        (whose offsets are detours, `telematics.matching.detour_offsets`) by the half-width of the
-        ellipse of detour ``FAR_M`` around its longest chord, ``sqrt(FAR_M * L + FAR_M ** 2)``."""
+        path ``key``: its bounding box widened by ``FAR_M``, or where it is ``unshaped`` (straight
+        lines between stops, whose offsets are detours, `telematics.matching.detour_offsets`) by the
+        half-width of the ellipse of detour ``FAR_M`` around its longest chord,
+        ``sqrt(FAR_M * L + FAR_M ** 2)``."""
         if key not in self._reaches:
             chord = float(np.hypot(*np.diff(line.xy, axis=0).T).max()) if len(line.xy) > 1 else 0.0
-            unshaped = self.paths.source.get(key, "shape") in ("straight", "road+straight")
             margin = math.sqrt(FAR_M * chord + FAR_M**2) if unshaped else FAR_M
             lo, hi = line.xy.min(axis=0) - margin, line.xy.max(axis=0) + margin
             self._reaches[key] = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))

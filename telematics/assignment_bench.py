@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from telematics.gtfs import Feed, trip_paths
-from telematics.matching import _broadcast_projection, project_points
+from telematics.matching import broadcast_projection, project_points
 from telematics.position_assignment import assign_positions
 
 __all__ = ["run_assignment_bench"]
@@ -49,7 +49,7 @@ def run_assignment_bench(feed: Feed, avl: pd.DataFrame) -> dict[str, Any]:
     xy = paths.projection.to_xy(avl["lat"].to_numpy(dtype=np.float64), avl["lon"].to_numpy(dtype=np.float64))
     lines = list(paths.paths.values())
     started = time.perf_counter()
-    bare = [_broadcast_projection(line, xy) for line in lines]
+    bare = [broadcast_projection(line, xy) for line in lines]
     broadcast_s = time.perf_counter() - started
     started = time.perf_counter()
     indexed = [project_points(line, xy) for line in lines]

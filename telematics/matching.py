@@ -22,6 +22,7 @@ __all__ = [
     "LocalProjection",
     "MonotoneMatch",
     "Polyline",
+    "broadcast_projection",
     "chord_detour_m",
     "detour_offsets",
     "match_monotone",
@@ -200,13 +201,15 @@ def project_points(line: Polyline, pts: npt.ArrayLike) -> tuple[FloatArray, Floa
         if found.all():
             return along, offset
         rest = np.flatnonzero(~found)
-        along[rest], offset[rest] = _broadcast_projection(line, p[rest])
+        along[rest], offset[rest] = broadcast_projection(line, p[rest])
         return along, offset
-    return _broadcast_projection(line, p)
+    return broadcast_projection(line, p)
 
 
-def _broadcast_projection(line: Polyline, p: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """`project_points` by every point x segment distance (chunked)."""
+def broadcast_projection(line: Polyline, p: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`project_points` by every point x segment distance (``CHUNK_CELLS`` at a time): the bare
+    computation the spatial index must reproduce, and what `project_points` uses for a few points
+    or a short path, where building and asking the index costs more."""
     along = np.empty(len(p))
     offset = np.empty(len(p))
     step = max(1, CHUNK_CELLS // max(1, len(line.cum_m) - 1))

@@ -519,7 +519,7 @@ def test_every_point_within_far_m_of_a_path_is_within_its_reach(wmata: Feed, sha
         line = paths.paths[key]
         pts = line.point_at(rng.uniform(0, line.length_m, 4000)) + rng.normal(0, 900.0, (4000, 2))
         offset = project_points(line, pts)[1] if shapes else detour_offsets(line, pts)
-        x_lo, y_lo, x_hi, y_hi = assigner._reach(key, line)
+        x_lo, y_lo, x_hi, y_hi = assigner._reach(key, line, not shapes)
         inside = (pts[:, 0] >= x_lo) & (pts[:, 0] <= x_hi) & (pts[:, 1] >= y_lo) & (pts[:, 1] <= y_hi)
         assert inside[offset <= FAR_M].all(), key
         assert (~inside).any() or line.length_m > 20_000.0  # the box does leave far points out

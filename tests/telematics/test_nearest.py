@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from telematics.avl import read_avl
 from telematics.gtfs import TripPaths
-from telematics.matching import INDEX_CELLS, Polyline, _broadcast_projection, project_points
+from telematics.matching import INDEX_CELLS, Polyline, broadcast_projection, project_points
 from telematics.nearest import nearest_projection
 from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
     wmata_fixture,
@@ -22,7 +22,7 @@ from tests.telematics.core_fixtures import (  # noqa: F401  (fixtures by name)
 
 
 def _same(line: Polyline, pts: np.ndarray) -> None:
-    want = _broadcast_projection(line, pts)
+    want = broadcast_projection(line, pts)
     along, offset, found = nearest_projection(line.index, pts)
     finite = np.isfinite(pts).all(axis=1)
     assert found.tolist() == finite.tolist()
@@ -52,7 +52,7 @@ def test_non_finite_points_fall_back_to_the_broadcast_answer() -> None:
     pts = np.array([[10.0, 5.0], [np.nan, 0.0], [np.inf, 3.0], [250.0, -40.0]] * 20)
     _same(line, pts)
     along, offset = project_points(line, pts)
-    want = _broadcast_projection(line, pts)
+    want = broadcast_projection(line, pts)
     np.testing.assert_array_equal(along, want[0])
     np.testing.assert_array_equal(offset, want[1])
 
