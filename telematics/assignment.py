@@ -72,7 +72,7 @@ EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
 END_EARLY_SCALE_S = 180.0  # earliness (s) costing one unit on a trip's last stretch
 END_SHARE = 0.75  # a trip's last stretch begins at this share of its path (schedules pad the run to the terminal)
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
-FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost (at most 3 x 180 m)
+FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost (default thresholds: at most 3 x 180 m)
 UNSHAPED_TOLERANCE = 3.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
@@ -372,14 +372,18 @@ class TripAssigner:
         return offset, along, delay, heading
 
     def _reach(self, key: str, line: Polyline, unshaped: bool) -> tuple[float, float, float, float]:
-        """The box (m: x, y low, x, y high) outside which a point lies more than ``FAR_M`` off the
-        path ``key``: its bounding box widened by ``FAR_M``, or where it is ``unshaped`` (straight
-        lines between stops, whose offsets are detours, `telematics.matching.detour_offsets`) by the
-        half-width of the ellipse of detour ``FAR_M`` around its longest chord,
-        ``sqrt(FAR_M * L + FAR_M ** 2)``."""
+        """The box (m: x, y low, x, y high) outside which a point lies more than ``F`` off the path
+        ``key``, ``F`` being ``FAR_M`` or, with offset thresholds wider than the defaults, the widest
+        offset that counts: the path's bounding box widened by ``F``, or where it is ``unshaped``
+        (straight lines between stops, whose offsets are detours, `telematics.matching.detour_offsets`)
+        by the half-width of the ellipse of detour ``F`` around its longest chord,
+        ``sqrt(F * L + F ** 2)``."""
         if key not in self._reaches:
+            cfg = self.config  # thresholds set wider than the defaults widen the reach with them
+            far = max(FAR_M, UNSHAPED_TOLERANCE * max(KEEP_FACTOR * cfg.max_offset_m, cfg.origin_offset_m,
+                                                      3.0 * ORIGIN_OFFSET_SCALE_M))
             chord = float(np.hypot(*np.diff(line.xy, axis=0).T).max()) if len(line.xy) > 1 else 0.0
-            margin = math.sqrt(FAR_M * chord + FAR_M**2) if unshaped else FAR_M
+            margin = math.sqrt(far * chord + far**2) if unshaped else far
             lo, hi = line.xy.min(axis=0) - margin, line.xy.max(axis=0) + margin
             self._reaches[key] = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
         return self._reaches[key]

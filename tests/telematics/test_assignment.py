@@ -523,3 +523,8 @@ def test_every_point_within_far_m_of_a_path_is_within_its_reach(wmata: Feed, sha
         inside = (pts[:, 0] >= x_lo) & (pts[:, 0] <= x_hi) & (pts[:, 1] >= y_lo) & (pts[:, 1] <= y_hi)
         assert inside[offset <= FAR_M].all(), key
         assert (~inside).any() or line.length_m > 20_000.0  # the box does leave far points out
+    # wider offset thresholds than the defaults widen the reach with them
+    wide = TripAssigner(feed, paths, DAY, service_day_start(DAY, feed.timezone), AssignmentConfig(origin_offset_m=400.0))
+    x_lo, _, x_hi, _ = assigner._reach(key, line, not shapes)
+    wide_lo, _, wide_hi, _ = wide._reach(key, line, not shapes)
+    assert wide_lo < x_lo and wide_hi > x_hi
