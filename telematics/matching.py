@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pyproj
 
-from telematics.nearest import SegmentIndex, nearest_projection
+from telematics.nearest import SegmentIndex, foot_on_segments, nearest_projection, segment_length2
 
 __all__ = [
     "LocalProjection",
@@ -170,14 +170,9 @@ def _segment_distances(line: Polyline, pts: FloatArray) -> tuple[FloatArray, Flo
     """Distance (m, s) of each point to each segment and the along-path distance of the foot."""
     a = line.xy[:-1]
     ab = line.xy[1:] - a
-    seg_len2 = np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12)
-    ap_x = pts[:, None, 0] - a[None, :, 0]
-    ap_y = pts[:, None, 1] - a[None, :, 1]
-    u = np.clip((ap_x * ab[None, :, 0] + ap_y * ab[None, :, 1]) / seg_len2[None, :], 0.0, 1.0)
-    dx = ap_x - u * ab[None, :, 0]
-    dy = ap_y - u * ab[None, :, 1]
-    along = line.cum_m[None, :-1] + u * np.sqrt(seg_len2)[None, :]
-    return np.hypot(dx, dy), along
+    seg_len2 = segment_length2(ab)
+    return foot_on_segments(pts[:, None, 0], pts[:, None, 1], a[None, :, 0], a[None, :, 1], ab[None, :, 0],
+                            ab[None, :, 1], seg_len2[None, :], np.sqrt(seg_len2)[None, :], line.cum_m[None, :-1])
 
 
 def project_points(line: Polyline, pts: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -196,14 +191,13 @@ def project_points(line: Polyline, pts: npt.ArrayLike) -> tuple[FloatArray, Floa
         Distance along the path of the nearest point on it, and the distance to it (m).
     """
     p = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
-    if len(p) * (len(line.cum_m) - 1) >= INDEX_CELLS:  # a long path and many points: a few candidates each
-        along, offset, found = nearest_projection(line.index, p)
-        if found.all():
-            return along, offset
-        rest = np.flatnonzero(~found)
+    if len(p) * (len(line.cum_m) - 1) < INDEX_CELLS:
+        return broadcast_projection(line, p)
+    along, offset, found = nearest_projection(line.index, p)  # a long path and many points: a few candidates each
+    rest = np.flatnonzero(~found)  # non-finite points: as the broadcast gives them
+    if len(rest):
         along[rest], offset[rest] = broadcast_projection(line, p[rest])
-        return along, offset
-    return broadcast_projection(line, p)
+    return along, offset
 
 
 def broadcast_projection(line: Polyline, p: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -22,13 +22,18 @@ import shapely
 if TYPE_CHECKING:
     from telematics.matching import Polyline
 
-__all__ = ["TIE_M", "SegmentIndex", "nearest_projection"]
+__all__ = ["TIE_M", "SegmentIndex", "foot_on_segments", "nearest_projection", "segment_length2"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 #: Candidates within this much (m) of a point's nearest segment are measured exactly.
 TIE_M = 1e-3
+
+
+def segment_length2(vector: FloatArray) -> FloatArray:
+    """Squared lengths (m^2) of segment vectors (k, 2), at least 1e-12 (a repeated vertex)."""
+    return np.maximum(np.einsum("ij,ij->i", vector, vector), 1e-12)
 
 
 class SegmentIndex:
@@ -43,22 +48,26 @@ class SegmentIndex:
     def __init__(self, line: Polyline) -> None:
         self.start = line.xy[:-1]
         self.vector = line.xy[1:] - self.start
-        # the broadcast version's own expression, so each candidate's arithmetic is identical
-        self.length2 = np.maximum(np.einsum("ij,ij->i", self.vector, self.vector), 1e-12)
+        self.length2 = segment_length2(self.vector)
         self.length = np.sqrt(self.length2)
         self.cum_m = line.cum_m[:-1]
         self.tree = shapely.STRtree(shapely.linestrings(np.stack([line.xy[:-1], line.xy[1:]], axis=1)))
 
 
-def _measure(index: SegmentIndex, pts: FloatArray, point: IntArray, seg: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Distance (m) of ``pts[point]`` to segment ``seg`` and the along-path distance (m) of the foot."""
-    a, ab, length2 = index.start[seg], index.vector[seg], index.length2[seg]
-    ap_x = pts[point, 0] - a[:, 0]
-    ap_y = pts[point, 1] - a[:, 1]
-    u = np.clip((ap_x * ab[:, 0] + ap_y * ab[:, 1]) / length2, 0.0, 1.0)
-    dx = ap_x - u * ab[:, 0]
-    dy = ap_y - u * ab[:, 1]
-    return np.hypot(dx, dy), index.cum_m[seg] + u * index.length[seg]
+def foot_on_segments(px: FloatArray, py: FloatArray, ax: FloatArray, ay: FloatArray, abx: FloatArray,
+                     aby: FloatArray, length2: FloatArray, length: FloatArray, start_m: FloatArray
+                     ) -> tuple[FloatArray, FloatArray]:
+    """Distance (m) from points ``(px, py)`` to segments from ``(ax, ay)`` along ``(abx, aby)``
+    (squared length ``length2``, length ``length``, m) and the along-path distance (m) of the
+    foot (``start_m`` at the segment's start); all arrays broadcast together. The one arithmetic
+    of both the broadcast projection (`telematics.matching.broadcast_projection`) and the
+    index's candidates, so both give the same bits."""
+    ap_x = px - ax
+    ap_y = py - ay
+    u = np.clip((ap_x * abx + ap_y * aby) / length2, 0.0, 1.0)
+    dx = ap_x - u * abx
+    dy = ap_y - u * aby
+    return np.hypot(dx, dy), start_m + u * length
 
 
 def nearest_projection(index: SegmentIndex, pts: FloatArray) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
@@ -78,17 +87,15 @@ def nearest_projection(index: SegmentIndex, pts: FloatArray) -> tuple[FloatArray
     if m == 0:
         return along, offset, found
     geoms = shapely.points(pts)
-    (point, _), nearest_m = index.tree.query_nearest(geoms, return_distance=True, all_matches=False)
-    hit = np.zeros(m, dtype=bool)
-    reach = np.zeros(m)
-    hit[point] = True
-    reach[point] = nearest_m + TIE_M
-    rows = np.flatnonzero(hit)
+    # one nearest segment per point with any (a non-finite point has none), then all within TIE_M of it
+    (rows, _), nearest_m = index.tree.query_nearest(geoms, return_distance=True, all_matches=False)
     if len(rows) == 0:
         return along, offset, found
-    point, seg = index.tree.query(geoms[rows], predicate="dwithin", distance=reach[rows])
+    point, seg = index.tree.query(geoms[rows], predicate="dwithin", distance=nearest_m + TIE_M)
     point = rows[point]
-    dist, foot = _measure(index, pts, point.astype(np.int64), seg.astype(np.int64))
+    a, ab = index.start[seg], index.vector[seg]
+    dist, foot = foot_on_segments(pts[point, 0], pts[point, 1], a[:, 0], a[:, 1], ab[:, 0], ab[:, 1],
+                                  index.length2[seg], index.length[seg], index.cum_m[seg])
     order = np.lexsort((seg, dist, point))  # per point: least distance, then first segment (np.argmin)
     point, dist, foot = point[order], dist[order], foot[order]
     first = np.r_[True, point[1:] != point[:-1]]
