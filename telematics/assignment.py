@@ -23,7 +23,8 @@ used when plausible; a vehicle that has not moved yet is not assigned unless it 
 trip's path away from both terminals and at no trip's first or last stop (in service, stopped at
 a stop or a light), but while it waits at
 a trip's first stop, at most ``READY_S`` before the departure, it takes part in the joint
-assignment (it is about to run a block, which no moving vehicle should be given); after a silence
+assignment (it is about to run a block, which no moving vehicle should be given; it holds one of
+those blocks, no other: `TripAssigner.unit_costs`); after a silence
 longer than ``stale_after_s`` the vehicle is stale and its assignment is inferred anew. Where no
 trip fits, a vehicle keeps the one it has: waiting at the last stop of the trip it finished (until
 the block's next trip fits), or a little off its trip's path (up to ``KEEP_FACTOR`` times the
@@ -72,6 +73,7 @@ EARLY_SCALE_S = 120.0  # earliness (s) costing one unit away from the origin
 END_EARLY_SCALE_S = 180.0  # earliness (s) costing one unit on a trip's last stretch
 END_SHARE = 0.75  # a trip's last stretch begins at this share of its path (schedules pad the run to the terminal)
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
+WAITING_ELSEWHERE_COST = 1e6  # cost to a vehicle waiting to run a trip of holding another block
 FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost (default thresholds: at most 3 x 180 m)
 UNSHAPED_TOLERANCE = 3.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
@@ -552,7 +554,7 @@ class TripAssigner:
             totals[v] = self._forward(total, c.cost[i], c.delay[i], c.early_scale[i], c.plausible[i],
                                       r if reported_ok else -1, switch_cost, block_order,
                                       float(weights[i]), float(scales[i]))
-            unit_costs[v] = self.unit_costs(totals[v], block_order, unit_cuts)
+            unit_costs[v] = self.unit_costs(totals[v], block_order, unit_cuts, None if c.started[i] else c.ready[i])
             last_seen[v] = t[row]
             # in the joint assignment: moving, or waiting at a first stop before its departure (no
             # trip until it moves, but its block is not given to another vehicle)
@@ -752,12 +754,19 @@ class TripAssigner:
         return total - total.min()
 
     @staticmethod
-    def unit_costs(total: FloatArray, block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64]
-                   ) -> FloatArray:
+    def unit_costs(total: FloatArray, block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64],
+                   waiting_for: npt.NDArray[np.bool_] | None = None) -> FloatArray:
         """A vehicle's cost of each assignment unit (`blocks`): the least accumulated cost
         (regret) ``total`` of the unit's trips. Kept per vehicle and renewed at its pings only,
-        since a vehicle's totals change at its own pings alone."""
-        return np.minimum.reduceat(total[block_order], unit_cuts)
+        since a vehicle's totals change at its own pings alone. A vehicle that has not moved
+        yet and waits at the first stop of the trips ``waiting_for`` (per trip, `PingCosts`'
+        ``ready``) holds one of their blocks only: any other costs it ``WAITING_ELSEWHERE_COST``
+        more (it is in the joint assignment to keep the block it is about to run from the moving
+        vehicles, not to take one whose departure is far off)."""
+        costs = np.minimum.reduceat(total[block_order], unit_cuts)
+        if waiting_for is not None and waiting_for.any():
+            costs += np.where(np.logical_or.reduceat(waiting_for[block_order], unit_cuts), 0.0, WAITING_ELSEWHERE_COST)
+        return costs
 
     @staticmethod
     def _joint_choice(v: int, totals: FloatArray, unit_costs: FloatArray, active: npt.NDArray[np.bool_],

@@ -121,11 +121,12 @@ class LiveAssigner:
         block_order, _cuts, _has_block, unit_cuts, switch_cost = self.blocks
         self.totals[v.row] = a._forward(self.totals[v.row], cost[0], delay[0], early[0], plausible[0], -1,
                                         switch_cost, block_order, weight, scale)
-        self.unit_costs[v.row] = a.unit_costs(self.totals[v.row], block_order, unit_cuts)
         v.last_seen_s = t_s
         v.last_xy, v.along = np.array(xy, dtype=np.float64), along[0]
         v.started = (v.started or bool(en_route[0])
                      or math.hypot(xy[0] - v.first_xy[0], xy[1] - v.first_xy[1]) >= cfg.min_move_m)
+        self.unit_costs[v.row] = a.unit_costs(self.totals[v.row], block_order, unit_cuts,
+                                              None if v.started else ready[0])
         v.reportable, v.keeps, v.ready = reportable[0], keeps[0], ready[0]
         self.revised = {}
         if not v.started:  # no trip before it moves; waiting at a first stop, it holds a block for the others' sake

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from telematics.assignment import (
     FAR_M,
+    WAITING_ELSEWHERE_COST,
     AssignmentConfig,
     TripAssigner,
     evidence_weights,
@@ -381,6 +382,35 @@ def test_a_bus_early_on_the_run_to_its_terminal_keeps_its_trip(wmata: Feed, wmat
     for bus in ("5537", "5516"):
         mine = first & (c53["vehicle_id"] == bus).to_numpy()
         assert mine.sum() >= 20 and (got[mine] == recorded[mine]).mean() >= 0.85, bus
+
+
+def test_a_waiting_bus_holds_the_block_it_is_about_to_run_not_another(wmata: Feed, real_wmata_dir: Path) -> None:
+    """Route C53 at the recording's start, without shapes: bus 5475 stands at the terminal
+    where block S602's 11:12 trip leaves (unmoved, so given no trip), while 5537 and 5516 come
+    in 6-7 min early on blocks S604 and S612. Free to hold any block in the joint assignment,
+    5475 took S604 (its next trip leaves 38 min later, waiting costs little at an origin), which
+    pushed each moving bus onto the trip 12 min before its own, running late (none of 5537's
+    pings before 11:15 right). A waiting bus holds one of the blocks it is about to run only
+    (0.78 of them right; the rest the minute it stands at its terminal, the turnaround)."""
+    avl = read_avl(real_wmata_dir / "wmata_avl.csv")
+    c53 = avl[avl["route_id"] == pick(avl["route_id"], "C53")].reset_index(drop=True)
+    bare = drop_shapes(wmata)
+    got = assign_positions(bare, trip_paths(bare), c53.assign(trip_id="", route_id="", start_date="")).trips
+    recorded = c53["trip_id"].to_numpy(dtype=str)
+    first = (c53["time_s"] < pd.Timestamp("2026-02-16T16:15:00Z").timestamp()).to_numpy()
+    mine = first & (c53["vehicle_id"] == "5537").to_numpy()
+    assert mine.sum() >= 20 and (got[mine] == recorded[mine]).mean() >= 0.7
+
+
+def test_unit_costs_of_a_waiting_vehicle_spare_only_the_blocks_it_waits_for() -> None:
+    total = np.array([0.5, 2.0, 1.0, 3.0, 0.0])
+    block_order = np.array([1, 0, 3, 2, 4])  # units: trips {1, 0}, {3, 2}, {4}
+    unit_cuts = np.array([0, 2, 4])
+    moving = TripAssigner.unit_costs(total, block_order, unit_cuts)
+    assert moving.tolist() == [0.5, 1.0, 0.0]
+    waiting = TripAssigner.unit_costs(total, block_order, unit_cuts, np.array([False, False, True, False, False]))
+    assert waiting.tolist() == [0.5 + WAITING_ELSEWHERE_COST, 1.0, WAITING_ELSEWHERE_COST]
+    assert TripAssigner.unit_costs(total, block_order, unit_cuts, np.zeros(5, dtype=bool)).tolist() == moving.tolist()
 
 
 @pytest.mark.eval
