@@ -384,6 +384,7 @@ def test_a_bus_early_on_the_run_to_its_terminal_keeps_its_trip(wmata: Feed, wmat
         assert mine.sum() >= 20 and (got[mine] == recorded[mine]).mean() >= 0.85, bus
 
 
+@pytest.mark.eval
 def test_a_waiting_bus_holds_the_block_it_is_about_to_run_not_another(wmata: Feed, real_wmata_dir: Path) -> None:
     """Route C53 at the recording's start, without shapes: bus 5475 stands at the terminal
     where block S602's 11:12 trip leaves (unmoved, so given no trip), while 5537 and 5516 come
