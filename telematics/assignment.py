@@ -74,7 +74,7 @@ END_EARLY_SCALE_S = 180.0  # earliness (s) costing one unit on a trip's last str
 END_SHARE = 0.75  # a trip's last stretch begins at this share of its path (schedules pad the run to the terminal)
 TAKEN_COST = 1e6  # cost of a block another vehicle holds by its reported trip
 WAITING_ELSEWHERE_COST = 1e6  # cost to a vehicle waiting to run a trip of holding another block
-FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost (default thresholds: at most 3 x 180 m)
+FAR_M = 600.0  # no offset beyond this (m) lets a ping fit a trip or changes its cost on a shape (the floor of `_reach`)
 UNSHAPED_TOLERANCE = 3.0  # offsets tolerated from a path made of straight lines between stops (times those from a shape)
 REVERSE_COST = 4.0  # moving backwards along a trip's path without a reported bearing (as a heading 90 deg off)
 REVERSE_MIN_M = 60.0  # a move this long (m) between two pings tells a direction (GPS noise is far smaller)
@@ -382,7 +382,7 @@ class TripAssigner:
         ``sqrt(F * L + F ** 2)``."""
         if key not in self._reaches:
             cfg = self.config  # thresholds set wider than the defaults widen the reach with them
-            far = max(FAR_M, UNSHAPED_TOLERANCE * max(KEEP_FACTOR * cfg.max_offset_m, cfg.origin_offset_m,
+            far = max(FAR_M, UNSHAPED_TOLERANCE * max(KEEP_FACTOR * cfg.max_offset_m, KEEP_FACTOR * cfg.origin_offset_m,
                                                       3.0 * ORIGIN_OFFSET_SCALE_M))
             chord = float(np.hypot(*np.diff(line.xy, axis=0).T).max()) if len(line.xy) > 1 else 0.0
             margin = math.sqrt(far * chord + far**2) if unshaped else far
@@ -433,7 +433,10 @@ class TripAssigner:
         # at the end as at the origin, layover spots lie off the path (beyond its last stop a path of
         # straight lines cuts no corner: no looser there); on time as a plausible trip
         ended_here = finished & (offset <= cfg.origin_offset_m) & on_time
-        keeps = (offset <= KEEP_FACTOR * cfg.max_offset_m * loose) & on_time & ~finished
+        # kept up to KEEP_FACTOR times the offset a trip is chosen at: at the origin, the layover's
+        keep_m = KEEP_FACTOR * np.where(at_origin, cfg.origin_offset_m, cfg.max_offset_m) * loose
+        at_origin_on_time = (delay >= -2 * cfg.max_late_s) & (delay <= cfg.max_late_s)
+        keeps = (offset <= keep_m) & np.where(at_origin, at_origin_on_time, on_time) & ~finished
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
         # seen on a trip's path away from both its terminals, and at no trip's first or last stop
@@ -562,10 +565,10 @@ class TripAssigner:
             if reported_ok:
                 chosen = r
             elif c.started[i]:
-                chosen = self._joint_choice(v, totals, unit_costs, (t[row] - last_seen <= cfg.stale_after_s)
-                                            & is_active, block_order, unit_cuts)
-                fits = chosen >= 0 and (c.reportable[i, chosen] or (chosen == given[v] and c.keeps[i, chosen]))
-                chosen = chosen if fits else -1
+                unit = self._joint_choice(v, unit_costs, (t[row] - last_seen <= cfg.stale_after_s) & is_active)
+                chosen = -1 if unit < 0 else self.unit_trip(self.unit_members(unit, block_order, unit_cuts),
+                                                            totals[v], self.may_give(c.reportable[i], c.keeps[i],
+                                                                                     int(given[v])))
             else:
                 chosen = -1
             out[row] = given[v] = chosen
@@ -769,33 +772,47 @@ class TripAssigner:
         return costs
 
     @staticmethod
-    def _joint_choice(v: int, totals: FloatArray, unit_costs: FloatArray, active: npt.NDArray[np.bool_],
-                      block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64],
-                      taken: npt.NDArray[np.bool_] | None = None) -> int:
-        """Trip of vehicle ``v`` in the least-cost assignment of blocks to the active vehicles.
+    def unit_members(unit: int, block_order: npt.NDArray[np.int64], unit_cuts: npt.NDArray[np.int64]
+                     ) -> npt.NDArray[np.int64]:
+        """The candidates (trips) of one assignment unit (`blocks`)."""
+        hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
+        return block_order[unit_cuts[unit]:hi]
+
+    @staticmethod
+    def may_give(reportable: npt.NDArray[np.bool_], keeps: npt.NDArray[np.bool_], given: int
+                 ) -> npt.NDArray[np.bool_]:
+        """Per candidate, whether it may be given for a vehicle's ping: it is ``reportable``
+        (`PingCosts`), or it is the trip the vehicle has (``given``, -1 none) and ``keeps``."""
+        out = reportable.copy()
+        if given >= 0 and keeps[given]:
+            out[given] = True
+        return out
+
+    @staticmethod
+    def unit_trip(members: npt.NDArray[np.int64], total: FloatArray, may_give: npt.NDArray[np.bool_]) -> int:
+        """The trip a vehicle is given in the assignment unit (block) the joint assignment gave it:
+        of the unit's ``members`` that may be given for its ping (`may_give`), the one of least
+        accumulated cost ``total``; -1 when none may. The unit's least-cost trip overall can be
+        one the vehicle cannot be given: the trip it has just finished, waiting at a layover spot
+        off its path, while the block's next trip, from there, already fits it."""
+        ok = members[may_give[members]]
+        return int(ok[np.argmin(total[ok])]) if len(ok) else -1
+
+    @staticmethod
+    def _joint_choice(v: int, unit_costs: FloatArray, active: npt.NDArray[np.bool_]) -> int:
+        """Assignment unit (block) of vehicle ``v`` in the least-cost assignment of blocks to
+        the active vehicles, -1 when it gets none.
 
         Each active vehicle's cost of a block is its accumulated cost (regret) of the
         block's best trip (``unit_costs``, per vehicle and unit: `unit_costs`); one block goes
-        to at most one vehicle (Hungarian algorithm). ``taken`` (per assignment unit) marks
-        blocks already held by other vehicles.
+        to at most one vehicle (Hungarian algorithm).
         """
         others = np.flatnonzero(active)
         if v not in others:
             others = np.r_[others, v]
-        block_cost = unit_costs[others]
-        if taken is not None:
-            block_cost[:, taken] += TAKEN_COST
-        vehicles, blocks = linear_sum_assignment(block_cost)
+        vehicles, blocks = linear_sum_assignment(unit_costs[others])
         hit = np.flatnonzero(others[vehicles] == v)
-        if len(hit) == 0:
-            return -1  # more vehicles than blocks: this one got none
-        unit = int(blocks[hit[0]])
-        if taken is not None and taken[unit]:
-            return -1
-        lo = unit_cuts[unit]
-        hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
-        members = block_order[lo:hi]
-        return int(members[np.argmin(totals[v, members])])
+        return int(blocks[hit[0]]) if len(hit) else -1  # none: more vehicles than blocks
 
 
 class BlockPrefixMin:

@@ -153,12 +153,10 @@ class LiveAssigner:
             day = None
             pick = -1
             if unit >= 0 and cost[n, unit] < TAKEN_COST:
-                lo = unit_cuts[unit]
-                hi = unit_cuts[unit + 1] if unit + 1 < len(unit_cuts) else len(block_order)
-                members = block_order[lo:hi]
-                best = int(members[np.argmin(self.totals[rows[n], members])])
                 o = self.vehicles[vid]
-                if o.reportable[best] or (best == o.given and o.keeps[best]):
+                best = a.unit_trip(a.unit_members(unit, block_order, unit_cuts), self.totals[rows[n]],
+                                   a.may_give(o.reportable, o.keeps, o.given))
+                if best >= 0:
                     trip, day, pick = str(a.trip_ids[best]), a.service_day[best], best
             if vid == vehicle_id:
                 v.given = pick

@@ -403,6 +403,43 @@ def test_a_waiting_bus_holds_the_block_it_is_about_to_run_not_another(wmata: Fee
     assert mine.sum() >= 20 and (got[mine] == recorded[mine]).mean() >= 0.7
 
 
+@pytest.mark.eval
+def test_a_bus_keeps_its_next_trip_at_a_layover_spot_off_the_origin(wmata: Feed, wmata_paths: TripPaths,
+                                                                     real_wmata_dir: Path) -> None:
+    """WMATA bus 7146 ends its D96 trip at 15:46 and is given the block's 15:55 trip at its first
+    stop (90 m off the path's start), then waits at a layover spot 148 m off it (180 m off the end
+    of the trip it finished) until it leaves at 15:55. A trip is chosen at the origin up to
+    ``origin_offset_m`` (120 m) off and kept up to ``KEEP_FACTOR`` times that: the bus keeps the
+    15:55 trip all along, batch and live alike (it was unassigned from 15:47 to 15:55)."""
+    avl = read_avl(real_wmata_dir / "wmata_avl.csv")
+    lo, hi = pd.Timestamp("2026-02-16T20:40:00Z").timestamp(), pd.Timestamp("2026-02-16T21:00:00Z").timestamp()
+    bus = avl[(avl["vehicle_id"] == "7146") & avl["time_s"].between(lo, hi)].reset_index(drop=True)
+    t = bus["time_s"].to_numpy(dtype=np.float64)
+    xy = wmata_paths.projection.to_xy(bus["lat"].to_numpy(), bus["lon"].to_numpy())
+    assigner = _assigner(wmata, wmata_paths)
+    batch = assigner.assign_vehicle(t, xy)
+    live = LiveAssigner(_assigner(wmata, wmata_paths))
+    observed = [live.observe("7146", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
+    assert batch.tolist() == observed
+    waiting = (t >= pd.Timestamp("2026-02-16T20:47:30Z").timestamp()) & (t < pd.Timestamp("2026-02-16T20:55:00Z").timestamp())
+    assert waiting.sum() >= 10 and set(batch[waiting].tolist()) == {"301100"}  # as recorded
+
+
+def test_the_trip_given_in_a_block_is_its_cheapest_that_may_be_given() -> None:
+    """In the block the joint assignment gives a vehicle, the trip of least accumulated cost that
+    may be given for the ping: not the cheapest overall when that one does not fit (a trip just
+    finished, seen from a layover spot off its path) but the next one does; none when none may."""
+    members = np.array([3, 1, 4])
+    total = np.array([9.0, 0.5, 9.0, 0.0, 2.0])
+    reportable = np.array([False, False, False, False, True])
+    assert TripAssigner.unit_trip(members, total, reportable) == 4
+    assert TripAssigner.unit_trip(members, total, np.zeros(5, dtype=bool)) == -1
+    keeps = np.array([False, False, False, True, False])  # its own trip, a little off the path
+    assert TripAssigner.may_give(np.zeros(5, dtype=bool), keeps, 3).tolist() == keeps.tolist()
+    assert not TripAssigner.may_give(np.zeros(5, dtype=bool), keeps, 1).any()  # kept only if its own
+    assert TripAssigner.unit_trip(members, total, TripAssigner.may_give(reportable, keeps, 3)) == 3
+
+
 def test_unit_costs_of_a_waiting_vehicle_spare_only_the_blocks_it_waits_for() -> None:
     total = np.array([0.5, 2.0, 1.0, 3.0, 0.0])
     block_order = np.array([1, 0, 3, 2, 4])  # units: trips {1, 0}, {3, 2}, {4}
