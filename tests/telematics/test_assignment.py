@@ -54,6 +54,24 @@ def _assigner(feed: Feed, paths: TripPaths, **config: float) -> TripAssigner:
                         AssignmentConfig(**config))
 
 
+def _one_bus_alone(feed: Feed, paths: TripPaths, wmata_dir: Path, vehicle: str, from_utc: str, to_utc: str
+                   ) -> tuple[pd.DataFrame, npt.NDArray[np.float64], npt.NDArray[np.float64], TripAssigner,
+                              npt.NDArray[np.str_]]:
+    """One recorded WMATA bus between two UTC times (``HH:MM``) on its own: its pings, times (s),
+    positions (m), the batch assigner and its causal trips, checked equal to the live assigner's."""
+    avl = read_avl(wmata_dir / "wmata_avl.csv")
+    lo, hi = (pd.Timestamp(f"2026-02-16T{x}:00Z").timestamp() for x in (from_utc, to_utc))
+    bus = avl[(avl["vehicle_id"] == vehicle) & avl["time_s"].between(lo, hi)].reset_index(drop=True)
+    t = bus["time_s"].to_numpy(dtype=np.float64)
+    xy = paths.projection.to_xy(bus["lat"].to_numpy(), bus["lon"].to_numpy())
+    assigner = _assigner(feed, paths)
+    batch = assigner.assign_vehicle(t, xy)
+    live = LiveAssigner(_assigner(feed, paths))
+    observed = [live.observe(vehicle, float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
+    assert batch.tolist() == observed
+    return bus, t, xy, assigner, batch
+
+
 def test_only_the_exception_day_services_are_candidates(wmata: Feed, wmata_paths: TripPaths) -> None:
     assigner = _assigner(wmata, wmata_paths)
     services = set(wmata.trips.set_index("trip_id").loc[assigner.trip_ids, "service_id"])
@@ -411,16 +429,7 @@ def test_a_bus_keeps_its_next_trip_at_a_layover_spot_off_the_origin(wmata: Feed,
     of the trip it finished) until it leaves at 15:55. A trip is chosen at the origin up to
     ``origin_offset_m`` (120 m) off and kept up to ``KEEP_FACTOR`` times that: the bus keeps the
     15:55 trip all along, batch and live alike (it was unassigned from 15:47 to 15:55)."""
-    avl = read_avl(real_wmata_dir / "wmata_avl.csv")
-    lo, hi = pd.Timestamp("2026-02-16T20:40:00Z").timestamp(), pd.Timestamp("2026-02-16T21:00:00Z").timestamp()
-    bus = avl[(avl["vehicle_id"] == "7146") & avl["time_s"].between(lo, hi)].reset_index(drop=True)
-    t = bus["time_s"].to_numpy(dtype=np.float64)
-    xy = wmata_paths.projection.to_xy(bus["lat"].to_numpy(), bus["lon"].to_numpy())
-    assigner = _assigner(wmata, wmata_paths)
-    batch = assigner.assign_vehicle(t, xy)
-    live = LiveAssigner(_assigner(wmata, wmata_paths))
-    observed = [live.observe("7146", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
-    assert batch.tolist() == observed
+    _, t, _, _, batch = _one_bus_alone(wmata, wmata_paths, real_wmata_dir, "7146", "20:40", "21:00")
     waiting = (t >= pd.Timestamp("2026-02-16T20:47:30Z").timestamp()) & (t < pd.Timestamp("2026-02-16T20:55:00Z").timestamp())
     assert waiting.sum() >= 10 and set(batch[waiting].tolist()) == {"301100"}  # as recorded
 
@@ -460,16 +469,7 @@ def test_a_bus_that_waited_through_a_departure_is_not_on_that_trip(wmata: Feed, 
     leaves on time, so once it is still there minutes after 12:15 it is given the 12:30 trip, live
     from 12:23 and retrospectively throughout. Without that rule the lateness prior (late is
     common, early rare) kept it on the 12:15 trip, running 14 min late, live and retrospectively."""
-    avl = read_avl(real_wmata_dir / "wmata_avl.csv")
-    lo, hi = pd.Timestamp("2026-02-16T17:05:00Z").timestamp(), pd.Timestamp("2026-02-16T17:45:00Z").timestamp()
-    bus = avl[(avl["vehicle_id"] == "5509") & avl["time_s"].between(lo, hi)].reset_index(drop=True)
-    t = bus["time_s"].to_numpy(dtype=np.float64)
-    xy = wmata_paths.projection.to_xy(bus["lat"].to_numpy(), bus["lon"].to_numpy())
-    assigner = _assigner(wmata, wmata_paths)
-    batch = assigner.assign_vehicle(t, xy)
-    live = LiveAssigner(_assigner(wmata, wmata_paths))
-    observed = [live.observe("5509", float(t[k]), (float(xy[k, 0]), float(xy[k, 1])), None) for k in range(len(t))]
-    assert batch.tolist() == observed
+    bus, t, xy, assigner, batch = _one_bus_alone(wmata, wmata_paths, real_wmata_dir, "5509", "17:05", "17:45")
     after = t >= pd.Timestamp("2026-02-16T17:24:00Z").timestamp()
     assert set(batch[after].tolist()) == {"8983100"}  # block M600's 12:30 trip, as recorded
     chosen = assigner.assign_retrospective(np.zeros(len(t), dtype=np.int64), t, xy)
