@@ -404,8 +404,8 @@ class TripAssigner:
         plausible = (offset <= cfg.max_offset_m * loose) & on_time
         at_origin = along < cfg.end_margin_m
         # layover at the origin terminal: being early there is normal
-        plausible |= (offset <= cfg.origin_offset_m * loose) & at_origin & (delay >= -2 * cfg.max_late_s) & (
-            delay <= cfg.max_late_s)
+        at_origin_on_time = (delay >= -2 * cfg.max_late_s) & (delay <= cfg.max_late_s)
+        plausible |= (offset <= cfg.origin_offset_m * loose) & at_origin & at_origin_on_time
         early_scale = np.where(at_origin, 900.0, np.where(along >= END_SHARE * self.last_stop_m[None, :],
                                                            END_EARLY_SCALE_S, EARLY_SCALE_S))
         cost = np.minimum(offset / (np.where(at_origin, ORIGIN_OFFSET_SCALE_M, 30.0) * loose), 3.0) ** 2
@@ -435,7 +435,6 @@ class TripAssigner:
         ended_here = finished & (offset <= cfg.origin_offset_m) & on_time
         # kept up to KEEP_FACTOR times the offset a trip is chosen at: at the origin, the layover's
         keep_m = KEEP_FACTOR * np.where(at_origin, cfg.origin_offset_m, cfg.max_offset_m) * loose
-        at_origin_on_time = (delay >= -2 * cfg.max_late_s) & (delay <= cfg.max_late_s)
         keeps = (offset <= keep_m) & np.where(at_origin, at_origin_on_time, on_time) & ~finished
         plausible &= ~finished
         moved = np.hypot(*(p - p[0]).T) >= cfg.min_move_m if len(p) else np.zeros(0, bool)
